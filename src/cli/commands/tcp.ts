@@ -1,0 +1,154 @@
+/**
+ * `burrow tcp <destination>`: a local listener (or stdin/stdout) whose every connection becomes a
+ * tunnel through the identity-aware proxy. The drop-in for `pomerium-cli tcp`.
+ */
+import type { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { buildTls, type TlsFlags } from '../../net/tls.js';
+import { createLogger, type LogLevel, type Logger } from '../../output/log.js';
+import { text } from '../../output/messages.js';
+import { listenTcp } from '../../listen/tcp.js';
+import { stdioConnection } from '../../listen/stdio.js';
+import { ConnectTransport } from '../../tunnel/connect.js';
+import { runSession, type SessionOptions, type TokenSource } from '../../tunnel/session.js';
+import type { Transport } from '../../tunnel/transport.js';
+import { isLoopback, parseTarget, type Target } from '../destination.js';
+import { DEFAULT_LISTEN, parseListen, type ListenAddress } from '../listen-address.js';
+import {
+  addLogOptions,
+  addServiceAccountOptions,
+  addTlsOptions,
+  logLevel,
+  parseSeconds,
+  serviceAccountToken,
+  type ServiceAccountValues,
+} from '../options.js';
+import type { Runtime } from '../runtime.js';
+
+interface TcpOptionValues extends TlsFlags, ServiceAccountValues {
+  listen: string;
+  pomeriumUrl?: string;
+  connectTimeout: string;
+  verbose?: boolean;
+  logLevel?: LogLevel;
+}
+
+/** Everything the tcp command needs, validated: built once, passed down (no globals). */
+export interface TcpSettings {
+  target: Target;
+  listen: ListenAddress;
+  transport: Transport;
+  tokens: TokenSource;
+  logger: Logger;
+}
+
+const EXAMPLES = `
+Examples:
+  # listen on 127.0.0.1:2202, then: git clone ssh://git@127.0.0.1:2202/group/project
+  $ burrow tcp git.corp.example.com:22 --listen :2202
+
+  # as an ssh ProxyCommand (~/.ssh/config):
+  #   Host git.corp.example.com
+  #     ProxyCommand burrow tcp --listen - %h:%p
+  $ ssh -o ProxyCommand='burrow tcp --listen - %h:%p' git@git.corp.example.com
+
+  # the proxy is on another host or port than the destination
+  $ burrow tcp tcp+https://proxy.corp.example.com:8443/db.internal:5432
+  $ burrow tcp db.internal:5432 --pomerium-url https://proxy.corp.example.com:8443
+
+  # a machine without a browser, with a service account token
+  $ BURROW_SERVICE_ACCOUNT="$(cat token.jwt)" burrow tcp redis.corp.example.com:6379 --listen :6379
+`;
+
+export function registerTcp(program: Command, runtime: Runtime): void {
+  const command = program
+    .command('tcp')
+    .summary('tunnel TCP (ssh, git, databases) through the identity-aware proxy')
+    .description('Open a local listener (or use stdin/stdout) whose connections are tunnelled through the proxy to <destination>.')
+    .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port')
+    .option('--listen <addr>', 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout', DEFAULT_LISTEN)
+    .option('--pomerium-url <url>', 'the proxy to use instead of the one derived from <destination>')
+    .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30');
+  addServiceAccountOptions(command);
+  addTlsOptions(command);
+  addLogOptions(command);
+  command.addHelpText('after', EXAMPLES);
+  command.action(async (destination: string, values: TcpOptionValues) => {
+    runtime.setExitCode(await runTcp(destination, values, runtime));
+  });
+}
+
+function settings(destination: string, values: TcpOptionValues, runtime: Runtime): TcpSettings {
+  const target = parseTarget(destination, values.pomeriumUrl);
+  const listen = parseListen(values.listen);
+  const logger = createLogger({ level: logLevel(values, listen.kind === 'stdio' ? 'warn' : 'info') });
+  const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
+  const token = serviceAccountToken(values, runtime.env);
+  if (values.serviceAccount !== undefined) runtime.hideArguments();
+  const tls = target.proxy.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
+  if (values.disableTlsVerification) logger.warn(text.tlsDisabledWarning);
+  if (target.proxy.scheme === 'http' && !isLoopback(target.proxy.host)) logger.warn(text.plainHttpWarning(target.proxy.origin));
+  return {
+    target,
+    listen,
+    logger,
+    transport: new ConnectTransport({ tls, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
+    tokens: { get: async () => token },
+  };
+}
+
+export async function runTcp(destination: string, values: TcpOptionValues, runtime: Runtime): Promise<number> {
+  const s = settings(destination, values, runtime);
+  return s.listen.kind === 'stdio' ? runStdio(s, runtime) : runListener(s, s.listen, runtime);
+}
+
+/** Stdio mode: one tunnel; exit 0 on a clean close, the error's code otherwise. */
+async function runStdio(s: TcpSettings, runtime: Runtime): Promise<number> {
+  const stop = new AbortController();
+  const offSignals = runtime.onSignal(() => stop.abort());
+  const result = await runSession(stdioConnection(runtime.stdin, runtime.stdout).stream, {
+    ...sessionOptions(s, 'stdio'),
+    signal: stop.signal,
+    endOnRemoteEof: true,
+  });
+  offSignals();
+  if (stop.signal.aborted) return ExitCode.interrupted;
+  if (result.error) {
+    s.logger.failure(result.error);
+    return result.error.exitCode;
+  }
+  return ExitCode.ok;
+}
+
+function sessionOptions(s: TcpSettings, label: string): SessionOptions {
+  return { target: s.target, transport: s.transport, tokens: s.tokens, logger: s.logger, label };
+}
+
+/** Listener mode: a session per connection until SIGINT/SIGTERM, then close everything. */
+async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind: 'tcp' }>, runtime: Runtime): Promise<number> {
+  const listener = await listenTcp(listen.host, listen.port);
+  const dest = s.target.destination.authority;
+  // The bound address on stdout, alone on its line, so scripts can use --listen :0.
+  runtime.stdout.write(`${listener.address}\n`);
+  s.logger.info(text.listening(listener.address, dest, s.target.proxy.origin));
+  if (!listen.loopback) s.logger.warn(text.nonLoopbackWarning(listener.address));
+
+  const stop = new AbortController();
+  const open = new Set<Promise<void>>();
+  const offSignals = runtime.onSignal(() => {
+    s.logger.info(text.shuttingDown(open.size));
+    stop.abort();
+    void listener.close();
+  });
+  for await (const connection of listener.connections()) {
+    const label = connection.peer;
+    const session = runSession(connection.stream, { ...sessionOptions(s, label), signal: stop.signal }).then((result) => {
+      if (result.error) s.logger.failure(result.error);
+    });
+    open.add(session);
+    void session.finally(() => open.delete(session));
+  }
+  await Promise.all(open);
+  offSignals();
+  return ExitCode.ok;
+}

@@ -1,0 +1,193 @@
+/**
+ * Turns the `tcp` command's destination argument (and `--pomerium-url`) into where to connect:
+ * the proxy endpoint and the authority to ask it for. The forms and the proxy each one implies
+ * follow pomerium-cli's `tunnel.ParseURLs`, so existing ssh configs keep working:
+ *
+ *   host:port                           proxy https://host:443,       CONNECT host:port
+ *   tcp+https://host:port               proxy https://host:443,       CONNECT host:port
+ *   tcp+https://proxy[:port]/host:port  proxy https://proxy[:port],   CONNECT host:port
+ */
+import { isIP } from 'node:net';
+import { UsageError } from '../errors.js';
+import { text } from '../output/messages.js';
+
+/** Where the tunnel ends: the `host:port` the proxy is asked to CONNECT to. */
+export interface Authority {
+  host: string;
+  port: number;
+  /** `host:port`, with IPv6 literals in brackets: the CONNECT request target. */
+  authority: string;
+}
+
+/** The identity-aware proxy to talk to. */
+export interface ProxyEndpoint {
+  /** `https` normally; `http` only when spelled out (tokens then travel in clear text). */
+  scheme: 'https' | 'http';
+  host: string;
+  port: number;
+  /** `scheme://host:port`, used in messages and as the credential cache key. */
+  origin: string;
+}
+
+export interface Target {
+  destination: Authority;
+  proxy: ProxyEndpoint;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+function invalid(input: string, reason: string): UsageError {
+  return new UsageError(text.invalidDestination(input, reason), {
+    code: 'BURROW_INVALID_DESTINATION',
+    hint: text.destinationForms,
+  });
+}
+
+/** Parses a decimal TCP port, or returns undefined. */
+export function parsePort(value: string, min = 1): number | undefined {
+  if (!/^[0-9]{1,5}$/.test(value)) return undefined;
+  const port = Number(value);
+  return port >= min && port <= 65535 ? port : undefined;
+}
+
+/** Validates a host as a DNS name, an IPv4 address, or an IPv6 address (brackets stripped). */
+function checkHost(host: string): string | undefined {
+  if (host === '') return 'the host is empty';
+  if (isIP(host) === 6) return undefined;
+  if (isIP(host) === 4) return undefined;
+  if (/^[0-9.]+$/.test(host)) return `"${host}" is not a valid IPv4 address`;
+  if (!HOSTNAME.test(host)) return `"${host}" is not a valid host name`;
+  return undefined;
+}
+
+export function formatAuthority(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Splits `host:port` / `[v6]:port`. Returns a reason string on failure so each caller wraps it
+ * in its own error. `minPort` is 0 for listen addresses (any free port).
+ */
+export function splitHostPort(input: string, minPort = 1): { host: string; port: number } | string {
+  let host: string;
+  let portText: string;
+  if (input.startsWith('[')) {
+    const close = input.indexOf(']');
+    if (close < 0) return 'the IPv6 address has no closing "]"';
+    host = input.slice(1, close);
+    const rest = input.slice(close + 1);
+    if (rest === '') return 'the port is missing (add ":PORT", for example ":22")';
+    if (!rest.startsWith(':')) return `unexpected "${rest}" after the IPv6 address`;
+    portText = rest.slice(1);
+    if (isIP(host) !== 6) return `"${host}" is not a valid IPv6 address`;
+  } else {
+    const colon = input.lastIndexOf(':');
+    if (colon < 0) return 'the port is missing (add ":PORT", for example ":22")';
+    host = input.slice(0, colon);
+    portText = input.slice(colon + 1);
+    if (host.includes(':')) return 'an IPv6 address must be written in brackets, for example [::1]:22';
+  }
+  if (portText === '') return 'the port is missing (add ":PORT", for example ":22")';
+  const port = parsePort(portText, minPort);
+  if (port === undefined) return `the port "${portText}" is not a number from ${minPort} to 65535`;
+  const bad = checkHost(host);
+  if (bad) return bad;
+  return { host: host.toLowerCase().replace(/\.$/, ''), port };
+}
+
+/** A proxy's `host[:port]`: unlike a destination, the port may be left out. */
+function proxyHostPort(input: string): { host: string; port: number | undefined } | string {
+  if (input.startsWith('[') ? input.endsWith(']') : !input.includes(':')) {
+    const host = input.startsWith('[') ? input.slice(1, -1) : input;
+    return checkHost(host) ?? { host: host.toLowerCase(), port: undefined };
+  }
+  return splitHostPort(input);
+}
+
+function authority(input: string, hostPort: string): Authority {
+  const parts = splitHostPort(hostPort);
+  if (typeof parts === 'string') throw invalid(input, parts);
+  return { ...parts, authority: formatAuthority(parts.host, parts.port) };
+}
+
+function endpoint(scheme: 'https' | 'http', host: string, port: number | undefined): ProxyEndpoint {
+  const p = port ?? (scheme === 'https' ? 443 : 80);
+  return { scheme, host, port: p, origin: `${scheme}://${formatAuthority(host, p)}` };
+}
+
+/** Parses a `scheme://host[:port]` URL's host part, rejecting the things WHATWG URL tolerates. */
+function urlHostPort(url: URL): { host: string; port: number | undefined } {
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { host: host.toLowerCase(), port: url.port === '' ? undefined : Number(url.port) };
+}
+
+/** Parses the destination argument, then applies `--pomerium-url` if given. */
+export function parseTarget(input: string, pomeriumUrl?: string): Target {
+  const trimmed = input.trim();
+  if (trimmed === '') throw invalid(input, 'it is empty');
+  let target: Target;
+  const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(trimmed);
+  if (!schemeMatch) {
+    const dest = authority(input, trimmed);
+    target = { destination: dest, proxy: endpoint('https', dest.host, undefined) };
+  } else {
+    const scheme = schemeMatch[1]!.toLowerCase();
+    if (scheme === 'wss' || scheme === 'ws') {
+      throw new UsageError(text.websocketUnsupported(input), { code: 'BURROW_INVALID_DESTINATION', hint: text.destinationForms });
+    }
+    if (scheme !== 'tcp+https' && scheme !== 'tcp+http') {
+      throw invalid(input, `the scheme "${schemeMatch[1]}://" is not supported`);
+    }
+    const proxyScheme = scheme === 'tcp+https' ? 'https' : 'http';
+    const rest = trimmed.slice(schemeMatch[0].length);
+    const slash = rest.indexOf('/');
+    const hostPart = slash < 0 ? rest : rest.slice(0, slash);
+    const pathPart = slash < 0 ? '' : rest.slice(slash + 1).replace(/\/$/, '');
+    if (/[?#@]/.test(rest)) throw invalid(input, 'user names, queries and fragments are not allowed');
+    if (hostPart === '') throw invalid(input, 'the host is empty');
+    if (pathPart === '') {
+      // tcp+https://host:port: the proxy is the destination's host on the default port.
+      const dest = authority(input, hostPart);
+      target = { destination: dest, proxy: endpoint(proxyScheme, dest.host, undefined) };
+    } else {
+      if (pathPart.includes('/')) throw invalid(input, 'the path must be a single "host:port"');
+      const proxy = proxyHostPort(hostPart);
+      if (typeof proxy === 'string') throw invalid(input, `proxy: ${proxy}`);
+      target = { destination: authority(input, pathPart), proxy: endpoint(proxyScheme, proxy.host, proxy.port) };
+    }
+  }
+  if (pomeriumUrl !== undefined) target = { ...target, proxy: parseProxyUrl(pomeriumUrl, '--pomerium-url') };
+  return target;
+}
+
+/** Parses a proxy URL such as `--pomerium-url https://proxy.corp:8443` or `burrow login <url>`. */
+export function parseProxyUrl(input: string, what: string): ProxyEndpoint {
+  const fail = (reason: string) =>
+    new UsageError(text.invalidUrl(what, input, reason), { code: 'BURROW_INVALID_URL', hint: text.proxyUrlForm });
+  const trimmed = input.trim();
+  if (trimmed === '') throw fail('it is empty');
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(trimmed)) throw fail('it has no scheme (start it with https://)');
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    throw fail('it is not a valid URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw fail(`the scheme "${url.protocol}//" is not supported`);
+  if (url.username || url.password) throw fail('credentials in the URL are not allowed');
+  if (url.pathname !== '/' && url.pathname !== '') throw fail('it must not have a path');
+  if (url.search || url.hash) throw fail('it must not have a query or fragment');
+  const { host, port } = urlHostPort(url);
+  const bad = checkHost(host);
+  if (bad) throw fail(bad);
+  return endpoint(url.protocol === 'https:' ? 'https' : 'http', host, port);
+}
+
+/** True for 127.0.0.0/8, ::1 and "localhost": addresses that never leave this machine. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(h);
+  return false;
+}

@@ -1,0 +1,72 @@
+/**
+ * The entry point: parse argv, run one command, turn whatever happened into one line on stderr
+ * and an exit code (changesets' single top-level catch). The only place that calls process.exit.
+ */
+import { Command, CommanderError } from 'commander';
+import { ExitCode, UsageError, toBurrowError } from '../errors.js';
+import { formatFailure } from '../output/log.js';
+import { registerTcp } from './commands/tcp.js';
+import { registerVersion } from './commands/version.js';
+import { type ProcessRuntime, processRuntime } from './runtime.js';
+
+function program(runtime: ProcessRuntime): Command {
+  const root = new Command('burrow')
+    .description('Carry TCP (ssh, git, databases) through an identity-aware HTTPS proxy such as Pomerium.')
+    .version(runtime.version, '-V, --version', 'print the version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      // Commander's own errors (unknown flag, missing argument) are reported by main(), below.
+      outputError: () => {},
+    });
+  registerTcp(root, runtime);
+  registerVersion(root, runtime);
+  root.addHelpText(
+    'after',
+    `
+Examples:
+  $ burrow tcp git.corp.example.com:22 --listen :2202
+  $ ssh -o ProxyCommand='burrow tcp --listen - %h:%p' git@git.corp.example.com
+
+Run "burrow tcp --help" for every option.`,
+  );
+  return root;
+}
+
+function usageFromCommander(error: CommanderError, argv: string[]): UsageError {
+  const message = error.message.replace(/^error: /, '');
+  const sub = argv.slice(2).find((a) => !a.startsWith('-'));
+  const help = sub === 'tcp' || sub === 'version' ? `burrow ${sub} --help` : 'burrow --help';
+  return new UsageError(message, { hint: `run "${help}" for usage`, cause: error });
+}
+
+export async function main(argv: string[] = process.argv): Promise<number> {
+  const runtime = processRuntime();
+  const color = process.stderr.isTTY === true;
+  try {
+    await program(runtime).parseAsync(argv);
+    return runtime.exitCode();
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version "fail" with these codes; they printed what was asked.
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+        return ExitCode.ok;
+      }
+      if (error.code === 'commander.executeSubCommandAsync') return error.exitCode;
+      process.stderr.write(`${formatFailure(usageFromCommander(error, argv), color)}\n`);
+      return ExitCode.usage;
+    }
+    const failure = toBurrowError(error);
+    process.stderr.write(`${formatFailure(failure, color)}\n`);
+    if (failure.code === 'BURROW_INTERNAL' && process.env.BURROW_DEBUG) process.stderr.write(`${String((error as Error).stack)}\n`);
+    return failure.exitCode;
+  }
+}
+
+/** Runs main and exits: stdio mode keeps stdin open, so the process must be told to go. */
+export async function run(): Promise<void> {
+  const code = await main();
+  process.exit(code);
+}

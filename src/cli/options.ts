@@ -1,0 +1,84 @@
+/**
+ * Flag groups shared by commands (pomerium-cli's addTLSFlags / addServiceAccountFlags), and
+ * their conversion into validated settings. Environment is read here, when used.
+ */
+import { readFileSync } from 'node:fs';
+import { type Command, Option } from 'commander';
+import { UsageError } from '../errors.js';
+import { LOG_LEVELS, type LogLevel } from '../output/log.js';
+import { text } from '../output/messages.js';
+
+export function addTlsOptions(command: Command): Command {
+  return command
+    .option('--disable-tls-verification', 'do not verify the proxy\'s TLS certificate (insecure; for testing)')
+    .option('--alternate-ca-path <pem>', 'also trust the CA certificate(s) in this PEM file')
+    .option('--ca-cert <pem-or-base64>', 'also trust this CA certificate (PEM text or base64 of it)')
+    .option('--client-cert <pem>', 'client certificate for proxies that require mutual TLS')
+    .option('--client-key <pem>', 'private key of --client-cert');
+}
+
+export function addServiceAccountOptions(command: Command): Command {
+  return command
+    .option('--service-account <jwt>', 'a service account token (visible to other local users in the process list: prefer the file or env var)')
+    .option('--service-account-file <path>', 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)');
+}
+
+export function addLogOptions(command: Command): Command {
+  return command
+    .option('-v, --verbose', 'log every connection (same as --log-level debug)')
+    .addOption(new Option('--log-level <level>', 'how much to print on stderr').choices(LOG_LEVELS));
+}
+
+export interface ServiceAccountValues {
+  serviceAccount?: string;
+  serviceAccountFile?: string;
+}
+
+/** The machine token, if one was given: flag, then file, then BURROW_SERVICE_ACCOUNT. */
+export function serviceAccountToken(values: ServiceAccountValues, env: NodeJS.ProcessEnv): string | undefined {
+  if (values.serviceAccount !== undefined && values.serviceAccountFile !== undefined) {
+    throw new UsageError(text.conflictingFlags('--service-account', '--service-account-file'), { hint: text.conflictingFlagsHint });
+  }
+  let token: string | undefined;
+  let source: string;
+  if (values.serviceAccount !== undefined) {
+    token = values.serviceAccount;
+    source = '--service-account';
+  } else if (values.serviceAccountFile !== undefined) {
+    const path = values.serviceAccountFile;
+    source = `--service-account-file ${JSON.stringify(path)}`;
+    try {
+      token = readFileSync(path, 'utf8');
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      throw new UsageError(text.fileUnreadable('service account file', path, reason), {
+        code: 'BURROW_FILE_UNREADABLE',
+        hint: text.fileUnreadableHint,
+        cause: error,
+      });
+    }
+  } else if (env.BURROW_SERVICE_ACCOUNT !== undefined) {
+    token = env.BURROW_SERVICE_ACCOUNT;
+    source = 'BURROW_SERVICE_ACCOUNT';
+  } else {
+    return undefined;
+  }
+  const trimmed = token.trim();
+  if (trimmed === '') throw new UsageError(text.emptyServiceAccount(source), { hint: text.emptyServiceAccountHint });
+  return trimmed;
+}
+
+/** Parses a positive number of seconds into milliseconds. */
+export function parseSeconds(flag: string, value: string, { min = 0.001, max = 86_400 } = {}): number {
+  const n = Number(value);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value.trim()) || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(text.invalidNumber(flag, value, `a number of seconds from ${min} to ${max}`));
+  }
+  return Math.round(n * 1000);
+}
+
+export function logLevel(values: { verbose?: boolean; logLevel?: LogLevel }, fallback: LogLevel): LogLevel {
+  if (values.logLevel) return values.logLevel;
+  if (values.verbose) return 'debug';
+  return fallback;
+}

@@ -1,0 +1,55 @@
+/**
+ * The process, as the commands see it: environment, standard streams, signals. Built once in
+ * main.ts from the real process; nothing below cli/ touches `process` for these.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface Runtime {
+  readonly env: NodeJS.ProcessEnv;
+  readonly stdin: NodeJS.ReadableStream;
+  readonly stdout: NodeJS.WritableStream;
+  readonly version: string;
+  setExitCode(code: number): void;
+  /** Calls `handler` on SIGINT/SIGTERM/SIGHUP; returns a function that stops listening. */
+  onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
+  /** Rewrites the process title so a token given as an argument is not in `ps` output. */
+  hideArguments(): void;
+}
+
+function readVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export interface ProcessRuntime extends Runtime {
+  exitCode(): number;
+}
+
+export function processRuntime(): ProcessRuntime {
+  let exitCode = 0;
+  const runtime: ProcessRuntime = {
+    env: process.env,
+    stdin: process.stdin,
+    stdout: process.stdout,
+    version: readVersion(),
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+    exitCode: () => exitCode,
+    onSignal(handler) {
+      const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+      for (const signal of signals) process.on(signal, handler);
+      return () => {
+        for (const signal of signals) process.off(signal, handler);
+      };
+    },
+    hideArguments() {
+      process.title = 'burrow';
+    },
+  };
+  return runtime;
+}

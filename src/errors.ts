@@ -1,0 +1,181 @@
+/**
+ * Every failure burrow reports is a `BurrowError`: a stable `code` (tests and tools match on it,
+ * never on text), a one-line `message` naming the problem, an optional `hint` naming the fix,
+ * and the process `exitCode` its class maps to. The README's error table lists them all.
+ */
+
+/** Exit codes, one per class of failure, so scripts and ssh wrappers can tell them apart. */
+export const ExitCode = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  authRequired: 3,
+  accessDenied: 4,
+  routeNotFound: 5,
+  upstreamUnavailable: 6,
+  proxyUnreachable: 7,
+  tls: 8,
+  proxyProtocol: 9,
+  tunnelBroken: 10,
+  interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ErrorCode =
+  | 'BURROW_USAGE'
+  | 'BURROW_INVALID_DESTINATION'
+  | 'BURROW_INVALID_LISTEN'
+  | 'BURROW_INVALID_URL'
+  | 'BURROW_FILE_UNREADABLE'
+  | 'BURROW_LISTEN_FAILED'
+  | 'BURROW_AUTH_REQUIRED'
+  | 'BURROW_ACCESS_DENIED'
+  | 'BURROW_ROUTE_NOT_FOUND'
+  | 'BURROW_UPSTREAM_UNAVAILABLE'
+  | 'BURROW_PROXY_STATUS'
+  | 'BURROW_PROXY_PROTOCOL'
+  | 'BURROW_PROXY_UNREACHABLE'
+  | 'BURROW_DNS'
+  | 'BURROW_TIMEOUT'
+  | 'BURROW_TLS_UNTRUSTED'
+  | 'BURROW_TLS_HOSTNAME'
+  | 'BURROW_TLS_CLIENT_CERT'
+  | 'BURROW_TLS'
+  | 'BURROW_TUNNEL_BROKEN'
+  | 'BURROW_INTERNAL';
+
+export interface BurrowErrorOptions {
+  hint?: string | undefined;
+  cause?: unknown;
+}
+
+/** The base of every error burrow reports to a user. */
+export class BurrowError extends Error {
+  override readonly name: string = 'BurrowError';
+  readonly code: ErrorCode;
+  readonly exitCode: ExitCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, exitCode: ExitCode, message: string, options: BurrowErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.exitCode = exitCode;
+    this.hint = options.hint;
+  }
+}
+
+/** Bad flags, destinations, addresses or files given on the command line. */
+export class UsageError extends BurrowError {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    options: BurrowErrorOptions & {
+      code?: Extract<
+        ErrorCode,
+        'BURROW_USAGE' | 'BURROW_INVALID_DESTINATION' | 'BURROW_INVALID_LISTEN' | 'BURROW_INVALID_URL' | 'BURROW_FILE_UNREADABLE'
+      >;
+    } = {},
+  ) {
+    super(options.code ?? 'BURROW_USAGE', ExitCode.usage, message, options);
+  }
+}
+
+/** The local listener could not be opened (address in use, permission denied). */
+export class ListenError extends BurrowError {
+  override readonly name = 'ListenError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_LISTEN_FAILED', ExitCode.usage, message, options);
+  }
+}
+
+/** The proxy wants a sign-in (302/401): the only error that invalidates a cached token. */
+export class AuthRequiredError extends BurrowError {
+  override readonly name = 'AuthRequiredError';
+  /** Where the proxy redirected to, when it said (a sign-in page). */
+  readonly location: string | undefined;
+  readonly status: number | undefined;
+  constructor(message: string, options: BurrowErrorOptions & { location?: string; status?: number } = {}) {
+    super('BURROW_AUTH_REQUIRED', ExitCode.authRequired, message, options);
+    this.location = options.location;
+    this.status = options.status;
+  }
+}
+
+/** 403: signed in, but the route's policy does not allow this user. The token stays cached. */
+export class AccessDeniedError extends BurrowError {
+  override readonly name = 'AccessDeniedError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_ACCESS_DENIED', ExitCode.accessDenied, message, options);
+  }
+}
+
+/** 404: the proxy has no route for this destination. */
+export class RouteNotFoundError extends BurrowError {
+  override readonly name = 'RouteNotFoundError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_ROUTE_NOT_FOUND', ExitCode.routeNotFound, message, options);
+  }
+}
+
+/** 503 (and 502/504): the proxy could not reach the service behind the route. */
+export class UpstreamUnavailableError extends BurrowError {
+  override readonly name = 'UpstreamUnavailableError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, message, options);
+  }
+}
+
+/** The proxy answered, but not with anything a tunnel endpoint says. */
+export class ProxyProtocolError extends BurrowError {
+  override readonly name = 'ProxyProtocolError';
+  readonly status: number | undefined;
+  constructor(
+    message: string,
+    options: BurrowErrorOptions & { status?: number; code?: 'BURROW_PROXY_STATUS' | 'BURROW_PROXY_PROTOCOL' } = {},
+  ) {
+    super(options.code ?? 'BURROW_PROXY_PROTOCOL', ExitCode.proxyProtocol, message, options);
+    this.status = options.status;
+  }
+}
+
+/** The proxy could not be reached at all: refused, unresolvable, timed out. */
+export class ProxyUnreachableError extends BurrowError {
+  override readonly name = 'ProxyUnreachableError';
+  constructor(
+    message: string,
+    options: BurrowErrorOptions & { code?: 'BURROW_PROXY_UNREACHABLE' | 'BURROW_DNS' | 'BURROW_TIMEOUT' } = {},
+  ) {
+    super(options.code ?? 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, message, options);
+  }
+}
+
+/** The TLS handshake with the proxy failed. */
+export class TlsError extends BurrowError {
+  override readonly name = 'TlsError';
+  constructor(
+    message: string,
+    options: BurrowErrorOptions & {
+      code?: 'BURROW_TLS_UNTRUSTED' | 'BURROW_TLS_HOSTNAME' | 'BURROW_TLS_CLIENT_CERT' | 'BURROW_TLS';
+    } = {},
+  ) {
+    super(options.code ?? 'BURROW_TLS', ExitCode.tls, message, options);
+  }
+}
+
+/** An established tunnel ended abnormally (the proxy dropped or reset it mid-stream). */
+export class TunnelBrokenError extends BurrowError {
+  override readonly name = 'TunnelBrokenError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_TUNNEL_BROKEN', ExitCode.tunnelBroken, message, options);
+  }
+}
+
+/** Wraps anything that is not already a BurrowError, so the top level has one shape to print. */
+export function toBurrowError(error: unknown): BurrowError {
+  if (error instanceof BurrowError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new BurrowError('BURROW_INTERNAL', ExitCode.internal, `unexpected error: ${message}`, {
+    cause: error,
+    hint: 'this is a bug in burrow; please report it with the command you ran (run with --verbose for details)',
+  });
+}

@@ -1,0 +1,142 @@
+/**
+ * Opens the byte stream to the proxy: TCP, then TLS on top of it. The TCP socket is made by hand
+ * (not by `tls.connect({host})`) so it can be half-open: a TLS socket wrapped over an existing
+ * socket takes that socket's `allowHalfOpen` (nodejs/node#27836), and ssh/git rely on half-close.
+ * Every failure leaves here as a BurrowError naming the proxy and what to do.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ProxyEndpoint } from '../cli/destination.js';
+import { BurrowError, ProxyUnreachableError, TlsError } from '../errors.js';
+import { text } from '../output/messages.js';
+import type { TlsSettings } from './tls.js';
+
+export interface DialRequest {
+  proxy: ProxyEndpoint;
+  /** Required for https proxies. */
+  tls: TlsSettings | undefined;
+  /** Absolute deadline (ms since epoch) for TCP + TLS. */
+  deadline: number;
+  signal?: AbortSignal | undefined;
+}
+
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REJECTED',
+]);
+const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+
+/**
+ * Maps a socket-level failure (from connecting, the handshake, or reading the proxy's answer)
+ * to the error a user sees. `phase` says how far we got, for timeouts and resets.
+ */
+export function classifyNetworkError(error: unknown, proxy: ProxyEndpoint, phase: 'connect' | 'tls' | 'answer'): BurrowError {
+  if (error instanceof BurrowError) return error;
+  const err = error as NodeJS.ErrnoException & { reason?: string };
+  const code = err.code ?? '';
+  const origin = proxy.origin;
+  if (code === 'ECONNREFUSED') {
+    return new ProxyUnreachableError(text.refused(origin), { hint: text.refusedHint, cause: error });
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
+    return new ProxyUnreachableError(text.dnsFailed(origin, proxy.host), { code: 'BURROW_DNS', hint: text.dnsFailedHint, cause: error });
+  }
+  if (UNTRUSTED.has(code)) {
+    return new TlsError(text.tlsUntrusted(origin, code), { code: 'BURROW_TLS_UNTRUSTED', hint: text.tlsUntrustedHint, cause: error });
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return new TlsError(text.tlsHostname(origin, err.reason ?? code), { code: 'BURROW_TLS_HOSTNAME', hint: text.tlsHostnameHint, cause: error });
+  }
+  if (EXPIRED.has(code)) {
+    return new TlsError(text.tlsExpired(origin, code), { code: 'BURROW_TLS', hint: text.tlsExpiredHint, cause: error });
+  }
+  // The server's alert when it wants (or rejects) our certificate. Under TLS 1.3 it arrives after
+  // our side of the handshake is done, so it can surface while reading the CONNECT answer.
+  if (/ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|HANDSHAKE_FAILURE|CERTIFICATE_UNKNOWN)/.test(code)) {
+    return new TlsError(text.tlsClientCert(origin, code), { code: 'BURROW_TLS_CLIENT_CERT', hint: text.tlsClientCertHint, cause: error });
+  }
+  if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || phase === 'tls') {
+    return new TlsError(text.tlsOther(origin, code || err.message), { code: 'BURROW_TLS', hint: text.tlsOtherHint, cause: error });
+  }
+  return new ProxyUnreachableError(text.unreachable(origin, code || err.message), { hint: text.unreachableHint, cause: error });
+}
+
+/** The error for a deadline passing during `what`. */
+export function timeoutError(proxy: ProxyEndpoint, what: string, totalMs: number): ProxyUnreachableError {
+  return new ProxyUnreachableError(text.timedOut(proxy.origin, what, Math.round(totalMs / 100) / 10), {
+    code: 'BURROW_TIMEOUT',
+    hint: text.timedOutHint,
+  });
+}
+
+/**
+ * Waits for `event` on `socket`, failing on 'error', 'close', the deadline or the abort signal.
+ * Listeners are removed either way, so the socket carries no leftovers into the tunnel.
+ */
+function waitFor(
+  socket: net.Socket,
+  event: 'connect' | 'secureConnect',
+  request: DialRequest,
+  phase: 'connect' | 'tls',
+  startedAt: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off(event, onDone);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      request.signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (error: BurrowError | Error) => {
+      cleanup();
+      socket.destroy();
+      reject(error);
+    };
+    const onDone = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (error: Error) => fail(classifyNetworkError(error, request.proxy, phase));
+    const onClose = () =>
+      fail(classifyNetworkError(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }), request.proxy, phase));
+    const onAbort = () => fail(request.signal?.reason instanceof Error ? request.signal.reason : new Error('aborted'));
+    const timer = setTimeout(
+      () => fail(timeoutError(request.proxy, phase === 'connect' ? 'connecting' : 'the TLS handshake', request.deadline - startedAt)),
+      Math.max(0, request.deadline - Date.now()),
+    );
+    socket.once(event, onDone);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Connects to the proxy and completes TLS (for https). The socket is half-open capable, no-delay. */
+export async function dialProxy(request: DialRequest): Promise<net.Socket> {
+  const startedAt = Date.now();
+  const { proxy } = request;
+  request.signal?.throwIfAborted();
+  const raw = net.connect({ host: proxy.host, port: proxy.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+  await waitFor(raw, 'connect', request, 'connect', startedAt);
+  if (proxy.scheme === 'http') return raw;
+  if (!request.tls) throw new Error('dialProxy: TLS settings are required for an https proxy');
+  const secure = tls.connect({
+    socket: raw,
+    // With a socket given, `host` is only used to check the certificate's name (IP literals too).
+    host: proxy.host,
+    // SNI is for names only; an IP literal in SNI is against RFC 6066.
+    servername: net.isIP(proxy.host) ? undefined : proxy.host,
+    ALPNProtocols: ['http/1.1'],
+    secureContext: request.tls.secureContext,
+    rejectUnauthorized: request.tls.rejectUnauthorized,
+  });
+  await waitFor(secure, 'secureConnect', request, 'tls', startedAt);
+  return secure;
+}

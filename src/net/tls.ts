@@ -1,0 +1,109 @@
+/**
+ * Turns the TLS flags into one `SecureContext`, built once per process and shared by every
+ * tunnel: building a context with a CA bundle costs milliseconds, a handshake reusing it costs
+ * nothing extra. Trust = Node's bundled roots + the system bundle (where corporate CAs are
+ * usually installed) + whatever the user adds, as pomerium-cli does with Go's system pool.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import { UsageError } from '../errors.js';
+import { text } from '../output/messages.js';
+
+export interface TlsFlags {
+  disableTlsVerification?: boolean;
+  alternateCaPath?: string;
+  caCert?: string;
+  clientCert?: string;
+  clientKey?: string;
+}
+
+export interface TlsSettings {
+  secureContext: tls.SecureContext;
+  rejectUnauthorized: boolean;
+}
+
+/** Bundles that Linux distributions and macOS ship; the first that exists is used. */
+const SYSTEM_BUNDLES = [
+  '/etc/ssl/certs/ca-certificates.crt', // Debian, Ubuntu, Arch, Alpine
+  '/etc/pki/tls/certs/ca-bundle.crt', // Fedora, RHEL
+  '/etc/ssl/ca-bundle.pem', // openSUSE
+  '/etc/ssl/cert.pem', // macOS, BSD
+];
+
+function readFile(what: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new UsageError(text.fileUnreadable(what, path, reason), {
+      code: 'BURROW_FILE_UNREADABLE',
+      hint: text.fileUnreadableHint,
+      cause: error,
+    });
+  }
+}
+
+function requirePem(what: string, path: string, pem: string): string {
+  if (!pem.includes('-----BEGIN')) {
+    throw new UsageError(text.badPem(what, path), { code: 'BURROW_FILE_UNREADABLE', hint: text.badPemHint });
+  }
+  return pem;
+}
+
+/** `--ca-cert` takes PEM text or base64 of it (pomerium-cli takes base64). */
+export function decodeCaCert(value: string): string {
+  const trimmed = value.trim();
+  if (trimmed.startsWith('-----BEGIN')) return trimmed;
+  const decoded = Buffer.from(trimmed, 'base64').toString('utf8');
+  if (!decoded.includes('-----BEGIN CERTIFICATE')) {
+    throw new UsageError(text.badCaCert, { code: 'BURROW_USAGE', hint: text.badCaCertHint });
+  }
+  return decoded;
+}
+
+/** The system CA bundle, or none. `SSL_CERT_FILE` wins, as in OpenSSL and curl. */
+function systemRoots(env: NodeJS.ProcessEnv): string[] {
+  const candidates = env.SSL_CERT_FILE ? [env.SSL_CERT_FILE] : SYSTEM_BUNDLES;
+  for (const path of candidates) {
+    if (!existsSync(path)) continue;
+    try {
+      return [readFileSync(path, 'utf8')];
+    } catch {
+      // An unreadable system bundle is not the user's problem; Node's roots remain.
+    }
+  }
+  return [];
+}
+
+/** Validates the flags and builds the shared TLS settings. Throws UsageError on bad input. */
+export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv = process.env): TlsSettings {
+  if (flags.clientCert && !flags.clientKey) {
+    throw new UsageError(text.clientCertPair('--client-cert', '--client-key'), { hint: text.clientCertPairHint });
+  }
+  if (flags.clientKey && !flags.clientCert) {
+    throw new UsageError(text.clientCertPair('--client-key', '--client-cert'), { hint: text.clientCertPairHint });
+  }
+  const extraCas: string[] = [];
+  if (flags.alternateCaPath) {
+    extraCas.push(requirePem('CA file', flags.alternateCaPath, readFile('CA file', flags.alternateCaPath)));
+  }
+  if (flags.caCert) extraCas.push(decodeCaCert(flags.caCert));
+
+  const options: tls.SecureContextOptions = {
+    ca: [...tls.rootCertificates, ...systemRoots(env), ...extraCas],
+  };
+  if (flags.clientCert && flags.clientKey) {
+    options.cert = requirePem('client certificate', flags.clientCert, readFile('client certificate', flags.clientCert));
+    options.key = requirePem('client key', flags.clientKey, readFile('client key', flags.clientKey));
+  }
+  try {
+    return {
+      secureContext: tls.createSecureContext(options),
+      rejectUnauthorized: !flags.disableTlsVerification,
+    };
+  } catch (error) {
+    const reason = (error as Error).message;
+    if (options.cert) throw new UsageError(text.badClientKey(reason), { hint: text.badClientKeyHint, cause: error });
+    throw new UsageError(text.badCaCert, { hint: text.badCaCertHint, cause: error });
+  }
+}

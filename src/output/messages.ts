@@ -1,0 +1,94 @@
+/**
+ * Every sentence burrow shows a user, in one place, so wording stays consistent and reviewable.
+ * Messages name the problem (with the proxy and destination involved); hints name the fix.
+ * Nothing here may include a token: callers pass hosts, statuses and paths only.
+ */
+
+const q = (value: string) => JSON.stringify(value);
+
+export const text = {
+  // --- command line ---------------------------------------------------------------------------
+  invalidDestination: (input: string, reason: string) => `invalid destination ${q(input)}: ${reason}`,
+  destinationForms: 'use host:port, tcp+https://host:port or tcp+https://proxy[:port]/host:port',
+  websocketUnsupported: (input: string) => `invalid destination ${q(input)}: WebSocket destinations are not supported by this version`,
+  invalidUrl: (what: string, input: string, reason: string) => `invalid ${what} ${q(input)}: ${reason}`,
+  proxyUrlForm: 'use https://host[:port], for example https://proxy.corp.example.com',
+  invalidListen: (input: string, reason: string) => `invalid --listen ${q(input)}: ${reason}`,
+  listenForms: 'use ":PORT" (loopback), "HOST:PORT", "-" (stdin/stdout, for ssh ProxyCommand) or leave it out',
+  invalidNumber: (flag: string, input: string, range: string) => `invalid ${flag} ${q(input)}: expected ${range}`,
+  conflictingFlags: (a: string, b: string) => `${a} and ${b} cannot be used together`,
+  conflictingFlagsHint: 'keep one of them',
+  clientCertPair: (given: string, missing: string) => `${given} was given without ${missing}`,
+  clientCertPairHint: 'a client certificate needs both --client-cert <pem> and --client-key <pem>',
+  fileUnreadable: (what: string, path: string, reason: string) => `cannot read ${what} ${q(path)}: ${reason}`,
+  fileUnreadableHint: 'check the path and its permissions',
+  badPem: (what: string, path: string) => `${what} ${q(path)} does not contain a PEM certificate or key`,
+  badPemHint: 'give a PEM file (it starts with "-----BEGIN")',
+  badCaCert: '--ca-cert is neither a PEM certificate nor base64 of one',
+  badCaCertHint: 'pass the CA certificate as PEM text or as base64 of the PEM file',
+  badClientKey: (reason: string) => `the client certificate and key cannot be used: ${reason}`,
+  badClientKeyHint: 'check that --client-key is the private key of --client-cert',
+  emptyServiceAccount: (source: string) => `the service account token from ${source} is empty`,
+  emptyServiceAccountHint: 'put the service account JWT in it, or leave it out to sign in with a browser',
+
+  // --- listener --------------------------------------------------------------------------------
+  listening: (address: string, destination: string, proxy: string) =>
+    `listening on ${address}, forwarding to ${destination} via ${proxy}`,
+  listenExample: (host: string, port: number) => `for example: ssh -p ${port} git@${host}`,
+  nonLoopbackWarning: (address: string) =>
+    `listening on ${address}, which other machines can reach: anyone who can connect uses your sign-in`,
+  listenFailed: (address: string, reason: string) => `cannot listen on ${address}: ${reason}`,
+  listenInUseHint: 'pick another port, or stop the program using it',
+  listenPermissionHint: 'ports below 1024 need privileges; pick a port above 1024',
+  listenGenericHint: 'check the --listen address',
+  shuttingDown: (open: number) => `shutting down (${open} open ${open === 1 ? 'tunnel' : 'tunnels'})`,
+  connectionFailed: (peer: string) => `connection from ${peer} failed`,
+
+  // --- the proxy's answers ---------------------------------------------------------------------
+  authRequired: (proxy: string, dest: string, status: number) =>
+    `sign-in required by ${proxy} for ${dest} (HTTP ${status})`,
+  authRequiredHint: 'pass a token with --service-account or --service-account-file (browser sign-in comes in a later version)',
+  accessDenied: (proxy: string, dest: string) => `access denied by ${proxy} for ${dest} (HTTP 403)`,
+  accessDeniedHint: 'the route\'s policy does not allow your account: ask the proxy\'s admins for access',
+  routeNotFound: (proxy: string, dest: string) => `${proxy} has no route for ${dest} (HTTP 404)`,
+  routeNotFoundHint: 'check the destination host and port, or --pomerium-url if the proxy is elsewhere',
+  upstreamUnavailable: (proxy: string, dest: string, status: number) =>
+    `${proxy} could not reach ${dest} (HTTP ${status})`,
+  upstreamUnavailableHint: 'the service behind the route is down or unreachable from the proxy: try again later or tell its admins',
+  unexpectedStatus: (proxy: string, dest: string, status: number, reason: string) =>
+    `${proxy} answered the tunnel request for ${dest} with HTTP ${status}${reason ? ` ${reason}` : ''}`,
+  unexpectedStatusHint: 'the proxy is not a tunnel endpoint for this route: check --pomerium-url and that the route is tcp+https://',
+  malformedAnswer: (proxy: string, dest: string, what: string) =>
+    `${proxy} sent a malformed answer to the tunnel request for ${dest}: ${what}`,
+  malformedAnswerHint: 'check that --pomerium-url points at the identity-aware proxy, not at another service',
+  closedBeforeAnswer: (proxy: string, dest: string) =>
+    `${proxy} closed the connection before answering the tunnel request for ${dest}`,
+  closedBeforeAnswerHint: 'check that the proxy speaks HTTPS on that port and supports tcp+https routes',
+
+  // --- network and TLS --------------------------------------------------------------------------
+  refused: (proxy: string) => `cannot connect to ${proxy}: connection refused`,
+  refusedHint: 'check the proxy address and port, and that it is running',
+  unreachable: (proxy: string, code: string) => `cannot connect to ${proxy}: ${code}`,
+  unreachableHint: 'check your network connection (VPN, Wi-Fi) and the proxy address',
+  dnsFailed: (proxy: string, host: string) => `cannot connect to ${proxy}: host ${q(host)} not found`,
+  dnsFailedHint: 'check the spelling, or pass the proxy with --pomerium-url',
+  timedOut: (proxy: string, what: string, seconds: number) => `${what} to ${proxy} timed out after ${seconds}s`,
+  timedOutHint: 'check your network, or raise --connect-timeout',
+  tlsUntrusted: (proxy: string, detail: string) => `TLS: the certificate of ${proxy} is not trusted (${detail})`,
+  tlsUntrustedHint:
+    'if your company uses its own certificate authority, pass its certificate with --alternate-ca-path <pem> (or --ca-cert)',
+  tlsHostname: (proxy: string, detail: string) => `TLS: the certificate of ${proxy} is not valid for this name (${detail})`,
+  tlsHostnameHint: 'check the proxy host name; it must match the certificate (see --pomerium-url)',
+  tlsExpired: (proxy: string, detail: string) => `TLS: the certificate of ${proxy} has expired or is not yet valid (${detail})`,
+  tlsExpiredHint: 'check this machine\'s clock, or tell the proxy\'s admins their certificate expired',
+  tlsClientCert: (proxy: string, detail: string) => `TLS: ${proxy} refused the client certificate (${detail})`,
+  tlsClientCertHint: 'the proxy requires mutual TLS: pass --client-cert <pem> and --client-key <pem> issued by its CA',
+  tlsOther: (proxy: string, detail: string) => `TLS handshake with ${proxy} failed (${detail})`,
+  tlsOtherHint: 'check that the proxy speaks HTTPS on that port',
+  tlsDisabledWarning: 'TLS verification is disabled (--disable-tls-verification): anyone on the path can read your traffic and token',
+  plainHttpWarning: (proxy: string) => `${proxy} is plain http: your token and traffic are not encrypted on the way to the proxy`,
+
+  // --- established tunnels ----------------------------------------------------------------------
+  tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,
+  tunnelBrokenHint: 'the proxy or the network dropped the connection; run the command again',
+} as const;

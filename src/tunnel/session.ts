@@ -1,0 +1,85 @@
+/**
+ * One tunnel for one local stream: get a token, open the transport, splice, report.
+ * Listener mode runs one session per accepted connection; stdio mode runs exactly one.
+ */
+import type { Duplex } from 'node:stream';
+import type { Target } from '../cli/destination.js';
+import { type BurrowError, TunnelBrokenError, toBurrowError } from '../errors.js';
+import type { Logger } from '../output/log.js';
+import { text } from '../output/messages.js';
+import { isNormalEnding, splice } from './splice.js';
+import type { Transport } from './transport.js';
+
+/** Where tokens come from: a service account today, the sign-in cache later. */
+export interface TokenSource {
+  get(target: Target): Promise<string | undefined>;
+}
+
+export interface SessionOptions {
+  target: Target;
+  transport: Transport;
+  tokens: TokenSource;
+  logger: Logger;
+  /** A label for log lines, e.g. the local peer address. */
+  label: string;
+  signal?: AbortSignal | undefined;
+  /** End the session once the remote EOF is flushed locally (stdio mode). */
+  endOnRemoteEof?: boolean;
+}
+
+export interface SessionResult {
+  /** Why the tunnel could not open, or broke; undefined for a clean close. */
+  error: BurrowError | undefined;
+  /** True once the proxy accepted the tunnel. */
+  opened: boolean;
+}
+
+/** Opens a tunnel for `local` and splices until either side is done. Never rejects. */
+export async function runSession(local: Duplex, options: SessionOptions): Promise<SessionResult> {
+  const { target, transport, logger, label } = options;
+  const dest = target.destination.authority;
+  // A local peer that leaves while we are still connecting must not crash us with 'error'.
+  const earlyError = (error: Error) => logger.debug(`${label}: local stream error before the tunnel opened: ${error.message}`);
+  local.on('error', earlyError);
+  let remote: Duplex;
+  try {
+    const token = await options.tokens.get(target);
+    logger.debug(`${label}: opening tunnel to ${dest} via ${target.proxy.origin} (${transport.name})`);
+    remote = await transport.open({ target, token, signal: options.signal });
+  } catch (error) {
+    local.destroy();
+    return { error: toBurrowError(error), opened: false };
+  } finally {
+    local.off('error', earlyError);
+  }
+  if (local.destroyed) {
+    remote.destroy();
+    return { error: undefined, opened: true };
+  }
+  logger.debug(`${label}: tunnel open to ${dest}`);
+  const onAbort = () => {
+    local.destroy();
+    remote.destroy();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const result = await splice(local, remote, {
+    // Destroying local ends the upload pipeline, which ends the splice.
+    onRemoteEnd: options.endOnRemoteEof ? () => local.destroy() : undefined,
+  });
+  options.signal?.removeEventListener('abort', onAbort);
+  const { error, failedSide } = result;
+  if (error && failedSide === 'remote' && !options.signal?.aborted && !isNormalEnding(error)) {
+    return { error: new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, describe(error)), { hint: text.tunnelBrokenHint, cause: error }), opened: true };
+  }
+  if (error && failedSide === 'remote' && (error as NodeJS.ErrnoException).code === 'ECONNRESET' && !options.signal?.aborted) {
+    return { error: new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, 'connection reset'), { hint: text.tunnelBrokenHint, cause: error }), opened: true };
+  }
+  if (error) logger.debug(`${label}: tunnel closed (${describe(error)})`);
+  else logger.debug(`${label}: tunnel closed`);
+  return { error: undefined, opened: true };
+}
+
+function describe(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code ? `${code}` : error.message;
+}

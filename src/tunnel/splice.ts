@@ -1,0 +1,59 @@
+/**
+ * Joins the local stream and the tunnel: one `pipeline` per direction, so backpressure comes
+ * from the platform and each side's EOF becomes a half-close (`end()`) of the other, which ssh
+ * and git rely on. The splice is over when both directions finish, or one fails; then both
+ * streams are destroyed so no socket outlives its tunnel.
+ */
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/** Errors that are how sockets normally end when the other side goes away first. */
+const NORMAL_ENDINGS = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ABORT_ERR']);
+
+export function isNormalEnding(error: unknown): boolean {
+  return NORMAL_ENDINGS.has((error as NodeJS.ErrnoException | undefined)?.code ?? '');
+}
+
+export type Side = 'local' | 'remote';
+
+export interface SpliceResult {
+  /** The first failure, if any (normal endings included: the caller decides what they mean). */
+  error: Error | undefined;
+  /** The side whose stream errored first; for a pipeline failure with no stream error, its source. */
+  failedSide: Side | undefined;
+}
+
+export interface SpliceOptions {
+  /**
+   * Called once the remote side's EOF has been passed on to the local side. Stdio mode ends the
+   * session here: stdout cannot be half-closed in a way ssh would notice, so it exits instead.
+   */
+  onRemoteEnd?: () => void;
+}
+
+/** Splices `local` and `remote` until both directions are done; never rejects. */
+export async function splice(local: Duplex, remote: Duplex, options: SpliceOptions = {}): Promise<SpliceResult> {
+  let erroredSide: Side | undefined;
+  local.once('error', () => (erroredSide ??= 'local'));
+  remote.once('error', () => (erroredSide ??= 'remote'));
+
+  const result: SpliceResult = { error: undefined, failedSide: undefined };
+  const fail = (source: Side) => (error: Error) => {
+    if (result.error === undefined) {
+      result.error = error;
+      result.failedSide = erroredSide ?? source;
+    }
+    // One direction broke, so the tunnel is over: destroying both ends the other pipeline too.
+    local.destroy();
+    remote.destroy();
+  };
+  await Promise.all([
+    pipeline(local, remote).catch(fail('local')),
+    pipeline(remote, local)
+      .then(() => options.onRemoteEnd?.())
+      .catch(fail('remote')),
+  ]);
+  local.destroy();
+  remote.destroy();
+  return result;
+}

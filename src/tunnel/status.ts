@@ -1,0 +1,64 @@
+/**
+ * The one place a proxy's answer to a tunnel request becomes an error (pomerium-cli's
+ * `httpStatusCodeToError`). Shared by every transport, table-tested in test/unit.
+ * Only AuthRequiredError means "the token is bad"; every other error keeps it.
+ */
+import type { Target } from '../cli/destination.js';
+import {
+  AccessDeniedError,
+  AuthRequiredError,
+  type BurrowError,
+  ProxyProtocolError,
+  RouteNotFoundError,
+  UpstreamUnavailableError,
+} from '../errors.js';
+import { text } from '../output/messages.js';
+
+export interface ProxyAnswer {
+  status: number;
+  reason: string;
+  headers: Record<string, string>;
+}
+
+/** Returns undefined for success (2xx), else the error that answer means. */
+export function statusToError(answer: ProxyAnswer, target: Target): BurrowError | undefined {
+  const { status } = answer;
+  const proxy = target.proxy.origin;
+  const dest = target.destination.authority;
+  if (status >= 200 && status < 300) return undefined;
+  switch (status) {
+    case 301:
+    case 302:
+    case 303:
+    case 307:
+    case 308:
+    case 401: {
+      const location = answer.headers['location'];
+      return new AuthRequiredError(text.authRequired(proxy, dest, status), {
+        hint: text.authRequiredHint,
+        status,
+        ...(location ? { location } : {}),
+      });
+    }
+    case 403:
+      return new AccessDeniedError(text.accessDenied(proxy, dest), { hint: text.accessDeniedHint });
+    case 404:
+      return new RouteNotFoundError(text.routeNotFound(proxy, dest), { hint: text.routeNotFoundHint });
+    case 502:
+    case 503:
+    case 504:
+      return new UpstreamUnavailableError(text.upstreamUnavailable(proxy, dest, status), { hint: text.upstreamUnavailableHint });
+    default:
+      return new ProxyProtocolError(text.unexpectedStatus(proxy, dest, status, printable(answer.reason, 40)), {
+        code: 'BURROW_PROXY_STATUS',
+        hint: text.unexpectedStatusHint,
+        status,
+      });
+  }
+}
+
+/** Makes bytes from the network safe to show: printable ASCII only, bounded length. */
+export function printable(value: string, max: number): string {
+  const clean = value.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseProxyUrl, parseTarget } from '../../src/cli/destination.js';
+import { parseListen } from '../../src/cli/listen-address.js';
+import { BurrowError, ExitCode } from '../../src/errors.js';
+
+function fails(fn: () => unknown, code: string, message: string) {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(error instanceof BurrowError, 'a BurrowError');
+    assert.equal(error.code, code);
+    assert.equal(error.exitCode, ExitCode.usage);
+    assert.equal(error.message, message);
+    assert.ok(error.hint && error.hint.length > 0, 'has a hint');
+    return true;
+  });
+}
+
+describe('parseTarget: the destination forms', () => {
+  const cases: Array<[string, string | undefined, string, string]> = [
+    ['git.corp.example.com:22', undefined, 'git.corp.example.com:22', 'https://git.corp.example.com:443'],
+    ['tcp+https://git.corp.example.com:22', undefined, 'git.corp.example.com:22', 'https://git.corp.example.com:443'],
+    ['tcp+https://proxy.corp.example.com/db.internal:5432', undefined, 'db.internal:5432', 'https://proxy.corp.example.com:443'],
+    ['tcp+https://proxy.corp.example.com:8443/db.internal:5432', undefined, 'db.internal:5432', 'https://proxy.corp.example.com:8443'],
+    ['tcp+https://proxy.corp.example.com:8443/db.internal:5432/', undefined, 'db.internal:5432', 'https://proxy.corp.example.com:8443'],
+    ['tcp+http://localhost:8080/redis:6379', undefined, 'redis:6379', 'http://localhost:8080'],
+    ['[::1]:22', undefined, '[::1]:22', 'https://[::1]:443'],
+    ['10.0.0.5:22', 'https://localhost:8443', '10.0.0.5:22', 'https://localhost:8443'],
+    ['Git.Corp.Example.COM:22', undefined, 'git.corp.example.com:22', 'https://git.corp.example.com:443'],
+    ['git.corp.test:22', 'https://127.0.0.1:9443/', 'git.corp.test:22', 'https://127.0.0.1:9443'],
+    ['git.corp.test:22', 'https://[::1]:9443', 'git.corp.test:22', 'https://[::1]:9443'],
+    ['TCP+HTTPS://git.corp.test:22', undefined, 'git.corp.test:22', 'https://git.corp.test:443'],
+  ];
+  for (const [input, pomeriumUrl, authority, origin] of cases) {
+    it(`${input}${pomeriumUrl ? ` with --pomerium-url ${pomeriumUrl}` : ''}`, () => {
+      const target = parseTarget(input, pomeriumUrl);
+      assert.equal(target.destination.authority, authority);
+      assert.equal(target.proxy.origin, origin);
+    });
+  }
+
+  it('splits host and port', () => {
+    const t = parseTarget('tcp+https://proxy.test:8443/[::1]:2222');
+    assert.deepEqual(t.destination, { host: '::1', port: 2222, authority: '[::1]:2222' });
+    assert.deepEqual(t.proxy, { scheme: 'https', host: 'proxy.test', port: 8443, origin: 'https://proxy.test:8443' });
+  });
+});
+
+describe('parseTarget: bad destinations get exact messages', () => {
+  const D = 'BURROW_INVALID_DESTINATION';
+  const cases: Array<[string, string]> = [
+    ['git.corp.example.com', 'invalid destination "git.corp.example.com": the port is missing (add ":PORT", for example ":22")'],
+    ['git.corp.example.com:', 'invalid destination "git.corp.example.com:": the port is missing (add ":PORT", for example ":22")'],
+    ['git.corp.example.com:0', 'invalid destination "git.corp.example.com:0": the port "0" is not a number from 1 to 65535'],
+    ['git.corp.example.com:65536', 'invalid destination "git.corp.example.com:65536": the port "65536" is not a number from 1 to 65535'],
+    ['git.corp.example.com:ssh', 'invalid destination "git.corp.example.com:ssh": the port "ssh" is not a number from 1 to 65535'],
+    [':22', 'invalid destination ":22": the host is empty'],
+    ['', 'invalid destination "": it is empty'],
+    ['bad_host!:22', 'invalid destination "bad_host!:22": "bad_host!" is not a valid host name'],
+    ['999.1.1.1:22', 'invalid destination "999.1.1.1:22": "999.1.1.1" is not a valid IPv4 address'],
+    ['::1:22', 'invalid destination "::1:22": an IPv6 address must be written in brackets, for example [::1]:22'],
+    ['[::1:22', 'invalid destination "[::1:22": the IPv6 address has no closing "]"'],
+    ['[::1]', 'invalid destination "[::1]": the port is missing (add ":PORT", for example ":22")'],
+    ['https://git.corp.example.com:22', 'invalid destination "https://git.corp.example.com:22": the scheme "https://" is not supported'],
+    ['ssh://git.corp.example.com:22', 'invalid destination "ssh://git.corp.example.com:22": the scheme "ssh://" is not supported'],
+    ['tcp+https://', 'invalid destination "tcp+https://": the host is empty'],
+    ['tcp+https://git.corp.example.com', 'invalid destination "tcp+https://git.corp.example.com": the port is missing (add ":PORT", for example ":22")'],
+    ['tcp+https://proxy/a/b:22', 'invalid destination "tcp+https://proxy/a/b:22": the path must be a single "host:port"'],
+    ['tcp+https://proxy:99999/db:22', 'invalid destination "tcp+https://proxy:99999/db:22": proxy: the port "99999" is not a number from 1 to 65535'],
+    ['tcp+https://user@proxy/db:22', 'invalid destination "tcp+https://user@proxy/db:22": user names, queries and fragments are not allowed'],
+    ['tcp+https://proxy/db', 'invalid destination "tcp+https://proxy/db": the port is missing (add ":PORT", for example ":22")'],
+  ];
+  for (const [input, message] of cases) {
+    it(JSON.stringify(input), () => fails(() => parseTarget(input), D, message));
+  }
+});
+
+describe('--pomerium-url', () => {
+  const U = 'BURROW_INVALID_URL';
+  const cases: Array<[string, string]> = [
+    ['proxy.corp.example.com', 'invalid --pomerium-url "proxy.corp.example.com": it has no scheme (start it with https://)'],
+    ['ftp://proxy.corp.example.com', 'invalid --pomerium-url "ftp://proxy.corp.example.com": the scheme "ftp://" is not supported'],
+    ['https://proxy.corp.example.com/some/path', 'invalid --pomerium-url "https://proxy.corp.example.com/some/path": it must not have a path'],
+    ['https://u:p@proxy.corp.example.com', 'invalid --pomerium-url "https://u:p@proxy.corp.example.com": credentials in the URL are not allowed'],
+    ['https://proxy:70000', 'invalid --pomerium-url "https://proxy:70000": it is not a valid URL'],
+    ['', 'invalid --pomerium-url "": it is empty'],
+  ];
+  for (const [input, message] of cases) {
+    it(JSON.stringify(input), () => fails(() => parseTarget('db:22', input), U, message));
+  }
+  it('defaults ports by scheme', () => {
+    assert.equal(parseProxyUrl('https://p.test', 'x').origin, 'https://p.test:443');
+    assert.equal(parseProxyUrl('http://p.test', 'x').origin, 'http://p.test:80');
+  });
+});
+
+describe('parseListen', () => {
+  it('accepts the documented forms', () => {
+    assert.deepEqual(parseListen('-'), { kind: 'stdio' });
+    assert.deepEqual(parseListen('127.0.0.1:0'), { kind: 'tcp', host: '127.0.0.1', port: 0, loopback: true });
+    assert.deepEqual(parseListen(':2202'), { kind: 'tcp', host: '127.0.0.1', port: 2202, loopback: true });
+    assert.deepEqual(parseListen('2202'), { kind: 'tcp', host: '127.0.0.1', port: 2202, loopback: true });
+    assert.deepEqual(parseListen('localhost:2202'), { kind: 'tcp', host: 'localhost', port: 2202, loopback: true });
+    assert.deepEqual(parseListen('[::1]:2202'), { kind: 'tcp', host: '::1', port: 2202, loopback: true });
+    assert.deepEqual(parseListen('0.0.0.0:2202'), { kind: 'tcp', host: '0.0.0.0', port: 2202, loopback: false });
+    assert.deepEqual(parseListen('[::]:0'), { kind: 'tcp', host: '::', port: 0, loopback: false });
+  });
+  const L = 'BURROW_INVALID_LISTEN';
+  const cases: Array<[string, string]> = [
+    ['', 'invalid --listen "": it is empty'],
+    [':99999', 'invalid --listen ":99999": the port "99999" is not a number from 0 to 65535'],
+    [':http', 'invalid --listen ":http": the port "http" is not a number from 0 to 65535'],
+    ['localhost', 'invalid --listen "localhost": the port is missing (add ":PORT", for example ":22")'],
+    ['--', 'invalid --listen "--": the port is missing (add ":PORT", for example ":22")'],
+  ];
+  for (const [input, message] of cases) {
+    it(`rejects ${JSON.stringify(input)}`, () => fails(() => parseListen(input), L, message));
+  }
+});

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseTarget } from '../../src/cli/destination.js';
+import { ExitCode } from '../../src/errors.js';
+import { connectRequest, parseAnswerHead } from '../../src/tunnel/connect.js';
+import { statusToError } from '../../src/tunnel/status.js';
+
+const target = parseTarget('git.corp.test:22', 'https://proxy.test:8443');
+
+describe('statusToError: one mapping from the proxy answer to an error', () => {
+  const table: Array<[number, string | undefined, number | undefined, string | undefined]> = [
+    [200, undefined, undefined, undefined],
+    [301, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, 'sign-in required by https://proxy.test:8443 for git.corp.test:22 (HTTP 301)'],
+    [302, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, 'sign-in required by https://proxy.test:8443 for git.corp.test:22 (HTTP 302)'],
+    [307, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, undefined],
+    [308, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, undefined],
+    [401, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, 'sign-in required by https://proxy.test:8443 for git.corp.test:22 (HTTP 401)'],
+    [403, 'BURROW_ACCESS_DENIED', ExitCode.accessDenied, 'access denied by https://proxy.test:8443 for git.corp.test:22 (HTTP 403)'],
+    [404, 'BURROW_ROUTE_NOT_FOUND', ExitCode.routeNotFound, 'https://proxy.test:8443 has no route for git.corp.test:22 (HTTP 404)'],
+    [502, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, undefined],
+    [503, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, 'https://proxy.test:8443 could not reach git.corp.test:22 (HTTP 503)'],
+    [504, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, undefined],
+    [405, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, 'https://proxy.test:8443 answered the tunnel request for git.corp.test:22 with HTTP 405 Method Not Allowed'],
+    [500, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, undefined],
+  ];
+  for (const [status, code, exitCode, message] of table) {
+    it(`${status} -> ${code ?? 'success'}`, () => {
+      const reason = status === 405 ? 'Method Not Allowed' : 'X';
+      const error = statusToError({ status, reason, headers: { location: 'https://auth.test/' } }, target);
+      assert.equal(error?.code, code);
+      assert.equal(error?.exitCode, exitCode);
+      if (message) assert.equal(error?.message, message);
+      if (error) assert.ok(error.hint, 'every error has a hint');
+    });
+  }
+  it('keeps the sign-in location of a redirect', () => {
+    const error = statusToError({ status: 302, reason: 'Found', headers: { location: 'https://auth.test/x' } }, target);
+    assert.equal((error as { location?: string }).location, 'https://auth.test/x');
+  });
+  it('makes a hostile reason phrase printable and short', () => {
+    const error = statusToError({ status: 499, reason: `\x1b[31m${'A'.repeat(100)}`, headers: {} }, target);
+    assert.ok(error);
+    assert.doesNotMatch(error.message, /\x1b/);
+    assert.ok(error.message.length < 200);
+  });
+});
+
+describe('parseAnswerHead', () => {
+  it('parses a status line and headers', () => {
+    assert.deepEqual(parseAnswerHead('HTTP/1.1 302 Found\r\nLocation: https://x/\r\nContent-Length: 0'), {
+      answer: { status: 302, reason: 'Found', headers: { location: 'https://x/', 'content-length': '0' } },
+    });
+    assert.deepEqual(parseAnswerHead('HTTP/1.0 200'), { answer: { status: 200, reason: '', headers: {} } });
+  });
+  it('rejects what is not HTTP/1.x', () => {
+    assert.deepEqual(parseAnswerHead('SSH-2.0-OpenSSH_9.2'), { malformed: 'expected an HTTP/1.1 status line, got "SSH-2.0-OpenSSH_9.2"' });
+    assert.deepEqual(parseAnswerHead('HTTP/1.1 20'), { malformed: 'expected an HTTP/1.1 status line, got "HTTP/1.1 20"' });
+    assert.deepEqual(parseAnswerHead('HTTP/2 200'), { malformed: 'expected an HTTP/1.1 status line, got "HTTP/2 200"' });
+    assert.deepEqual(parseAnswerHead('HTTP/1.1 200 OK\r\nno colon here'), { malformed: 'bad header line "no colon here"' });
+  });
+});
+
+describe('connectRequest', () => {
+  it('asks for the authority, with the token only when there is one', () => {
+    assert.equal(connectRequest(target, undefined, 'burrow/1'), 'CONNECT git.corp.test:22 HTTP/1.1\r\nHost: git.corp.test:22\r\nUser-Agent: burrow/1\r\n\r\n');
+    assert.match(connectRequest(target, 'eyJabc.def.ghi', 'burrow/1'), /\r\nAuthorization: Pomerium eyJabc\.def\.ghi\r\n\r\n$/);
+  });
+});
