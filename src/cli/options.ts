@@ -72,7 +72,7 @@ export function serviceAccountToken(values: ServiceAccountValues, env: NodeJS.Pr
 export function parseSeconds(flag: string, value: string, { min = 0.001, max = 86_400 } = {}): number {
   const n = Number(value);
   if (!/^[0-9]+(\.[0-9]+)?$/.test(value.trim()) || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(text.invalidNumber(flag, value, `a number of seconds from ${min} to ${max}`));
+    throw new UsageError(text.invalidNumber(flag, value, `a number of seconds from ${min} to ${max}`), { hint: text.invalidNumberHint(flag) });
   }
   return Math.round(n * 1000);
 }

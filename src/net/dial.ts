@@ -6,13 +6,14 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { ProxyEndpoint } from '../cli/destination.js';
-import { BurrowError, ProxyUnreachableError, TlsError } from '../errors.js';
+import type { Target } from '../cli/destination.js';
+import { BurrowError, ProxyProtocolError, ProxyUnreachableError, TlsError } from '../errors.js';
 import { text } from '../output/messages.js';
 import type { TlsSettings } from './tls.js';
 
 export interface DialRequest {
-  proxy: ProxyEndpoint;
+  /** The proxy to dial; the destination is named in error messages. */
+  target: Target;
   /** Required for https proxies. */
   tls: TlsSettings | undefined;
   /** Absolute deadline (ms since epoch) for TCP + TLS. */
@@ -36,16 +37,17 @@ const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
  * Maps a socket-level failure (from connecting, the handshake, or reading the proxy's answer)
  * to the error a user sees. `phase` says how far we got, for timeouts and resets.
  */
-export function classifyNetworkError(error: unknown, proxy: ProxyEndpoint, phase: 'connect' | 'tls' | 'answer'): BurrowError {
+export function classifyNetworkError(error: unknown, target: Target, phase: 'connect' | 'tls' | 'answer'): BurrowError {
   if (error instanceof BurrowError) return error;
   const err = error as NodeJS.ErrnoException & { reason?: string };
   const code = err.code ?? '';
-  const origin = proxy.origin;
+  const origin = target.proxy.origin;
+  const dest = target.destination.authority;
   if (code === 'ECONNREFUSED') {
-    return new ProxyUnreachableError(text.refused(origin), { hint: text.refusedHint, cause: error });
+    return new ProxyUnreachableError(text.refused(origin, dest), { hint: text.refusedHint, cause: error });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
-    return new ProxyUnreachableError(text.dnsFailed(origin, proxy.host), { code: 'BURROW_DNS', hint: text.dnsFailedHint, cause: error });
+    return new ProxyUnreachableError(text.dnsFailed(origin, dest, target.proxy.host), { code: 'BURROW_DNS', hint: text.dnsFailedHint, cause: error });
   }
   if (UNTRUSTED.has(code)) {
     return new TlsError(text.tlsUntrusted(origin, code), { code: 'BURROW_TLS_UNTRUSTED', hint: text.tlsUntrustedHint, cause: error });
@@ -61,15 +63,20 @@ export function classifyNetworkError(error: unknown, proxy: ProxyEndpoint, phase
   if (/ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|HANDSHAKE_FAILURE|CERTIFICATE_UNKNOWN)/.test(code)) {
     return new TlsError(text.tlsClientCert(origin, code), { code: 'BURROW_TLS_CLIENT_CERT', hint: text.tlsClientCertHint, cause: error });
   }
+  // Reset after the handshake, before any answer: the proxy hung up on the request (a proxy
+  // that wants a client certificate under TLS 1.3 often does this instead of sending an alert).
+  if (phase === 'answer' && (code === 'ECONNRESET' || code === 'EPIPE')) {
+    return new ProxyProtocolError(text.closedBeforeAnswer(origin, dest), { hint: text.closedBeforeAnswerHint, cause: error });
+  }
   if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || phase === 'tls') {
     return new TlsError(text.tlsOther(origin, code || err.message), { code: 'BURROW_TLS', hint: text.tlsOtherHint, cause: error });
   }
-  return new ProxyUnreachableError(text.unreachable(origin, code || err.message), { hint: text.unreachableHint, cause: error });
+  return new ProxyUnreachableError(text.unreachable(origin, dest, code || err.message), { hint: text.unreachableHint, cause: error });
 }
 
 /** The error for a deadline passing during `what`. */
-export function timeoutError(proxy: ProxyEndpoint, what: string, totalMs: number): ProxyUnreachableError {
-  return new ProxyUnreachableError(text.timedOut(proxy.origin, what, Math.round(totalMs / 100) / 10), {
+export function timeoutError(target: Target, what: string, totalMs: number): ProxyUnreachableError {
+  return new ProxyUnreachableError(text.timedOut(target.proxy.origin, target.destination.authority, what, Math.round(totalMs / 100) / 10), {
     code: 'BURROW_TIMEOUT',
     hint: text.timedOutHint,
   });
@@ -103,12 +110,12 @@ function waitFor(
       cleanup();
       resolve();
     };
-    const onError = (error: Error) => fail(classifyNetworkError(error, request.proxy, phase));
+    const onError = (error: Error) => fail(classifyNetworkError(error, request.target, phase));
     const onClose = () =>
-      fail(classifyNetworkError(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }), request.proxy, phase));
+      fail(classifyNetworkError(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }), request.target, phase));
     const onAbort = () => fail(request.signal?.reason instanceof Error ? request.signal.reason : new Error('aborted'));
     const timer = setTimeout(
-      () => fail(timeoutError(request.proxy, phase === 'connect' ? 'connecting' : 'the TLS handshake', request.deadline - startedAt)),
+      () => fail(timeoutError(request.target, phase === 'connect' ? 'connecting' : 'the TLS handshake', request.deadline - startedAt)),
       Math.max(0, request.deadline - Date.now()),
     );
     socket.once(event, onDone);
@@ -121,7 +128,7 @@ function waitFor(
 /** Connects to the proxy and completes TLS (for https). The socket is half-open capable, no-delay. */
 export async function dialProxy(request: DialRequest): Promise<net.Socket> {
   const startedAt = Date.now();
-  const { proxy } = request;
+  const { proxy } = request.target;
   request.signal?.throwIfAborted();
   const raw = net.connect({ host: proxy.host, port: proxy.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
   await waitFor(raw, 'connect', request, 'connect', startedAt);

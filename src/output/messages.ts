@@ -16,6 +16,7 @@ export const text = {
   invalidListen: (input: string, reason: string) => `invalid --listen ${q(input)}: ${reason}`,
   listenForms: 'use ":PORT" (loopback), "HOST:PORT", "-" (stdin/stdout, for ssh ProxyCommand) or leave it out',
   invalidNumber: (flag: string, input: string, range: string) => `invalid ${flag} ${q(input)}: expected ${range}`,
+  invalidNumberHint: (flag: string) => `for example ${flag} 10`,
   conflictingFlags: (a: string, b: string) => `${a} and ${b} cannot be used together`,
   conflictingFlagsHint: 'keep one of them',
   clientCertPair: (given: string, missing: string) => `${given} was given without ${missing}`,
@@ -63,16 +64,18 @@ export const text = {
   malformedAnswerHint: 'check that --pomerium-url points at the identity-aware proxy, not at another service',
   closedBeforeAnswer: (proxy: string, dest: string) =>
     `${proxy} closed the connection before answering the tunnel request for ${dest}`,
-  closedBeforeAnswerHint: 'check that the proxy speaks HTTPS on that port and supports tcp+https routes',
+  closedBeforeAnswerHint:
+    'check that the proxy speaks HTTPS on that port and supports tcp+https routes; if it requires mutual TLS, pass --client-cert and --client-key',
 
   // --- network and TLS --------------------------------------------------------------------------
-  refused: (proxy: string) => `cannot connect to ${proxy}: connection refused`,
+  refused: (proxy: string, dest: string) => `cannot connect to ${proxy} (for ${dest}): connection refused`,
   refusedHint: 'check the proxy address and port, and that it is running',
-  unreachable: (proxy: string, code: string) => `cannot connect to ${proxy}: ${code}`,
+  unreachable: (proxy: string, dest: string, code: string) => `cannot connect to ${proxy} (for ${dest}): ${code}`,
   unreachableHint: 'check your network connection (VPN, Wi-Fi) and the proxy address',
-  dnsFailed: (proxy: string, host: string) => `cannot connect to ${proxy}: host ${q(host)} not found`,
+  dnsFailed: (proxy: string, dest: string, host: string) => `cannot connect to ${proxy} (for ${dest}): host ${q(host)} not found`,
   dnsFailedHint: 'check the spelling, or pass the proxy with --pomerium-url',
-  timedOut: (proxy: string, what: string, seconds: number) => `${what} to ${proxy} timed out after ${seconds}s`,
+  timedOut: (proxy: string, dest: string, what: string, seconds: number) =>
+    `${what} to ${proxy} (for ${dest}) timed out after ${seconds}s`,
   timedOutHint: 'check your network, or raise --connect-timeout',
   tlsUntrusted: (proxy: string, detail: string) => `TLS: the certificate of ${proxy} is not trusted (${detail})`,
   tlsUntrustedHint:

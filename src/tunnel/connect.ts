@@ -93,7 +93,7 @@ function readAnswer(socket: Socket, target: Target, deadline: number, totalMs: n
         return resolve(parsed.answer);
       }
     };
-    const onError = (error: Error) => fail(classifyNetworkError(error, proxy, 'answer'));
+    const onError = (error: Error) => fail(classifyNetworkError(error, target, 'answer'));
     const onEnd = () =>
       fail(
         buffered.length > 0
@@ -101,7 +101,7 @@ function readAnswer(socket: Socket, target: Target, deadline: number, totalMs: n
           : new ProxyProtocolError(text.closedBeforeAnswer(proxy.origin, dest), { hint: text.closedBeforeAnswerHint }),
       );
     const onAbort = () => fail(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    const timer = setTimeout(() => fail(timeoutError(proxy, 'waiting for the answer', totalMs)), Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(() => fail(timeoutError(target, 'waiting for the answer', totalMs)), Math.max(0, deadline - Date.now()));
     socket.on('data', onData);
     socket.once('error', onError);
     socket.once('end', onEnd);
@@ -122,7 +122,7 @@ export class ConnectTransport implements Transport {
     const { target, token, signal } = request;
     const totalMs = this.#options.connectTimeoutMs;
     const deadline = Date.now() + totalMs;
-    const socket = await dialProxy({ proxy: target.proxy, tls: this.#options.tls, deadline, signal });
+    const socket = await dialProxy({ target, tls: this.#options.tls, deadline, signal });
     try {
       socket.write(connectRequest(target, token, this.#options.userAgent));
       const answer = await readAnswer(socket, target, deadline, totalMs, signal);
@@ -131,7 +131,7 @@ export class ConnectTransport implements Transport {
       return socket;
     } catch (error) {
       socket.destroy();
-      throw error instanceof BurrowError ? error : classifyNetworkError(error, target.proxy, 'answer');
+      throw error instanceof BurrowError ? error : classifyNetworkError(error, target, 'answer');
     }
   }
 }

@@ -7,7 +7,7 @@ import type { Target } from '../cli/destination.js';
 import { type BurrowError, TunnelBrokenError, toBurrowError } from '../errors.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
-import { isNormalEnding, splice } from './splice.js';
+import { isNormalEnding, type SpliceResult, splice } from './splice.js';
 import type { Transport } from './transport.js';
 
 /** Where tokens come from: a service account today, the sign-in cache later. */
@@ -67,16 +67,24 @@ export async function runSession(local: Duplex, options: SessionOptions): Promis
     onRemoteEnd: options.endOnRemoteEof ? () => local.destroy() : undefined,
   });
   options.signal?.removeEventListener('abort', onAbort);
-  const { error, failedSide } = result;
-  if (error && failedSide === 'remote' && !options.signal?.aborted && !isNormalEnding(error)) {
-    return { error: new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, describe(error)), { hint: text.tunnelBrokenHint, cause: error }), opened: true };
+  const broken = brokenReason(result, options.signal?.aborted === true);
+  if (broken) {
+    const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, broken), { hint: text.tunnelBrokenHint, cause: result.error });
+    return { error, opened: true };
   }
-  if (error && failedSide === 'remote' && (error as NodeJS.ErrnoException).code === 'ECONNRESET' && !options.signal?.aborted) {
-    return { error: new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, 'connection reset'), { hint: text.tunnelBrokenHint, cause: error }), opened: true };
-  }
-  if (error) logger.debug(`${label}: tunnel closed (${describe(error)})`);
-  else logger.debug(`${label}: tunnel closed`);
+  logger.debug(`${label}: tunnel closed${result.error ? ` (${describe(result.error)})` : ''}`);
   return { error: undefined, opened: true };
+}
+
+/**
+ * Why the tunnel broke, or undefined if it ended normally. Only the remote side can break it:
+ * a local peer that goes away (ssh killed, EPIPE) is an ordinary ending. A reset from the proxy
+ * is a break; a plain close is not, because Node cannot tell a TLS close_notify from a bare FIN.
+ */
+function brokenReason({ error, failedSide }: SpliceResult, aborted: boolean): string | undefined {
+  if (!error || failedSide !== 'remote' || aborted) return undefined;
+  if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') return 'connection reset';
+  return isNormalEnding(error) ? undefined : describe(error);
 }
 
 function describe(error: Error): string {

@@ -127,19 +127,20 @@ function sessionOptions(s: TcpSettings, label: string): SessionOptions {
 /** Listener mode: a session per connection until SIGINT/SIGTERM, then close everything. */
 async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind: 'tcp' }>, runtime: Runtime): Promise<number> {
   const listener = await listenTcp(listen.host, listen.port);
+  const stop = new AbortController();
+  const open = new Set<Promise<void>>();
+  // Signal handlers go in before the address is printed: whoever reads it may signal at once.
+  const offSignals = runtime.onSignal(() => {
+    s.logger.info(text.shuttingDown(open.size));
+    stop.abort();
+    void listener.close();
+  });
   const dest = s.target.destination.authority;
   // The bound address on stdout, alone on its line, so scripts can use --listen :0.
   runtime.stdout.write(`${listener.address}\n`);
   s.logger.info(text.listening(listener.address, dest, s.target.proxy.origin));
   if (!listen.loopback) s.logger.warn(text.nonLoopbackWarning(listener.address));
 
-  const stop = new AbortController();
-  const open = new Set<Promise<void>>();
-  const offSignals = runtime.onSignal(() => {
-    s.logger.info(text.shuttingDown(open.size));
-    stop.abort();
-    void listener.close();
-  });
   for await (const connection of listener.connections()) {
     const label = connection.peer;
     const session = runSession(connection.stream, { ...sessionOptions(s, label), signal: stop.signal }).then((result) => {

@@ -1,0 +1,353 @@
+/**
+ * What a user sees when something is wrong: one line on stderr naming the problem and the fix,
+ * a documented exit code per class, no stack trace, no token. Real CLI, real TLS, local proxy.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ExitCode } from '../../src/errors.js';
+import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
+import { startTcpServer } from '../helpers/echo-server.js';
+import { fixture, readFixture } from '../helpers/fixtures.js';
+import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
+
+/** Asserts the one-line failure contract and returns the line. */
+function oneLineFailure(stderr: string, token?: string): string {
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${stderr}`);
+  const line = lines[0]!;
+  assert.match(line, /^burrow: error: .+ — .+/, 'message, then a hint');
+  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  if (token) assert.ok(!stderr.includes(token), 'the token is never printed');
+  return line;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('burrow tcp: errors', () => {
+  let world: World;
+  let closedPort: number;
+  before(async () => {
+    closedPort = await freePort();
+    world = await startWorld({
+      extraRoutes: [
+        { from: 'tcp+https://bob-only.corp.test:22', to: 'tcp://127.0.0.1:1', allow: ['bob@corp.test'] },
+        { from: 'tcp+https://down.corp.test:22', to: `tcp://127.0.0.1:${closedPort}` },
+      ],
+      respond: (req) => {
+        if (req.method !== 'CONNECT') return undefined;
+        if (req.url === 'method.corp.test:22') return { status: 405, body: 'no CONNECT here' };
+        if (req.url === 'garbage.corp.test:22') return { raw: 'SSH-2.0-OpenSSH_9.2\r\n\r\n' };
+        if (req.url === 'truncated.corp.test:22') return { raw: 'HTTP/1.1 2' };
+        if (req.url === 'huge.corp.test:22') return { raw: `HTTP/1.1 200 OK\r\n${'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(1700)}\r\n` };
+        return undefined;
+      },
+    });
+  });
+  after(async () => {
+    await stopAll();
+    await world.close();
+  });
+
+  const stdio = (dest: string, extra: string[] = [], env: NodeJS.ProcessEnv = world.env) =>
+    runBurrow(world.tcpArgs(dest, '--listen', '-', ...extra), { env, input: 'hello' });
+
+  describe('proxy answers', () => {
+    it('302 without a token: sign-in required (exit 3)', async () => {
+      const r = await stdio(DEST, [], {});
+      assert.equal(r.code, ExitCode.authRequired);
+      assert.ok(oneLineFailure(r.stderr).includes(`sign-in required by ${world.proxy.url} for ${DEST} (HTTP 302)`));
+      assert.equal(r.stdout.length, 0, 'nothing on stdout');
+    });
+
+    it('401 from a proxy that answers so: sign-in required (exit 3)', async () => {
+      const w = await startWorld({ unauthenticatedStatus: 401 });
+      try {
+        const r = await runBurrow(w.tcpArgs(DEST, '--listen', '-'), { env: { BURROW_SERVICE_ACCOUNT: world.token } });
+        assert.equal(r.code, ExitCode.authRequired);
+        assert.ok(oneLineFailure(r.stderr, world.token).includes('(HTTP 401)'));
+      } finally {
+        await w.close();
+      }
+    });
+
+    it('an expired token is refused like none (exit 3) and never printed', async () => {
+      const expired = world.proxy.mintToken({ ttlSeconds: -60 });
+      const r = await stdio(DEST, [], { BURROW_SERVICE_ACCOUNT: expired });
+      assert.equal(r.code, ExitCode.authRequired);
+      oneLineFailure(r.stderr, expired);
+    });
+
+    it('403: access denied by policy (exit 4)', async () => {
+      const r = await stdio('bob-only.corp.test:22');
+      assert.equal(r.code, ExitCode.accessDenied);
+      assert.ok(oneLineFailure(r.stderr, world.token).includes(`access denied by ${world.proxy.url} for bob-only.corp.test:22 (HTTP 403)`));
+    });
+
+    it('404: no such route (exit 5)', async () => {
+      const r = await stdio('nope.corp.test:22');
+      assert.equal(r.code, ExitCode.routeNotFound);
+      assert.ok(oneLineFailure(r.stderr).includes(`${world.proxy.url} has no route for nope.corp.test:22 (HTTP 404)`));
+    });
+
+    it('503: upstream unreachable (exit 6)', async () => {
+      const r = await stdio('down.corp.test:22');
+      assert.equal(r.code, ExitCode.upstreamUnavailable);
+      assert.ok(oneLineFailure(r.stderr).includes(`${world.proxy.url} could not reach down.corp.test:22 (HTTP 503)`));
+    });
+
+    it('another status: named, with what came back (exit 9)', async () => {
+      const r = await stdio('method.corp.test:22');
+      assert.equal(r.code, ExitCode.proxyProtocol);
+      assert.ok(oneLineFailure(r.stderr).includes('with HTTP 405 Method Not Allowed'));
+    });
+
+    it('malformed answers: not HTTP, cut off, oversized head (exit 9)', async () => {
+      const garbage = await stdio('garbage.corp.test:22');
+      assert.equal(garbage.code, ExitCode.proxyProtocol);
+      assert.ok(oneLineFailure(garbage.stderr).includes('expected an HTTP/1.1 status line, got "SSH-2.0-OpenSSH_9.2"'));
+      const cut = await stdio('truncated.corp.test:22');
+      assert.equal(cut.code, ExitCode.proxyProtocol);
+      assert.ok(oneLineFailure(cut.stderr).includes('the answer was cut off'));
+      const huge = await stdio('huge.corp.test:22');
+      assert.equal(huge.code, ExitCode.proxyProtocol);
+      assert.ok(oneLineFailure(huge.stderr).includes('the answer head is larger than 64 KiB'));
+    });
+
+    it('a proxy that never answers: timeout (exit 7)', async () => {
+      const w = await startWorld({ stallConnect: true });
+      try {
+        const r = await runBurrow(w.tcpArgs(DEST, '--listen', '-', '--connect-timeout', '0.5'), { env: w.env });
+        assert.equal(r.code, ExitCode.proxyUnreachable);
+        assert.ok(oneLineFailure(r.stderr).includes(`waiting for the answer to ${w.proxy.url} (for ${DEST}) timed out after 0.5s`));
+      } finally {
+        await w.close();
+      }
+    });
+
+    it('nothing listening: connection refused (exit 7)', async () => {
+      const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', `https://127.0.0.1:${closedPort}`], { env: world.env });
+      assert.equal(r.code, ExitCode.proxyUnreachable);
+      assert.ok(oneLineFailure(r.stderr).includes(`cannot connect to https://127.0.0.1:${closedPort} (for ${DEST}): connection refused`));
+    });
+  });
+
+  describe('TLS', () => {
+    it('unknown CA: says so and names --alternate-ca-path (exit 8)', async () => {
+      const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url], { env: world.env });
+      assert.equal(r.code, ExitCode.tls);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.includes(`the certificate of ${world.proxy.url} is not trusted`));
+      assert.ok(line.includes('--alternate-ca-path'));
+    });
+
+    it('hostname mismatch (exit 8); --disable-tls-verification connects anyway, with a warning', async () => {
+      const w = await startWorld({ cert: readFixture('wrong-host.pem'), key: readFixture('wrong-host-key.pem') });
+      try {
+        const r = await runBurrow(w.tcpArgs(DEST, '--listen', '-'), { env: w.env });
+        assert.equal(r.code, ExitCode.tls);
+        assert.ok(oneLineFailure(r.stderr).includes('is not valid for this name'));
+        const insecure = await runBurrow(w.tcpArgs(DEST, '--listen', '-', '--disable-tls-verification'), { env: w.env, input: 'ok' });
+        assert.equal(insecure.code, 0, insecure.stderr);
+        assert.equal(insecure.stdout.toString(), 'ok');
+        assert.match(insecure.stderr, /^burrow: warning: TLS verification is disabled/);
+      } finally {
+        await w.close();
+      }
+    });
+
+    it('--ca-cert takes PEM text or base64 of it', async () => {
+      const pem = readFixture('ca.pem');
+      for (const value of [pem, Buffer.from(pem).toString('base64')]) {
+        const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url, '--ca-cert', value], {
+          env: world.env,
+          input: 'ca',
+        });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.toString(), 'ca');
+      }
+      const bad = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url, '--ca-cert', 'bm90IGEgY2VydA=='], { env: world.env });
+      assert.equal(bad.code, ExitCode.usage);
+      assert.ok(oneLineFailure(bad.stderr).includes('--ca-cert is neither a PEM certificate nor base64 of one'));
+    });
+
+    it('mutual TLS: no certificate or a foreign one is refused (exit 8), the right one works', async () => {
+      const w = await startWorld({ requireClientCert: true });
+      try {
+        // Under TLS 1.3 the refusal comes after our handshake: as an alert (exit 8) or, when the
+        // proxy's close wins the race, as a hang-up before any answer (exit 9). Both name the fix.
+        const none = await runBurrow(w.tcpArgs(DEST, '--listen', '-'), { env: w.env });
+        assert.ok([ExitCode.tls, ExitCode.proxyProtocol].includes(none.code as 8 | 9), `exit ${none.code}`);
+        assert.ok(oneLineFailure(none.stderr).includes('--client-cert'));
+        const rogue = await runBurrow(
+          w.tcpArgs(DEST, '--listen', '-', '--client-cert', fixture('rogue-client.pem'), '--client-key', fixture('rogue-client-key.pem')),
+          { env: w.env },
+        );
+        assert.ok([ExitCode.tls, ExitCode.proxyProtocol].includes(rogue.code as 8 | 9), `exit ${rogue.code}`);
+        assert.ok(oneLineFailure(rogue.stderr).includes('--client-cert'));
+        const good = await runBurrow(
+          w.tcpArgs(DEST, '--listen', '-', '--client-cert', fixture('client.pem'), '--client-key', fixture('client-key.pem')),
+          { env: w.env, input: 'mtls' },
+        );
+        assert.equal(good.code, 0, good.stderr);
+        assert.equal(good.stdout.toString(), 'mtls');
+      } finally {
+        await w.close();
+      }
+    });
+
+    it('bad certificate flags are usage errors (exit 2)', async () => {
+      const onlyCert = await stdio(DEST, ['--client-cert', fixture('client.pem')]);
+      assert.equal(onlyCert.code, ExitCode.usage);
+      assert.ok(oneLineFailure(onlyCert.stderr).includes('--client-cert was given without --client-key'));
+      const mismatched = await stdio(DEST, ['--client-cert', fixture('client.pem'), '--client-key', fixture('rogue-client-key.pem')]);
+      assert.equal(mismatched.code, ExitCode.usage);
+      assert.ok(oneLineFailure(mismatched.stderr).includes('the client certificate and key cannot be used'));
+      const missing = await stdio(DEST, ['--alternate-ca-path', '/nonexistent/ca.pem']);
+      assert.equal(missing.code, ExitCode.usage);
+      assert.ok(oneLineFailure(missing.stderr).includes('cannot read CA file "/nonexistent/ca.pem": no such file'));
+      const notPem = await stdio(DEST, ['--alternate-ca-path', '/etc/hostname']);
+      assert.equal(notPem.code, ExitCode.usage);
+      assert.ok(oneLineFailure(notPem.stderr).includes('does not contain a PEM certificate or key'));
+    });
+  });
+
+  describe('service account tokens', () => {
+    it('from --service-account, --service-account-file and BURROW_SERVICE_ACCOUNT', async () => {
+      const file = join(tempDir(), 'token.jwt');
+      writeFileSync(file, `${world.token}\n`);
+      const viaFlag = await runBurrow([...world.tcpArgs(DEST, '--listen', '-'), '--service-account', world.token], { input: 'a' });
+      assert.equal(viaFlag.stdout.toString(), 'a', viaFlag.stderr);
+      const viaFile = await runBurrow([...world.tcpArgs(DEST, '--listen', '-'), '--service-account-file', file], { input: 'b' });
+      assert.equal(viaFile.stdout.toString(), 'b', viaFile.stderr);
+      const viaEnv = await runBurrow(world.tcpArgs(DEST, '--listen', '-'), { env: world.env, input: 'c' });
+      assert.equal(viaEnv.stdout.toString(), 'c', viaEnv.stderr);
+      assert.ok(world.proxy.events.filter((e) => e.email === 'alice@corp.test').length >= 3);
+    });
+
+    it('a missing or empty token source is a usage error (exit 2)', async () => {
+      const missing = await runBurrow([...world.tcpArgs(DEST, '--listen', '-'), '--service-account-file', '/nonexistent/token']);
+      assert.equal(missing.code, ExitCode.usage);
+      assert.ok(oneLineFailure(missing.stderr).includes('cannot read service account file "/nonexistent/token": no such file'));
+      const empty = await runBurrow(world.tcpArgs(DEST, '--listen', '-'), { env: { BURROW_SERVICE_ACCOUNT: '  ' } });
+      assert.equal(empty.code, ExitCode.usage);
+      assert.ok(oneLineFailure(empty.stderr).includes('the service account token from BURROW_SERVICE_ACCOUNT is empty'));
+      const both = await runBurrow([...world.tcpArgs(DEST, '--listen', '-'), '--service-account', 'x', '--service-account-file', 'y']);
+      assert.equal(both.code, ExitCode.usage);
+      assert.ok(oneLineFailure(both.stderr).includes('--service-account and --service-account-file cannot be used together'));
+    });
+  });
+
+  describe('command line', () => {
+    it('bad flags and destinations: one line, exit 2', async () => {
+      const unknown = await runBurrow(['tcp', DEST, '--no-such-flag']);
+      assert.equal(unknown.code, ExitCode.usage);
+      assert.equal(oneLineFailure(unknown.stderr), `burrow: error: unknown option '--no-such-flag' — run "burrow tcp --help" for usage`);
+      const noPort = await runBurrow(['tcp', 'git.corp.test']);
+      assert.equal(noPort.code, ExitCode.usage);
+      assert.ok(oneLineFailure(noPort.stderr).includes('invalid destination "git.corp.test": the port is missing'));
+      const missingArg = await runBurrow(['tcp']);
+      assert.equal(missingArg.code, ExitCode.usage);
+      assert.ok(oneLineFailure(missingArg.stderr).includes("missing required argument 'destination'"));
+      const badTimeout = await runBurrow(['tcp', DEST, '--connect-timeout', 'soon']);
+      assert.equal(badTimeout.code, ExitCode.usage);
+      oneLineFailure(badTimeout.stderr);
+    });
+
+    it('--help has examples; version prints', async () => {
+      const help = await runBurrow(['tcp', '--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout.toString(), /ProxyCommand burrow tcp --listen - %h:%p/);
+      const version = await runBurrow(['version']);
+      assert.match(version.stdout.toString(), /^burrow \d+\.\d+\.\d+ \(node /);
+    });
+
+    it('a busy --listen port is reported, not thrown (exit 2)', async () => {
+      const busy = await startTcpServer(() => {});
+      try {
+        const r = await runBurrow([...world.tcpArgs(), '--listen', busy.address], { env: world.env });
+        assert.equal(r.code, ExitCode.usage);
+        assert.ok(oneLineFailure(r.stderr).includes(`cannot listen on ${busy.address}: address already in use`));
+      } finally {
+        await busy.close();
+      }
+    });
+  });
+
+  describe('lifecycle', () => {
+    it('listener mode warns when bound beyond loopback', async () => {
+      const burrow = await startListener([...world.tcpArgs().slice(1), '--listen', '0.0.0.0:0'], { env: world.env });
+      await eventually(() => burrow.stderr().includes('warning:'), 5000, 'the warning');
+      assert.match(burrow.stderr(), /warning: listening on 0\.0\.0\.0:\d+, which other machines can reach/);
+      await burrow.stop();
+    });
+
+    it('SIGTERM closes the listener and every open tunnel, exit 0', async () => {
+      const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });
+      const sockets = await Promise.all(
+        [1, 2, 3].map(async () => {
+          const socket = net.connect({ host: '127.0.0.1', port: burrow.port });
+          socket.on('error', () => {});
+          socket.write('ping');
+          await new Promise((resolve) => socket.once('data', resolve));
+          return socket;
+        }),
+      );
+      await eventually(() => world.proxy.openTunnels >= 3, 5000, 'three open tunnels');
+      const closed = Promise.all(sockets.map((s) => new Promise((resolve) => s.once('close', resolve))));
+      assert.equal(await burrow.stop('SIGTERM'), 0);
+      await closed;
+      await eventually(() => world.proxy.openTunnels === 0, 5000, 'tunnels closed at the proxy');
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: burrow.port });
+        s.once('connect', () => resolve(false)).once('error', () => resolve(true));
+      });
+      assert.ok(refused, 'the listener is gone');
+    });
+
+    it('SIGINT (Ctrl-C) does the same', async () => {
+      const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });
+      assert.equal(await burrow.stop('SIGINT'), 0);
+      assert.match(burrow.stderr(), /shutting down/);
+    });
+
+    it('stdio mode exits promptly when the proxy drops mid-stream: non-zero on a reset, data intact', async () => {
+      for (const reset of [true, false]) {
+        const drip = await startTcpServer((s) => {
+          const timer = setInterval(() => s.write(Buffer.alloc(1024, 0x61)), 20);
+          s.on('close', () => clearInterval(timer));
+        });
+        const w = await startWorld({ extraRoutes: [{ from: 'tcp+https://drip.corp.test:22', to: `tcp://${drip.address}` }] });
+        try {
+          const proc = spawnBurrow(w.tcpArgs('drip.corp.test:22', '--listen', '-'), { env: w.env, collectStdout: false });
+          const chunks: Buffer[] = [];
+          proc.child.stdout.on('data', (d: Buffer) => chunks.push(d));
+          await eventually(() => chunks.length > 3, 10_000, 'data flowing');
+          await w.proxy.close({ reset });
+          const code = await Promise.race([proc.exited, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
+          assert.notEqual(code, -1, 'exited within 10 s');
+          const all = Buffer.concat(chunks);
+          assert.ok(all.every((b) => b === 0x61), 'only bytes the server sent');
+          if (reset) {
+            assert.equal(code, ExitCode.tunnelBroken);
+            assert.ok(oneLineFailure(proc.stderr(), w.token).includes('broke: connection reset'));
+          } else {
+            // A FIN from the proxy is indistinguishable from a clean close (see README).
+            assert.equal(code, 0, proc.stderr());
+          }
+        } finally {
+          await w.close();
+          await drip.close();
+        }
+      }
+    });
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * A ready test world: the fake Pomerium proxy with a route `git.corp.test:22` to an echo
+ * server, a valid token, and the CLI arguments that point burrow at them.
+ */
+import { startEchoServer, type TcpServer } from './echo-server.js';
+import { type FakePomerium, type FakePomeriumOptions, type FakeRoute, startFakePomerium } from './fake-pomerium.js';
+
+export const DEST = 'git.corp.test:22';
+
+export interface World {
+  proxy: FakePomerium;
+  echo: TcpServer;
+  token: string;
+  /** `tcp <dest> --pomerium-url … --alternate-ca-path … --service-account-file …`-style args. */
+  tcpArgs(dest?: string, ...extra: string[]): string[];
+  /** Environment carrying the token (BURROW_SERVICE_ACCOUNT). */
+  env: NodeJS.ProcessEnv;
+  close(): Promise<void>;
+}
+
+export async function startWorld(options: FakePomeriumOptions & { extraRoutes?: FakeRoute[] } = {}): Promise<World> {
+  const echo = await startEchoServer();
+  const proxy = await startFakePomerium({
+    ...options,
+    routes: [{ from: `tcp+https://${DEST}`, to: `tcp://${echo.address}` }, ...(options.extraRoutes ?? []), ...(options.routes ?? [])],
+  });
+  const token = proxy.mintToken();
+  return {
+    proxy,
+    echo,
+    token,
+    env: { BURROW_SERVICE_ACCOUNT: token },
+    tcpArgs: (dest = DEST, ...extra) => ['tcp', dest, '--pomerium-url', proxy.url, '--alternate-ca-path', proxy.caPath, ...extra],
+    async close() {
+      await proxy.close();
+      await echo.close();
+    },
+  };
+}
+
+/** Polls `check` every 20 ms until it is true or `timeoutMs` passes (bounded waits only). */
+export async function eventually(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
