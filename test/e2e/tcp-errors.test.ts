@@ -233,6 +233,14 @@ describe('burrow tcp: errors', () => {
       assert.ok(world.proxy.events.filter((e) => e.email === 'alice@corp.test').length >= 3);
     });
 
+    it('a token given with --service-account is wiped from the process list', async () => {
+      const burrow = await startListener([...world.tcpArgs().slice(1), '--service-account', world.token]);
+      const cmdline = readFileSync(`/proc/${burrow.child.pid}/cmdline`, 'utf8');
+      assert.ok(!cmdline.includes(world.token), 'no token in /proc/PID/cmdline');
+      assert.match(cmdline, /^burrow/);
+      await burrow.stop();
+    });
+
     it('a missing or empty token source is a usage error (exit 2)', async () => {
       const missing = await runBurrow([...world.tcpArgs(DEST, '--listen', '-'), '--service-account-file', '/nonexistent/token']);
       assert.equal(missing.code, ExitCode.usage);
