@@ -28,10 +28,8 @@ export interface SessionOptions {
 }
 
 export interface SessionResult {
-  /** Why the tunnel could not open, or broke; undefined for a clean close. */
+  /** Why the tunnel could not open, or broke; undefined for a clean close or a shutdown. */
   error: BurrowError | undefined;
-  /** True once the proxy accepted the tunnel. */
-  opened: boolean;
 }
 
 /** Opens a tunnel for `local` and splices until either side is done. Never rejects. */
@@ -48,13 +46,14 @@ export async function runSession(local: Duplex, options: SessionOptions): Promis
     remote = await transport.open({ target, token, signal: options.signal });
   } catch (error) {
     local.destroy();
-    return { error: toBurrowError(error), opened: false };
+    // Shutting down while the tunnel was still opening is not a failure of the tunnel.
+    return { error: options.signal?.aborted ? undefined : toBurrowError(error) };
   } finally {
     local.off('error', earlyError);
   }
   if (local.destroyed) {
     remote.destroy();
-    return { error: undefined, opened: true };
+    return { error: undefined };
   }
   logger.debug(`${label}: tunnel open to ${dest}`);
   const onAbort = () => {
@@ -70,10 +69,10 @@ export async function runSession(local: Duplex, options: SessionOptions): Promis
   const broken = brokenReason(result, options.signal?.aborted === true);
   if (broken) {
     const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, broken), { hint: text.tunnelBrokenHint, cause: result.error });
-    return { error, opened: true };
+    return { error };
   }
   logger.debug(`${label}: tunnel closed${result.error ? ` (${describe(result.error)})` : ''}`);
-  return { error: undefined, opened: true };
+  return { error: undefined };
 }
 
 /**

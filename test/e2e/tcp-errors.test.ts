@@ -321,6 +321,21 @@ describe('burrow tcp: errors', () => {
       assert.ok(refused, 'the listener is gone');
     });
 
+    it('SIGTERM while a tunnel is still opening is a clean shutdown, not an error', async () => {
+      const w = await startWorld({ stallConnect: true });
+      try {
+        const burrow = await startListener(w.tcpArgs().slice(1), { env: w.env });
+        const socket = net.connect({ host: '127.0.0.1', port: burrow.port });
+        socket.on('error', () => {});
+        await eventually(() => w.proxy.stats.connects >= 1, 5000, 'the CONNECT to reach the proxy');
+        assert.equal(await burrow.stop('SIGTERM'), 0);
+        assert.doesNotMatch(burrow.stderr(), /error/);
+        socket.destroy();
+      } finally {
+        await w.close();
+      }
+    });
+
     it('SIGINT (Ctrl-C) does the same', async () => {
       const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });
       assert.equal(await burrow.stop('SIGINT'), 0);
