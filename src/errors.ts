@@ -17,6 +17,7 @@ export const ExitCode = {
   tls: 8,
   proxyProtocol: 9,
   tunnelBroken: 10,
+  credentialStore: 11,
   interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -42,6 +43,12 @@ export type ErrorCode =
   | 'BURROW_TLS_CLIENT_CERT'
   | 'BURROW_TLS'
   | 'BURROW_TUNNEL_BROKEN'
+  | 'BURROW_LOGIN_TIMEOUT'
+  | 'BURROW_LOGIN_FAILED'
+  | 'BURROW_LOGIN_ABORTED'
+  | 'BURROW_LOGIN_REJECTED'
+  | 'BURROW_LOCK_TIMEOUT'
+  | 'BURROW_CREDENTIAL_STORE'
   | 'BURROW_INTERNAL';
 
 export interface BurrowErrorOptions {
@@ -167,6 +174,26 @@ export class TunnelBrokenError extends BurrowError {
   override readonly name = 'TunnelBrokenError';
   constructor(message: string, options: BurrowErrorOptions = {}) {
     super('BURROW_TUNNEL_BROKEN', ExitCode.tunnelBroken, message, options);
+  }
+}
+
+/** Browser sign-in did not produce a usable token: timed out, aborted, refused, or rejected. */
+export class LoginError extends BurrowError {
+  override readonly name = 'LoginError';
+  constructor(
+    code: 'BURROW_LOGIN_TIMEOUT' | 'BURROW_LOGIN_FAILED' | 'BURROW_LOGIN_ABORTED' | 'BURROW_LOGIN_REJECTED' | 'BURROW_LOCK_TIMEOUT',
+    message: string,
+    options: BurrowErrorOptions = {},
+  ) {
+    super(code, code === 'BURROW_LOGIN_ABORTED' ? ExitCode.interrupted : ExitCode.authRequired, message, options);
+  }
+}
+
+/** The credential store cannot be used at all (an explicit choice that does not work). */
+export class CredentialStoreError extends BurrowError {
+  override readonly name = 'CredentialStoreError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_CREDENTIAL_STORE', ExitCode.credentialStore, message, options);
   }
 }
 

@@ -91,6 +91,19 @@ export const text = {
   tlsDisabledWarning: 'TLS verification is disabled (--disable-tls-verification): anyone on the path can read your traffic and token',
   plainHttpWarning: (proxy: string) => `${proxy} is plain http: your token and traffic are not encrypted on the way to the proxy`,
 
+  // --- credential store -----------------------------------------------------------------------
+  invalidCredentialStore: (value: string) => `invalid credential store ${q(value)}: expected "keychain" or "file"`,
+  invalidCredentialStoreHint: 'use --credential-store keychain|file or BURROW_CREDENTIAL_STORE=keychain|file',
+  keychainFallback: (reason: string, dir: string) =>
+    `the OS keychain is not usable (${reason}); keeping sign-ins in files under ${dir} instead`,
+  keychainRequired: (reason: string) => `the OS keychain was asked for but is not usable (${reason})`,
+  keychainRequiredHint:
+    'unlock or start your keychain (on Linux: a Secret Service such as gnome-keyring), or use --credential-store file',
+  credentialFileCorrupt: (path: string) => `ignoring the unreadable credential file ${q(path)}`,
+  credentialStoreUnwritable: (where: string, reason: string) =>
+    `cannot save the sign-in to ${where} (${reason}); it is kept for this process only`,
+  credentialStoreUnwritableHint: 'check free space and permissions of the cache directory (burrow cache location)',
+
   // --- established tunnels ----------------------------------------------------------------------
   tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,
   tunnelBrokenHint: 'the proxy or the network dropped the connection; run the command again',
