@@ -5,6 +5,8 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, UsageError, toBurrowError } from '../errors.js';
 import { formatFailure } from '../output/log.js';
+import { registerCache } from './commands/cache.js';
+import { registerLogin } from './commands/login.js';
 import { registerTcp } from './commands/tcp.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
@@ -22,6 +24,8 @@ function program(runtime: ProcessRuntime): Command {
       outputError: () => {},
     });
   registerTcp(root, runtime);
+  registerLogin(root, runtime);
+  registerCache(root, runtime);
   registerVersion(root, runtime);
   root.addHelpText(
     'after',
@@ -29,6 +33,8 @@ function program(runtime: ProcessRuntime): Command {
 Examples:
   $ burrow tcp git.corp.example.com:22 --listen :2202
   $ ssh -o ProxyCommand='burrow tcp --listen - %h:%p' git@git.corp.example.com
+  $ burrow login https://git.corp.example.com
+  $ burrow status
 
 Run "burrow tcp --help" for every option.`,
   );
@@ -38,7 +44,8 @@ Run "burrow tcp --help" for every option.`,
 function usageFromCommander(error: CommanderError, argv: string[]): UsageError {
   const message = error.message.replace(/^error: /, '');
   const sub = argv.slice(2).find((a) => !a.startsWith('-'));
-  const help = sub === 'tcp' || sub === 'version' ? `burrow ${sub} --help` : 'burrow --help';
+  const known = ['tcp', 'login', 'logout', 'cache', 'status', 'version'];
+  const help = sub && known.includes(sub) ? `burrow ${sub} --help` : 'burrow --help';
   return new UsageError(message, { hint: `run "${help}" for usage`, cause: error });
 }
 

@@ -23,6 +23,19 @@ export function addServiceAccountOptions(command: Command): Command {
     .option('--service-account-file <path>', 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)');
 }
 
+export function addSignInOptions(command: Command): Command {
+  return command
+    .option('--browser-cmd <program>', 'run <program> <sign-in URL> instead of opening the default browser')
+    .option('--no-browser', 'do not open a browser: print the sign-in address (and accept the final address pasted back)')
+    .option('--login-timeout <seconds>', 'how long to wait for a browser sign-in', '300')
+    .addOption(
+      new Option('--credential-store <kind>', 'where to keep sign-ins (default: keychain if usable, else files; env BURROW_CREDENTIAL_STORE)').choices([
+        'keychain',
+        'file',
+      ]),
+    );
+}
+
 export function addLogOptions(command: Command): Command {
   return command
     .option('-v, --verbose', 'log every connection (same as --log-level debug)')

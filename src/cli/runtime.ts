@@ -9,6 +9,8 @@ export interface Runtime {
   readonly stdin: NodeJS.ReadableStream;
   readonly stdout: NodeJS.WritableStream;
   readonly version: string;
+  /** A person may be at a terminal (/dev/tty exists): pasted sign-in addresses are read there. */
+  readonly interactiveTerminal: boolean;
   setExitCode(code: number): void;
   /** Calls `handler` on SIGINT/SIGTERM/SIGHUP; returns a function that stops listening. */
   onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
@@ -36,6 +38,7 @@ export function processRuntime(): ProcessRuntime {
     stdin: process.stdin,
     stdout: process.stdout,
     version: readVersion(),
+    interactiveTerminal: process.stderr.isTTY === true || process.stdin.isTTY === true,
     setExitCode: (code) => {
       exitCode = code;
     },

@@ -16,6 +16,8 @@ export interface Logger {
   warn(message: string): void;
   info(message: string): void;
   debug(message: string): void;
+  /** Something the user must see to go on (a sign-in URL): shown at every level but silent. */
+  notice(message: string): void;
   /** Prints a BurrowError as one line: what went wrong, then what to do about it. */
   failure(error: BurrowError): void;
 }
@@ -49,6 +51,7 @@ export function createLogger(options: LoggerOptions): Logger {
     warn: (m) => emit('warn', color ? `${chalkStderr.yellow('warning:')} ` : 'warning: ', m),
     info: (m) => emit('info', '', m),
     debug: (m) => emit('debug', color ? chalkStderr.dim('debug: ') : 'debug: ', m),
+    notice: (m) => emit('error', '', m),
     failure: (e) => {
       if (enabled('error')) write(formatFailure(e, color));
     },

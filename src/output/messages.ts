@@ -48,7 +48,7 @@ export const text = {
   // --- the proxy's answers ---------------------------------------------------------------------
   authRequired: (proxy: string, dest: string, status: number) =>
     `sign-in required by ${proxy} for ${dest} (HTTP ${status})`,
-  authRequiredHint: 'pass a token with --service-account or --service-account-file (browser sign-in comes in a later version)',
+  authRequiredHint: 'run "burrow login <proxy-url>" in a terminal, or pass a token with --service-account-file',
   accessDenied: (proxy: string, dest: string) => `access denied by ${proxy} for ${dest} (HTTP 403)`,
   accessDeniedHint: 'the route\'s policy does not allow your account: ask the proxy\'s admins for access',
   routeNotFound: (proxy: string, dest: string) => `${proxy} has no route for ${dest} (HTTP 404)`,
@@ -91,6 +91,36 @@ export const text = {
   tlsDisabledWarning: 'TLS verification is disabled (--disable-tls-verification): anyone on the path can read your traffic and token',
   plainHttpWarning: (proxy: string) => `${proxy} is plain http: your token and traffic are not encrypted on the way to the proxy`,
 
+  // --- sign-in --------------------------------------------------------------------------------
+  browserOpened: (proxy: string, wait: string) => `opened your browser to sign in to ${proxy}; waiting up to ${wait} (Ctrl-C to cancel)`,
+  openThisUrl: (proxy: string, url: string) => `to sign in to ${proxy}, open this address in a browser: ${url}`,
+  waitingForBrowser: (wait: string) => `waiting up to ${wait} for the sign-in to finish (Ctrl-C to cancel)`,
+  pasteInstructions: (wait: string) =>
+    `if that browser is on another device, paste here the address it ends on (it contains pomerium_jwt=); waiting up to ${wait}`,
+  pasteNotUnderstood: 'that is not the address with pomerium_jwt= (nor a token); paste the full address from the browser',
+  loginApiStatus: (proxy: string, status: number) => `${proxy} refused to start a sign-in (login API answered HTTP ${status})`,
+  loginApiBody: (proxy: string) => `${proxy} answered the login API with something that is not a sign-in address`,
+  loginApiFailed: (proxy: string, reason: string) => `cannot start a sign-in at ${proxy}: ${reason}`,
+  loginApiHint: 'check that this is a Pomerium proxy (see --pomerium-url), or use --service-account',
+  loginTimedOut: (proxy: string, wait: string) => `sign-in to ${proxy} did not finish within ${wait}`,
+  loginTimedOutHint: 'run the command again and finish signing in in the browser, or raise --login-timeout',
+  loginAborted: (proxy: string) => `sign-in to ${proxy} was cancelled`,
+  signedIn: (proxy: string, user: string | undefined, expires: string) =>
+    `signed in to ${proxy}${user ? ` as ${user}` : ''} (${expires})`,
+  tokenRejectedAfterSignIn: (proxy: string, dest: string) =>
+    `${proxy} refused the token it issued moments ago for ${dest}`,
+  tokenRejectedAfterSignInHint: 'the proxy may be misconfigured (check its clock and session settings); try burrow logout, then again',
+  serviceAccountRejectedHint: 'the service account token was refused: check that it is valid and not expired',
+  waitingForOtherSignIn: (proxy: string, pid: number) =>
+    `another burrow process (pid ${pid}) is signing in to ${proxy}; waiting for it`,
+  lockTimedOut: (proxy: string, pid: number, seconds: number) =>
+    `gave up after ${seconds}s waiting for another burrow process (pid ${pid}) to sign in to ${proxy}`,
+  lockTimedOutHint: 'finish the sign-in in the browser window that process opened, or stop it and try again',
+  notSignedIn: (proxy: string) => `not signed in to ${proxy}`,
+  loggedOut: (proxy: string) => `signed out of ${proxy}`,
+  loggedOutAll: (count: number) => `forgot ${count} cached sign-in${count === 1 ? '' : 's'}`,
+  noSignIns: 'no cached sign-ins',
+
   // --- credential store -----------------------------------------------------------------------
   invalidCredentialStore: (value: string) => `invalid credential store ${q(value)}: expected "keychain" or "file"`,
   invalidCredentialStoreHint: 'use --credential-store keychain|file or BURROW_CREDENTIAL_STORE=keychain|file',
@@ -103,6 +133,8 @@ export const text = {
   credentialStoreUnwritable: (where: string, reason: string) =>
     `cannot save the sign-in to ${where} (${reason}); it is kept for this process only`,
   credentialStoreUnwritableHint: 'check free space and permissions of the cache directory (burrow cache location)',
+  credentialStoreFailed: (action: 'read' | 'save' | 'remove' | 'list', where: string, reason: string) =>
+    `cannot ${{ read: 'read sign-ins from', save: 'save the sign-in to', remove: 'remove sign-ins from', list: 'list sign-ins in' }[action]} ${where}: ${reason}`,
 
   // --- established tunnels ----------------------------------------------------------------------
   tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,

@@ -10,7 +10,7 @@ export interface StoredCredential {
   proxy: string;
   /** The raw JWT. Never printed, never logged. */
   token: string;
-  /** Unverified `exp` claim in seconds since the epoch, if the token has one. */
+  /** When to stop sending it (the unverified `exp` less a clock-skew margin), seconds since the epoch. */
   expiresAt?: number | undefined;
   /** The `email` (or `sub`) claim, shown by `burrow status`, if present. */
   user?: string | undefined;

@@ -3,16 +3,20 @@
  * Listener mode runs one session per accepted connection; stdio mode runs exactly one.
  */
 import type { Duplex } from 'node:stream';
-import type { Target } from '../cli/destination.js';
-import { type BurrowError, TunnelBrokenError, toBurrowError } from '../errors.js';
+import type { ProxyEndpoint, Target } from '../cli/destination.js';
+import { AuthRequiredError, type BurrowError, LoginError, TunnelBrokenError, toBurrowError } from '../errors.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
 import { isNormalEnding, type SpliceResult, splice } from './splice.js';
 import type { Transport } from './transport.js';
 
-/** Where tokens come from: a service account today, the sign-in cache later. */
+/** Where tokens come from (src/auth/credentials.ts). */
 export interface TokenSource {
-  get(target: Target): Promise<string | undefined>;
+  /** False for service accounts: a refused token is then an error, not a reason to sign in. */
+  readonly interactive: boolean;
+  get(proxy: ProxyEndpoint): Promise<string | undefined>;
+  /** Forgets `rejected` and returns a fresh token (signing in if no one else just did). */
+  renew(proxy: ProxyEndpoint, rejected: string | undefined, signal?: AbortSignal): Promise<string>;
 }
 
 export interface SessionOptions {
@@ -41,9 +45,8 @@ export async function runSession(local: Duplex, options: SessionOptions): Promis
   local.on('error', earlyError);
   let remote: Duplex;
   try {
-    const token = await options.tokens.get(target);
     logger.debug(`${label}: opening tunnel to ${dest} via ${target.proxy.origin} (${transport.name})`);
-    remote = await transport.open({ target, token, signal: options.signal });
+    remote = await openSignedIn(options);
   } catch (error) {
     local.destroy();
     // Shutting down while the tunnel was still opening is not a failure of the tunnel.
@@ -73,6 +76,35 @@ export async function runSession(local: Duplex, options: SessionOptions): Promis
   }
   logger.debug(`${label}: tunnel closed${result.error ? ` (${describe(result.error)})` : ''}`);
   return { error: undefined };
+}
+
+/**
+ * Opens the tunnel with the current token; on 302/401 signs in (or takes the token another
+ * tunnel or process just got) and retries exactly once. A fresh token refused again is an
+ * error, never a loop.
+ */
+async function openSignedIn(options: SessionOptions): Promise<Duplex> {
+  const { target, transport, tokens, signal } = options;
+  const token = await tokens.get(target.proxy);
+  try {
+    return await transport.open({ target, token, signal });
+  } catch (error) {
+    if (!(error instanceof AuthRequiredError)) throw error;
+    if (!tokens.interactive) {
+      throw new AuthRequiredError(error.message, { hint: text.serviceAccountRejectedHint, cause: error });
+    }
+    options.logger.debug(`${options.label}: ${error.message}; signing in`);
+    const fresh = await tokens.renew(target.proxy, token, signal);
+    try {
+      return await transport.open({ target, token: fresh, signal });
+    } catch (retryError) {
+      if (!(retryError instanceof AuthRequiredError)) throw retryError;
+      throw new LoginError('BURROW_LOGIN_REJECTED', text.tokenRejectedAfterSignIn(target.proxy.origin, target.destination.authority), {
+        hint: text.tokenRejectedAfterSignInHint,
+        cause: retryError,
+      });
+    }
+  }
 }
 
 /**

@@ -61,11 +61,17 @@ describe('burrow tcp: errors', () => {
     runBurrow(world.tcpArgs(dest, '--listen', '-', ...extra), { env, input: 'hello' });
 
   describe('proxy answers', () => {
-    it('302 without a token: sign-in required (exit 3)', async () => {
-      const r = await stdio(DEST, [], {});
+    it('302 for a service account token the proxy does not accept: sign-in required (exit 3), no browser', async () => {
+      const other = await startWorld();
+      const foreign = other.token;
+      await other.close();
+      const r = await stdio(DEST, ['--browser-cmd', '/nonexistent/browser'], { BURROW_SERVICE_ACCOUNT: foreign });
       assert.equal(r.code, ExitCode.authRequired);
-      assert.ok(oneLineFailure(r.stderr).includes(`sign-in required by ${world.proxy.url} for ${DEST} (HTTP 302)`));
+      const line = oneLineFailure(r.stderr, foreign);
+      assert.ok(line.includes(`sign-in required by ${world.proxy.url} for ${DEST} (HTTP 302)`));
+      assert.ok(line.includes('the service account token was refused'));
       assert.equal(r.stdout.length, 0, 'nothing on stdout');
+      assert.equal(world.proxy.stats.loginRequests, 0, 'a service account never starts a browser sign-in');
     });
 
     it('401 from a proxy that answers so: sign-in required (exit 3)', async () => {

@@ -15,11 +15,17 @@ describe('redact', () => {
   it('hides Authorization values and callback query tokens', () => {
     assert.equal(redact('Authorization: Pomerium secret-opaque-token'), 'Authorization: Pomerium …[hidden]');
     assert.equal(redact('Authorization: Bearer Pomerium-abc'), 'Authorization: Bearer …[hidden]');
+    assert.equal(redact('authorization: Pomerium opaque'), 'authorization: Pomerium …[hidden]');
+    assert.equal(redact('sent Bearer Pomerium-opaque'), 'sent Bearer Pomerium-…[hidden]');
     assert.equal(redact('GET /cb?a=1&pomerium_jwt=abc.def.ghi&b=2'), 'GET /cb?a=1&pomerium_jwt=…[hidden]&b=2');
   });
   it('leaves ordinary text alone', () => {
-    const line = 'access denied by https://proxy.test:8443 for git.corp.test:22 (HTTP 403)';
-    assert.equal(redact(line), line);
+    for (const line of [
+      'access denied by https://proxy.test:8443 for git.corp.test:22 (HTTP 403)',
+      'check that this is a Pomerium proxy (see --pomerium-url), or use Bearer tokens',
+    ]) {
+      assert.equal(redact(line), line);
+    }
   });
 });
 

@@ -14,9 +14,11 @@ import { runSession, type SessionOptions, type TokenSource } from '../../tunnel/
 import type { Transport } from '../../tunnel/transport.js';
 import { isLoopback, parseTarget, type Target } from '../destination.js';
 import { DEFAULT_LISTEN, parseListen, type ListenAddress } from '../listen-address.js';
+import { createCredentials, signInSettings, type SignInValues } from '../sign-in.js';
 import {
   addLogOptions,
   addServiceAccountOptions,
+  addSignInOptions,
   addTlsOptions,
   logLevel,
   parseSeconds,
@@ -25,7 +27,7 @@ import {
 } from '../options.js';
 import type { Runtime } from '../runtime.js';
 
-interface TcpOptionValues extends TlsFlags, ServiceAccountValues {
+interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues {
   listen: string;
   pomeriumUrl?: string;
   connectTimeout: string;
@@ -56,7 +58,10 @@ Examples:
   $ burrow tcp tcp+https://proxy.corp.example.com:8443/db.internal:5432
   $ burrow tcp db.internal:5432 --pomerium-url https://proxy.corp.example.com:8443
 
-  # a machine without a browser, with a service account token
+  # no browser on this machine: print the sign-in address, paste back where it ends
+  $ burrow tcp git.corp.example.com:22 --listen :2202 --no-browser
+
+  # a service account token instead of a browser sign-in
   $ BURROW_SERVICE_ACCOUNT="$(cat token.jwt)" burrow tcp redis.corp.example.com:6379 --listen :6379
 `;
 
@@ -69,6 +74,7 @@ export function registerTcp(program: Command, runtime: Runtime): void {
     .option('--listen <addr>', 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout', DEFAULT_LISTEN)
     .option('--pomerium-url <url>', 'the proxy to use instead of the one derived from <destination>')
     .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30');
+  addSignInOptions(command);
   addServiceAccountOptions(command);
   addTlsOptions(command);
   addLogOptions(command);
@@ -83,8 +89,9 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
   const listen = parseListen(values.listen);
   const logger = createLogger({ level: logLevel(values, listen.kind === 'stdio' ? 'warn' : 'info') });
   const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
-  const token = serviceAccountToken(values, runtime.env);
+  const serviceAccount = serviceAccountToken(values, runtime.env);
   if (values.serviceAccount !== undefined) runtime.hideArguments();
+  const signIn = signInSettings(values);
   const tls = target.proxy.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
   if (values.disableTlsVerification) logger.warn(text.tlsDisabledWarning);
   if (target.proxy.scheme === 'http' && !isLoopback(target.proxy.host)) logger.warn(text.plainHttpWarning(target.proxy.origin));
@@ -93,7 +100,7 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
     listen,
     logger,
     transport: new ConnectTransport({ tls, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
-    tokens: { get: async () => token },
+    tokens: createCredentials({ serviceAccount, settings: signIn, tls, connectTimeoutMs, runtime, logger }),
   };
 }
 

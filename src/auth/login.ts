@@ -1,0 +1,172 @@
+/**
+ * Browser sign-in (PROTOCOL.md "Sign-in"): a loopback callback server, the proxy's login API
+ * for the sign-in URL, the browser (or a printed URL), and the token coming back, either to the
+ * callback or pasted on the terminal by a user whose browser is on another device.
+ *
+ * The login API call travels the same dial path as tunnels (src/net/dial.ts), through undici
+ * with a custom connector, so TLS flags and (later) forward proxies apply to it too.
+ */
+import { openSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import tty from 'node:tty';
+import type { ProxyEndpoint, Target } from '../cli/destination.js';
+import { BurrowError, LoginError } from '../errors.js';
+import { dialProxy } from '../net/dial.js';
+import type { TlsSettings } from '../net/tls.js';
+import type { Logger } from '../output/log.js';
+import { duration } from '../output/format.js';
+import { text } from '../output/messages.js';
+import { type BrowserOptions, chooseBrowser, openUrl } from './browser.js';
+import { startCallbackServer } from './callback.js';
+import { JWT_SHAPE } from './jwt.js';
+
+export interface SignInOptions {
+  proxy: ProxyEndpoint;
+  tls: TlsSettings | undefined;
+  connectTimeoutMs: number;
+  browser: BrowserOptions;
+  /** How long to wait for the user. */
+  timeoutMs: number;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  signal?: AbortSignal | undefined;
+  /** Read a pasted address from the terminal (/dev/tty); off in tests and when there is none. */
+  paste?: boolean;
+}
+
+const LOGIN_PATH = '/.pomerium/api/v1/login';
+const MAX_LOGIN_BODY = 16 * 1024;
+
+/** A target naming only the proxy, for dialling it outside a tunnel (sign-in, health checks). */
+function proxyOnly(proxy: ProxyEndpoint): Target {
+  return { proxy, destination: { host: proxy.host, port: proxy.port, authority: `${proxy.host}:${proxy.port}` } };
+}
+
+/** Asks the proxy where to sign in: `GET /.pomerium/api/v1/login?pomerium_redirect_uri=…`. */
+export async function fetchSignInUrl(options: SignInOptions, redirectUri: string): Promise<string> {
+  const { Client } = await import('undici');
+  const target = proxyOnly(options.proxy);
+  const client = new Client(options.proxy.origin, {
+    connect: (_opts, callback) => {
+      dialProxy({ target, tls: options.tls, deadline: Date.now() + options.connectTimeoutMs, signal: options.signal }).then(
+        (socket) => callback(null, socket),
+        (error: Error) => callback(error, null),
+      );
+    },
+    headersTimeout: options.connectTimeoutMs,
+    bodyTimeout: options.connectTimeoutMs,
+  });
+  try {
+    const path = `${LOGIN_PATH}?${new URLSearchParams({ pomerium_redirect_uri: redirectUri })}`;
+    const response = await client.request({ method: 'GET', path, signal: options.signal });
+    let body = '';
+    for await (const chunk of response.body) {
+      body += (chunk as Buffer).toString('utf8');
+      if (body.length > MAX_LOGIN_BODY) break;
+    }
+    const origin = options.proxy.origin;
+    if (response.statusCode !== 200) {
+      throw new LoginError('BURROW_LOGIN_FAILED', text.loginApiStatus(origin, response.statusCode), { hint: text.loginApiHint });
+    }
+    const url = body.trim();
+    if (!/^https?:\/\/\S+$/.test(url) || body.length > MAX_LOGIN_BODY) {
+      throw new LoginError('BURROW_LOGIN_FAILED', text.loginApiBody(origin), { hint: text.loginApiHint });
+    }
+    return url;
+  } catch (error) {
+    if (error instanceof BurrowError) throw error;
+    if (options.signal?.aborted) throw aborted(options.proxy);
+    throw new LoginError('BURROW_LOGIN_FAILED', text.loginApiFailed(options.proxy.origin, (error as Error).message), {
+      hint: text.loginApiHint,
+      cause: error,
+    });
+  } finally {
+    void client.close().catch(() => {});
+  }
+}
+
+function aborted(proxy: ProxyEndpoint): LoginError {
+  return new LoginError('BURROW_LOGIN_ABORTED', text.loginAborted(proxy.origin));
+}
+
+/** Takes the token out of what a user pasted: the final address, or the bare token. */
+export function tokenFromPaste(line: string): string | undefined {
+  const value = line.trim();
+  if (JWT_SHAPE.test(value)) return value;
+  try {
+    const jwt = new URL(value).searchParams.get('pomerium_jwt');
+    return jwt && JWT_SHAPE.test(jwt) ? jwt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads pasted lines from the controlling terminal until one carries a token. stdin may be the
+ * tunnel (ssh ProxyCommand), so this opens /dev/tty itself; without one it never resolves.
+ */
+function pastedToken(logger: Logger): { token: Promise<string>; close(): void } {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r');
+  } catch {
+    return { token: new Promise(() => {}), close: () => {} };
+  }
+  const input = new tty.ReadStream(fd);
+  const lines = createInterface({ input, terminal: false });
+  const token = new Promise<string>((resolve) => {
+    lines.on('line', (line) => {
+      if (line.trim() === '') return;
+      const jwt = tokenFromPaste(line);
+      if (jwt) resolve(jwt);
+      else logger.warn(text.pasteNotUnderstood);
+    });
+  });
+  return {
+    token,
+    close: () => {
+      lines.close();
+      input.destroy();
+    },
+  };
+}
+
+/** Runs one browser sign-in against `options.proxy` and resolves with the token. */
+export async function signIn(options: SignInOptions): Promise<string> {
+  const { proxy, logger } = options;
+  const callback = await startCallbackServer(proxy.origin);
+  const cleanups: Array<() => void> = [() => callback.close()];
+  try {
+    const signInUrl = await fetchSignInUrl(options, callback.url);
+    const choice = chooseBrowser(options.browser, options.env);
+    const opened = await openUrl(choice, signInUrl, options.env);
+    const wait = duration(Math.round(options.timeoutMs / 1000));
+    const paste = options.paste ? pastedToken(logger) : undefined;
+    if (paste) cleanups.push(paste.close);
+    if (opened) {
+      logger.notice(text.browserOpened(proxy.origin, wait));
+    } else {
+      // Printed even at --log-level error: without it the user cannot sign in at all.
+      logger.notice(text.openThisUrl(proxy.origin, signInUrl));
+      logger.notice(paste ? text.pasteInstructions(wait) : text.waitingForBrowser(wait));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const stop = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new LoginError('BURROW_LOGIN_TIMEOUT', text.loginTimedOut(proxy.origin, wait), { hint: text.loginTimedOutHint })),
+        options.timeoutMs,
+      );
+      onAbort = () => reject(aborted(proxy));
+      if (options.signal?.aborted) onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    cleanups.push(() => {
+      clearTimeout(timer);
+      if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+    });
+    return await Promise.race([callback.token, ...(paste ? [paste.token] : []), stop]);
+  } finally {
+    for (const cleanup of cleanups) cleanup();
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * `burrow cache location | clear` and `burrow status`: where sign-ins live, forgetting them all,
+ * and what is cached (proxy, user, expiry; never a token). Machine-readable output on stdout.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { formatExpiry, table } from '../../output/format.js';
+import { createLogger } from '../../output/log.js';
+import { text } from '../../output/messages.js';
+import { cacheDir } from '../../store/select.js';
+import { addSignInOptions } from '../options.js';
+import type { Runtime } from '../runtime.js';
+import { type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
+
+export function registerCache(program: Command, runtime: Runtime): void {
+  const cache = program.command('cache').description('where cached sign-ins live; forget them all');
+  const location = cache.command('location').description('print the cache directory and where tokens are stored');
+  addSignInOptions(location);
+  location.action(async (values: SignInValues) => {
+    const store = await storeOpener(signInSettings(values), runtime, createLogger({ level: 'warn' }))();
+    runtime.stdout.write(`${cacheDir(runtime.env)}\n`);
+    if (store.kind === 'keychain') runtime.stdout.write(`tokens: ${store.location()}\n`);
+  });
+  const clear = cache.command('clear').description('forget every cached sign-in and lock');
+  addSignInOptions(clear);
+  clear.action(async (values: SignInValues) => {
+    const logger = createLogger({ level: 'info' });
+    const store = await storeOpener(signInSettings(values), runtime, logger)();
+    const count = await store.clear();
+    await rm(join(cacheDir(runtime.env), 'locks'), { recursive: true, force: true });
+    logger.notice(text.loggedOutAll(count));
+  });
+
+  const status = program.command('status').description('list cached sign-ins: proxy, user, expiry (never the token)');
+  addSignInOptions(status);
+  status.action(async (values: SignInValues) => {
+    const store = await storeOpener(signInSettings(values), runtime, createLogger({ level: 'warn' }))();
+    const entries = await store.list();
+    if (entries.length === 0) {
+      runtime.stdout.write(`${text.noSignIns} (${store.location()})\n`);
+      return;
+    }
+    const now = Date.now();
+    const rows = [['PROXY', 'USER', 'EXPIRES'], ...entries.map((e) => [e.proxy, e.user ?? '-', formatExpiry(e.expiresAt, now)])];
+    runtime.stdout.write(`${table(rows)}\n(${store.location()})\n`);
+  });
+}

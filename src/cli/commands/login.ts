@@ -1,0 +1,69 @@
+/**
+ * `burrow login <proxy-url>` signs in ahead of time; `burrow logout [proxy-url]` forgets one or
+ * every cached sign-in.
+ */
+import type { Command } from 'commander';
+import { tokenInfo } from '../../auth/jwt.js';
+import { buildTls, type TlsFlags } from '../../net/tls.js';
+import { formatExpiry } from '../../output/format.js';
+import { createLogger, type LogLevel } from '../../output/log.js';
+import { text } from '../../output/messages.js';
+import { parseProxyUrl } from '../destination.js';
+import { addLogOptions, addSignInOptions, addTlsOptions, logLevel, parseSeconds } from '../options.js';
+import type { Runtime } from '../runtime.js';
+import { createCredentials, type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
+
+interface LoginValues extends TlsFlags, SignInValues {
+  connectTimeout: string;
+  verbose?: boolean;
+  logLevel?: LogLevel;
+}
+
+export function registerLogin(program: Command, runtime: Runtime): void {
+  const login = program
+    .command('login')
+    .description('sign in to a proxy now and cache the token (later tunnels use it silently)')
+    .argument('<proxy-url>', 'the proxy, e.g. https://proxy.corp.example.com')
+    .option('--connect-timeout <seconds>', 'give up reaching the proxy after this long', '30');
+  addSignInOptions(login);
+  addTlsOptions(login);
+  addLogOptions(login);
+  login.addHelpText('after', '\nExample:\n  $ burrow login https://git.corp.example.com\n');
+  login.action(async (url: string, values: LoginValues) => {
+    const proxy = parseProxyUrl(url, 'proxy URL');
+    const logger = createLogger({ level: logLevel(values, 'info') });
+    const settings = signInSettings(values);
+    const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
+    const tls = proxy.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
+    const credentials = createCredentials({ serviceAccount: undefined, settings, tls, connectTimeoutMs, runtime, logger });
+    const stop = new AbortController();
+    const off = runtime.onSignal(() => stop.abort());
+    try {
+      const token = await credentials.signInNow(proxy, stop.signal);
+      const info = tokenInfo(token);
+      logger.notice(text.signedIn(proxy.origin, info.user, formatExpiry(info.expiresAt, Date.now())));
+    } finally {
+      off();
+    }
+  });
+
+  const logout = program
+    .command('logout')
+    .description('forget the cached sign-in for a proxy, or every cached sign-in')
+    .argument('[proxy-url]', 'the proxy to sign out of (default: all)');
+  addSignInOptions(logout);
+  logout.action(async (url: string | undefined, values: SignInValues) => {
+    const logger = createLogger({ level: 'info' });
+    const store = await storeOpener(signInSettings(values), runtime, logger)();
+    if (url === undefined) {
+      logger.notice(text.loggedOutAll(await store.clear()));
+      return;
+    }
+    const proxy = parseProxyUrl(url, 'proxy URL');
+    if (await store.delete(proxy.origin)) {
+      logger.notice(text.loggedOut(proxy.origin));
+    } else {
+      logger.notice(text.notSignedIn(proxy.origin));
+    }
+  });
+}

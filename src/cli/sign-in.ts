@@ -1,0 +1,74 @@
+/**
+ * Builds the token source for commands that talk to a proxy: service account, or cached
+ * sign-ins with browser sign-in on demand. Sign-in code (http server, browser launching, undici)
+ * and the keychain are loaded only when needed: a connection with a cached token never loads them.
+ */
+import { join } from 'node:path';
+import { Credentials } from '../auth/credentials.js';
+import type { BrowserOptions } from '../auth/browser.js';
+import type { TlsSettings } from '../net/tls.js';
+import type { Logger } from '../output/log.js';
+import { cacheDir, selectStore } from '../store/select.js';
+import type { CredentialStore } from '../store/store.js';
+import { parseSeconds } from './options.js';
+import type { Runtime } from './runtime.js';
+
+export interface SignInValues {
+  browserCmd?: string;
+  /** commander's negated flag: false when --no-browser was given. */
+  browser?: boolean;
+  loginTimeout: string;
+  credentialStore?: 'keychain' | 'file';
+}
+
+export interface SignInSettings {
+  browser: BrowserOptions;
+  timeoutMs: number;
+  storeChoice: 'keychain' | 'file' | undefined;
+}
+
+export function signInSettings(values: SignInValues): SignInSettings {
+  return {
+    browser: { browserCmd: values.browserCmd, noBrowser: values.browser === false },
+    timeoutMs: parseSeconds('--login-timeout', values.loginTimeout, { min: 1, max: 86_400 }),
+    storeChoice: values.credentialStore,
+  };
+}
+
+/** Opens the credential store the user chose (or the best available), once. */
+export function storeOpener(settings: SignInSettings, runtime: Runtime, logger: Logger): () => Promise<CredentialStore> {
+  let store: Promise<CredentialStore> | undefined;
+  return () => (store ??= selectStore({ choice: settings.storeChoice, env: runtime.env, warn: (line) => logger.warn(line) }));
+}
+
+export function createCredentials(options: {
+  serviceAccount: string | undefined;
+  settings: SignInSettings;
+  tls: TlsSettings | undefined;
+  connectTimeoutMs: number;
+  runtime: Runtime;
+  logger: Logger;
+}): Credentials {
+  const { settings, runtime, logger } = options;
+  return new Credentials({
+    serviceAccount: options.serviceAccount,
+    store: storeOpener(settings, runtime, logger),
+    lockDir: join(cacheDir(runtime.env), 'locks'),
+    signInTimeoutMs: settings.timeoutMs,
+    logger,
+    signIn: async (proxy, signal) => {
+      const { signIn } = await import('../auth/login.js');
+      return signIn({
+        proxy,
+        tls: options.tls,
+        connectTimeoutMs: options.connectTimeoutMs,
+        browser: settings.browser,
+        timeoutMs: settings.timeoutMs,
+        logger,
+        env: runtime.env,
+        signal,
+        paste: runtime.interactiveTerminal,
+      });
+    },
+  });
+}

@@ -1,0 +1,23 @@
+/** Small formatting helpers for human output. */
+
+/** "expires in 59 min", "expired 2 h ago", "no expiry": for `burrow status` and sign-in lines. */
+export function formatExpiry(expiresAt: number | undefined, nowMs: number): string {
+  if (expiresAt === undefined) return 'no expiry';
+  const seconds = Math.round(expiresAt - nowMs / 1000);
+  const span = duration(Math.abs(seconds));
+  return seconds >= 0 ? `expires in ${span}` : `expired ${span} ago`;
+}
+
+/** A human duration: "45 s", "5 min", "3 h", "2 days". */
+export function duration(seconds: number): string {
+  if (seconds < 90) return `${seconds} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} days`;
+}
+
+/** Left-aligned columns, two spaces apart. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}

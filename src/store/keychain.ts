@@ -1,0 +1,229 @@
+/**
+ * The OS keychain credential store, through keytar: macOS Keychain, Windows Credential Manager, or
+ * on Linux a Secret Service (gnome-keyring, KWallet) over D-Bus. One entry per proxy: service
+ * "burrow", account = the proxy origin, password = the same JSON the file store writes (token
+ * included: the keychain is the place for it).
+ *
+ * keytar is an optional native dependency, loaded only here and only when asked for, so `burrow`
+ * starts without it and works where it failed to build. Every call is bounded: a Secret Service
+ * that is stuck, or waiting on an unlock prompt nobody will answer, must cost seconds, not a hang.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CredentialStoreError } from '../errors.js';
+import { text } from '../output/messages.js';
+import { decodeCredential, encodeCredential, summarize } from './file.js';
+import type { CredentialStore, CredentialSummary, StoredCredential } from './store.js';
+
+/** The keychain's service name for every burrow entry. */
+export const KEYCHAIN_SERVICE = 'burrow';
+/** Written and removed again by the probe; not an origin, so it never clashes with an entry. */
+const PROBE_ACCOUNT = 'burrow-probe';
+/** How long one keychain call may take (the issue's "a locked or absent keychain" must not hang). */
+export const KEYCHAIN_TIMEOUT_MS = 3000;
+
+/** The part of keytar burrow uses. Typed here because keytar, being optional, may be absent at build time. */
+export interface Keytar {
+  getPassword(service: string, account: string): Promise<string | null>;
+  setPassword(service: string, account: string, password: string): Promise<void>;
+  deletePassword(service: string, account: string): Promise<boolean>;
+  findCredentials(service: string): Promise<Array<{ account: string; password: string }>>;
+}
+
+export interface KeychainOptions {
+  /** Looked at for the D-Bus session on Linux. keytar itself (libsecret) reads the real process environment. */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Bound on each keychain call; default KEYCHAIN_TIMEOUT_MS. */
+  timeoutMs?: number | undefined;
+}
+
+/**
+ * Loads keytar and checks that the keychain really answers and accepts entries. Returns the store,
+ * or a short human reason why not ("keytar is not installed", "no D-Bus session", "the keychain is
+ * locked", "the keychain did not answer within 3 s", …), never a stack.
+ *
+ * The check writes and removes a probe entry. Reading is not enough: a locked Secret Service answers
+ * lookups with "nothing there" and only refuses writes, and keytar's findCredentials crashes the
+ * process (a NULL dereference in keytar_posix.cc) when it meets a locked entry it cannot unlock.
+ */
+export async function loadKeychain(options: KeychainOptions = {}): Promise<KeychainStore | { unavailable: string }> {
+  const noBus = await missingSessionBus(options.env ?? process.env);
+  if (noBus !== undefined) return { unavailable: noBus };
+  let keytar: Keytar;
+  try {
+    keytar = await importKeytar();
+  } catch (error) {
+    return { unavailable: loadFailure(error) };
+  }
+  const store = new KeychainStore(keytar, options);
+  const failure = await store.probe();
+  return failure === undefined ? store : { unavailable: failure };
+}
+
+/** Credentials in the OS keychain through keytar; get one from loadKeychain, which checks it works. */
+export class KeychainStore implements CredentialStore {
+  readonly kind = 'keychain' as const;
+  readonly #keytar: Keytar;
+  readonly #timeoutMs: number;
+  /**
+   * Set once a call timed out: that call still occupies a libuv thread inside libsecret (it cannot
+   * be cancelled), so later calls fail at once instead of piling up more stuck threads.
+   */
+  #stuck: string | undefined;
+
+  constructor(keytar: Keytar, options: KeychainOptions = {}) {
+    this.#keytar = keytar;
+    this.#timeoutMs = options.timeoutMs ?? KEYCHAIN_TIMEOUT_MS;
+  }
+
+  location(): string {
+    return `the OS keychain (service ${JSON.stringify(KEYCHAIN_SERVICE)})`;
+  }
+
+  /** Writes and removes a probe entry; the reason it failed, or undefined when the keychain works. */
+  async probe(): Promise<string | undefined> {
+    try {
+      await this.#call((k) => k.setPassword(KEYCHAIN_SERVICE, PROBE_ACCOUNT, String(Date.now())));
+      await this.#call((k) => k.deletePassword(KEYCHAIN_SERVICE, PROBE_ACCOUNT));
+      return undefined;
+    } catch (error) {
+      return reasonOf(error);
+    }
+  }
+
+  /** An entry that is not burrow's JSON (written by another tool, or damaged) counts as absent. */
+  async get(proxy: string): Promise<StoredCredential | undefined> {
+    const password = await this.#guarded('read', (k) => k.getPassword(KEYCHAIN_SERVICE, proxy));
+    return password === null ? undefined : decodeCredential(password, proxy);
+  }
+
+  async set(credential: StoredCredential): Promise<void> {
+    await this.#guarded('save', (k) => k.setPassword(KEYCHAIN_SERVICE, credential.proxy, encodeCredential(credential)), credential.token);
+  }
+
+  async delete(proxy: string): Promise<boolean> {
+    return this.#guarded('remove', (k) => k.deletePassword(KEYCHAIN_SERVICE, proxy));
+  }
+
+  async list(): Promise<CredentialSummary[]> {
+    const summaries: CredentialSummary[] = [];
+    for (const { account, password } of await this.#accounts('list')) {
+      const credential = decodeCredential(password, account);
+      if (credential !== undefined) summaries.push(summarize(credential));
+    }
+    return summaries.sort((a, b) => (a.proxy < b.proxy ? -1 : a.proxy > b.proxy ? 1 : 0));
+  }
+
+  async clear(): Promise<number> {
+    let removed = 0;
+    for (const { account } of await this.#accounts('remove')) {
+      if (await this.#guarded('remove', (k) => k.deletePassword(KEYCHAIN_SERVICE, account))) removed++;
+    }
+    return removed;
+  }
+
+  async #accounts(action: 'list' | 'remove'): Promise<Array<{ account: string; password: string }>> {
+    const all = await this.#guarded(action, (k) => k.findCredentials(KEYCHAIN_SERVICE));
+    return all.filter(({ account }) => account !== PROBE_ACCOUNT);
+  }
+
+  /** A keytar call as a CredentialStoreError with a short reason, `secret` scrubbed from it. */
+  async #guarded<T>(action: 'read' | 'save' | 'remove' | 'list', work: (k: Keytar) => Promise<T>, secret?: string): Promise<T> {
+    try {
+      return await this.#call(work);
+    } catch (error) {
+      let reason = reasonOf(error);
+      // libsecret never echoes a password, but the rule is "no token in an error", whatever a
+      // future keytar or platform backend says.
+      if (secret) reason = reason.split(secret).join('[hidden]');
+      throw new CredentialStoreError(text.credentialStoreFailed(action, this.location(), reason), {
+        hint: text.keychainRequiredHint,
+        cause: secret && error instanceof Error && error.message.includes(secret) ? undefined : error,
+      });
+    }
+  }
+
+  async #call<T>(work: (k: Keytar) => Promise<T>): Promise<T> {
+    if (this.#stuck !== undefined) throw new KeychainTimeout(this.#stuck);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.#stuck = `did not answer within ${formatSeconds(this.#timeoutMs)}`;
+        reject(new KeychainTimeout(this.#stuck));
+      }, this.#timeoutMs);
+    });
+    try {
+      // keytar validates its arguments synchronously: keep such a throw inside the promise.
+      return await Promise.race([Promise.resolve().then(() => work(this.#keytar)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+class KeychainTimeout extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
+/** `import('keytar')` behind a variable, so TypeScript does not need keytar's types to build. */
+async function importKeytar(): Promise<Keytar> {
+  const specifier = 'keytar';
+  const module = (await import(specifier)) as Partial<Keytar> & { default?: Keytar };
+  // keytar is CommonJS: its exports arrive as `default` (and, when Node's lexer finds them, as names).
+  const keytar = module.default ?? module;
+  if (typeof keytar.getPassword !== 'function' || typeof keytar.findCredentials !== 'function') {
+    throw new Error('keytar does not export getPassword/findCredentials');
+  }
+  return keytar as Keytar;
+}
+
+/**
+ * On Linux and the BSDs keytar needs a D-Bus session bus. Without DBUS_SESSION_BUS_ADDRESS, GLib
+ * still tries `$XDG_RUNTIME_DIR/bus` and, with an X display, autolaunching one; with none of these
+ * (ssh to a server, containers, CI) there is no keychain, and saying so costs no native load.
+ */
+async function missingSessionBus(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (process.platform === 'darwin' || process.platform === 'win32') return undefined;
+  if (env.DBUS_SESSION_BUS_ADDRESS || env.DISPLAY) return undefined;
+  if (env.XDG_RUNTIME_DIR) {
+    const bus = await stat(join(env.XDG_RUNTIME_DIR, 'bus')).catch(() => undefined);
+    if (bus?.isSocket()) return undefined;
+  }
+  return 'no D-Bus session: DBUS_SESSION_BUS_ADDRESS is not set';
+}
+
+function loadFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  // keytar.js requires its native build; npm keeps the package even when that build failed.
+  if (message.includes('keytar.node')) return "keytar's native module was not built";
+  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return 'keytar is not installed';
+  if (/libsecret/i.test(message)) return 'libsecret is not installed';
+  return `keytar did not load: ${firstLine(message)}`;
+}
+
+/** A few words for what went wrong in a keytar call: the messages of libsecret/GLib, macOS and Windows. */
+function reasonOf(error: unknown): string {
+  if (error instanceof KeychainTimeout) return `the keychain ${error.reason}`;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/autolaunch|DBUS_SESSION_BUS_ADDRESS|connect to socket|Could not connect/i.test(message)) return 'no D-Bus session';
+  if (/org\.freedesktop\.secrets|ServiceUnknown|not provided by any \.service/i.test(message)) return 'no Secret Service on D-Bus';
+  // libsecret: "Cannot create an item in a locked collection"; macOS over ssh: "User interaction is not allowed."
+  if (/locked|interaction is not allowed/i.test(message)) return 'the keychain is locked';
+  if (/prompt|dismissed|cancel/i.test(message)) return 'the keychain unlock was cancelled';
+  // gnome-keyring with no login keyring, whose creation needs a prompt: "Object does not exist at path
+  // “/org/freedesktop/secrets/collection/login”".
+  if (/collection/i.test(message) && /does not exist|no such/i.test(message)) return 'the keychain has no default keyring';
+  return firstLine(message);
+}
+
+function firstLine(message: string): string {
+  const line = message.split('\n', 1)[0]?.trim() ?? '';
+  return line.length > 160 ? `${line.slice(0, 157)}…` : line || 'unknown error';
+}

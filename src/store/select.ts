@@ -1,0 +1,67 @@
+/**
+ * Picks the credential store: `--credential-store`, else BURROW_CREDENTIAL_STORE, else auto (the OS
+ * keychain when it works, files otherwise). A keychain that is locked or absent falls back to files
+ * with one line saying so, never silently; one asked for explicitly that does not work is an error.
+ *
+ * Importing this module loads no native code: keytar is imported by keychain.ts only when a keychain
+ * is actually tried.
+ */
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import envPaths from 'env-paths';
+import { CredentialStoreError, UsageError } from '../errors.js';
+import { text } from '../output/messages.js';
+import { FileStore } from './file.js';
+import { loadKeychain } from './keychain.js';
+import type { CredentialStore } from './store.js';
+
+/** `auto` is what leaving the flag out means; it is accepted spelled out too. */
+export type StoreChoice = 'keychain' | 'file' | 'auto';
+
+/** Parses `--credential-store` / BURROW_CREDENTIAL_STORE; a UsageError (BURROW_USAGE) for anything else. */
+export function parseStoreChoice(value: string): StoreChoice {
+  const choice = value.trim().toLowerCase();
+  if (choice === 'keychain' || choice === 'file' || choice === 'auto') return choice;
+  throw new UsageError(text.invalidCredentialStore(value), { hint: text.invalidCredentialStoreHint });
+}
+
+/**
+ * burrow's cache directory (credentials, lock files). On Linux and the BSDs `$XDG_CACHE_HOME/burrow`
+ * or `~/.cache/burrow`, computed here from `env` because env-paths reads the real process.env;
+ * elsewhere env-paths' answer (`~/Library/Caches/burrow`, `%LOCALAPPDATA%\burrow\Cache`).
+ */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (process.platform === 'darwin' || process.platform === 'win32') return envPaths('burrow', { suffix: '' }).cache;
+  // The XDG spec says a relative value is invalid and must be ignored.
+  const xdg = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : undefined;
+  return join(xdg ?? join(env.HOME || homedir(), '.cache'), 'burrow');
+}
+
+export interface SelectStoreOptions {
+  /** From `--credential-store`; undefined = BURROW_CREDENTIAL_STORE, else auto. */
+  choice?: StoreChoice | undefined;
+  env: NodeJS.ProcessEnv;
+  /** Receives the one fallback line (auto without a keychain) and lines about damaged credential files. */
+  warn: (line: string) => void;
+  /** Bound on each keychain call (tests shorten it). */
+  keychainTimeoutMs?: number | undefined;
+}
+
+export async function selectStore(options: SelectStoreOptions): Promise<CredentialStore> {
+  const { env, warn } = options;
+  const fromEnv = env.BURROW_CREDENTIAL_STORE;
+  const choice = options.choice ?? (fromEnv ? parseStoreChoice(fromEnv) : 'auto');
+  const files = () => new FileStore(cacheDir(env), { onCorrupt: (path) => warn(text.credentialFileCorrupt(path)) });
+  if (choice === 'file') return files();
+
+  const keychain = await loadKeychain({ env, timeoutMs: options.keychainTimeoutMs });
+  if (!('unavailable' in keychain)) return keychain;
+  if (choice === 'keychain') {
+    throw new CredentialStoreError(text.keychainRequired(keychain.unavailable), { hint: text.keychainRequiredHint });
+  }
+  // Also when keytar is not installed or there is no D-Bus at all (servers): normal there, but a
+  // token in a file instead of a keychain is worth one line.
+  const store = files();
+  warn(text.keychainFallback(keychain.unavailable, store.location()));
+  return store;
+}

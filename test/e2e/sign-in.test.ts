@@ -1,0 +1,232 @@
+/**
+ * Browser sign-in end to end: the real CLI, the local proxy's login API and sign-in page, a
+ * stand-in browser launched through --browser-cmd (scripted, or real Chromium), the file
+ * credential store in a temporary XDG_CACHE_HOME, and many processes sharing it.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ExitCode } from '../../src/errors.js';
+import { browserEnv, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
+import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
+import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
+
+/** Every token in the file store under `cache` (to check none was ever printed). */
+function storedTokens(cache: string): string[] {
+  const dir = join(cache, 'burrow', 'credentials');
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { token: string }).token);
+  } catch {
+    return [];
+  }
+}
+
+describe('burrow tcp: browser sign-in', () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld({
+      extraRoutes: [{ from: 'tcp+https://bob-only.corp.test:22', to: `tcp://127.0.0.1:1`, allow: ['bob@corp.test'] }],
+    });
+  });
+  after(async () => {
+    await stopAll();
+    await world.close();
+  });
+
+  /** A fresh user: own cache dir, own browser log. */
+  function user(extra: Record<string, string> = {}) {
+    const cache = tempDir('burrow-user-');
+    const log = join(cache, 'browser.log');
+    const env = { XDG_CACHE_HOME: cache, ...browserEnv({ log }), ...extra };
+    return { cache, log, env, args: (dest = DEST, ...more: string[]) => world.tcpArgs(dest, '--browser-cmd', followBrowser, ...more) };
+  }
+
+  it('signs in once through the browser, caches the token, and the next process reuses it silently', async () => {
+    const u = user();
+    const signInsBefore = world.proxy.stats.signIns;
+    const first = await runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: 'first' });
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout.toString(), 'first');
+    assert.match(first.stderr, /opened your browser to sign in to https:\/\/localhost:\d+; waiting up to 5 min/);
+    assert.equal(browserLaunches(u.log).length, 1);
+    assert.equal(world.proxy.stats.signIns - signInsBefore, 1);
+
+    const second = await runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: 'second' });
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout.toString(), 'second');
+    assert.equal(second.stderr, '', 'silent: no browser, no message');
+    assert.equal(browserLaunches(u.log).length, 1, 'no second browser launch');
+    assert.equal(world.proxy.stats.signIns - signInsBefore, 1);
+
+    const [token] = storedTokens(u.cache);
+    assert.ok(token && world.proxy.verifyToken(token), 'a valid token is cached');
+    for (const out of [first.stderr, second.stderr, first.stdout.toString()]) assert.ok(!out.includes(token!), 'token never printed');
+  });
+
+  it('listener mode: many connections needing sign-in at once share one browser prompt', async () => {
+    const u = user({ BROWSER_DELAY_MS: '300' });
+    const burrow = await startListener(u.args().slice(1), { env: u.env });
+    const net = await import('node:net');
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = net.connect({ host: '127.0.0.1', port: burrow.port, allowHalfOpen: true }, () => socket.end(`conn-${i}`));
+          let got = '';
+          socket.setEncoding('utf8').on('data', (d: string) => (got += d));
+          socket.on('end', () => resolve(got)).on('error', reject);
+        }),
+      ),
+    );
+    assert.deepEqual(results, Array.from({ length: 6 }, (_, i) => `conn-${i}`));
+    assert.equal(browserLaunches(u.log).length, 1);
+    await burrow.stop();
+  });
+
+  it('10 parallel stdio processes with no token: exactly one browser launch, all 10 tunnels work', async () => {
+    const u = user({ BROWSER_DELAY_MS: '800' });
+    const before = world.proxy.stats.signIns;
+    const runs = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: `p${i}`, timeoutMs: 60_000 })),
+    );
+    runs.forEach((r, i) => {
+      assert.equal(r.code, 0, `process ${i}: ${r.stderr}`);
+      assert.equal(r.stdout.toString(), `p${i}`);
+    });
+    assert.equal(browserLaunches(u.log).length, 1, 'one browser for ten processes');
+    assert.equal(world.proxy.stats.signIns - before, 1);
+    const waiting = runs.filter((r) => /another burrow process \(pid \d+\) is signing in/.test(r.stderr)).length;
+    assert.ok(waiting >= 1, 'the others said they were waiting');
+  });
+
+  it('an expired token is not sent: with 2-second tokens the next connection signs in again', async () => {
+    const w = await startWorld({ tokenTtlSeconds: 2 });
+    try {
+      const u = user();
+      const args = w.tcpArgs(DEST, '--listen', '-', '--browser-cmd', followBrowser);
+      const a = await runBurrow(args, { env: u.env, input: 'a' });
+      assert.equal(a.stdout.toString(), 'a', a.stderr);
+      await new Promise((r) => setTimeout(r, 2200));
+      const b = await runBurrow(args, { env: u.env, input: 'b' });
+      assert.equal(b.stdout.toString(), 'b', b.stderr);
+      assert.equal(browserLaunches(u.log).length, 2);
+      assert.equal(w.proxy.stats.signIns, 2);
+      const refused = w.proxy.events.filter((e) => e.method === 'CONNECT' && e.status === 302);
+      assert.equal(refused.length, 2, 'each run started without a usable token');
+      assert.ok(refused.every((e) => !e.hadToken), 'the expired token was never sent');
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a token refused right after a fresh sign-in is an error, not a loop (exit 3)', async () => {
+    const w = await startWorld({ respond: (req) => (req.method === 'CONNECT' ? { status: 302, headers: { Location: '/' } } : undefined) });
+    try {
+      const u = user();
+      const r = await runBurrow(w.tcpArgs(DEST, '--listen', '-', '--browser-cmd', followBrowser), { env: u.env });
+      assert.equal(r.code, ExitCode.authRequired);
+      assert.match(r.stderr, /refused the token it issued moments ago/);
+      assert.equal(w.proxy.stats.signIns, 1);
+      assert.equal(browserLaunches(u.log).length, 1);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('403 keeps the token; logout removes it; status lists sign-ins without tokens', async () => {
+    const u = user();
+    const denied = await runBurrow(u.args('bob-only.corp.test:22', '--listen', '-'), { env: u.env });
+    assert.equal(denied.code, ExitCode.accessDenied);
+    assert.equal(browserLaunches(u.log).length, 1);
+    const [token] = storedTokens(u.cache);
+    assert.ok(token, 'still cached after 403');
+
+    const status = await runBurrow(['status'], { env: u.env });
+    assert.equal(status.code, 0);
+    const out = status.stdout.toString();
+    assert.match(out, new RegExp(`${world.proxy.url.replace(/[/.]/g, '\\$&')}:?\\d*\\s+alice@corp\\.test\\s+expires in 60 min`));
+    assert.ok(!out.includes(token!), 'no token in status');
+
+    const logout = await runBurrow(['logout', world.proxy.url], { env: u.env });
+    assert.equal(logout.code, 0, logout.stderr);
+    assert.match(logout.stderr, /signed out of https:\/\/localhost:\d+/);
+    assert.deepEqual(storedTokens(u.cache), []);
+    assert.match((await runBurrow(['status'], { env: u.env })).stdout.toString(), /^no cached sign-ins/);
+
+    const again = await runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: 'x' });
+    assert.equal(again.stdout.toString(), 'x', again.stderr);
+    assert.equal(browserLaunches(u.log).length, 2, 'signed in again after logout');
+  });
+
+  it('burrow login signs in ahead of time; cache location and cache clear', async () => {
+    const u = user();
+    const login = await runBurrow(['login', world.proxy.url, '--browser-cmd', followBrowser, '--alternate-ca-path', world.proxy.caPath], {
+      env: u.env,
+    });
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stderr, /signed in to https:\/\/localhost:\d+ as alice@corp\.test \(expires in 60 min\)/);
+    const tunnel = await runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: 'y' });
+    assert.equal(tunnel.stdout.toString(), 'y');
+    assert.equal(browserLaunches(u.log).length, 1, 'the tunnel used the token from login');
+
+    const location = await runBurrow(['cache', 'location'], { env: u.env });
+    assert.equal(location.stdout.toString().trim(), join(u.cache, 'burrow'));
+    const clear = await runBurrow(['cache', 'clear'], { env: u.env });
+    assert.equal(clear.code, 0);
+    assert.match(clear.stderr, /forgot 1 cached sign-in/);
+    assert.deepEqual(storedTokens(u.cache), []);
+  });
+
+  it('--no-browser prints the sign-in address; following it elsewhere completes the sign-in', async () => {
+    const u = user();
+    const proc = spawnBurrow([...world.tcpArgs(DEST, '--listen', '-'), '--no-browser'], { env: u.env, collectStdout: false });
+    let out = '';
+    proc.child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await eventually(() => /open this address in a browser: (\S+)/.test(proc.stderr()), 10_000, 'the printed address');
+    const url = /open this address in a browser: (\S+)/.exec(proc.stderr())![1]!;
+    assert.match(proc.stderr(), /waiting up to 5 min for the sign-in to finish/);
+    // "Another device": the stand-in browser run by the test, not by burrow.
+    const { spawn } = await import('node:child_process');
+    const browser = spawn(followBrowser, [url], { env: { ...process.env, ...browserEnv({}) }, stdio: 'ignore' });
+    assert.equal(await new Promise((r) => browser.once('exit', r)), 0);
+    proc.child.stdin.end('no-browser');
+    assert.equal(await proc.exited, 0, proc.stderr());
+    assert.equal(out, 'no-browser');
+  });
+
+  it('gives up after --login-timeout with a clear message (exit 3); Ctrl-C cancels (exit 130)', async () => {
+    const u = user({ BROWSER_MODE: 'ignore' });
+    const slow = await runBurrow(u.args(DEST, '--listen', '-', '--login-timeout', '1'), { env: u.env });
+    assert.equal(slow.code, ExitCode.authRequired);
+    assert.match(slow.stderr, /burrow: error: sign-in to https:\/\/localhost:\d+ did not finish within 1 s — /);
+
+    const proc = spawnBurrow(u.args(DEST, '--listen', '-'), { env: u.env });
+    await eventually(() => proc.stderr().includes('opened your browser'), 10_000, 'the sign-in to start');
+    proc.child.kill('SIGINT');
+    assert.equal(await proc.exited, ExitCode.interrupted);
+    assert.doesNotMatch(proc.stderr(), /error/, 'an interruption the user asked for is not an error');
+  });
+
+  it('a real browser: headless Chromium clicks "Sign in" and the tunnel works', async () => {
+    requireChromium();
+    const u = user();
+    const screenshot = join(u.cache, 'signed-in.png');
+    const burrow = await startListener([...world.tcpArgs().slice(1), '--browser-cmd', chromiumBrowser], {
+      env: { ...u.env, ...browserEnv({ log: u.log, screenshot }) },
+    });
+    const net = await import('node:net');
+    const got = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port: burrow.port, allowHalfOpen: true }, () => socket.end('via chromium'));
+      let text = '';
+      socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+      socket.on('end', () => resolve(text)).on('error', reject);
+    });
+    assert.equal(got, 'via chromium', burrow.stderr());
+    assert.equal(browserLaunches(u.log).length, 1);
+    // The browser saves its screenshot after the callback answered; the tunnel may be faster.
+    await eventually(() => existsSync(screenshot) && readFileSync(screenshot).length > 1000, 20_000, 'the screenshot');
+    await burrow.stop();
+  });
+});

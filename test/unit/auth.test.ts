@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chooseBrowser } from '../../src/auth/browser.js';
+import { EXPIRY_SKEW_SECONDS, isExpired, tokenInfo } from '../../src/auth/jwt.js';
+import { tokenFromPaste } from '../../src/auth/login.js';
+
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const jwt = (claims: unknown) => `${b64({ alg: 'ES256' })}.${b64(claims)}.c2ln`;
+
+describe('tokenInfo: unverified claims', () => {
+  it('reads exp (less the skew margin) and the user', () => {
+    assert.deepEqual(tokenInfo(jwt({ exp: 2_000_000_000, iat: 1_999_990_000, email: 'a@b.c', sub: 's' })), {
+      expiresAt: 2_000_000_000 - EXPIRY_SKEW_SECONDS,
+      user: 'a@b.c',
+    });
+    assert.deepEqual(tokenInfo(jwt({ exp: 1000, sub: 'svc' })), { expiresAt: 1000 - EXPIRY_SKEW_SECONDS, user: 'svc' });
+  });
+  it('keeps most of a very short lifetime (a quarter as margin)', () => {
+    assert.equal(tokenInfo(jwt({ iat: 100, exp: 104 })).expiresAt, 103);
+  });
+  it('tolerates tokens it cannot read: no expiry, no user', () => {
+    for (const token of ['', 'abc', 'a.b.c', `x.${'A'.repeat(70_000)}.y`, jwt('string'), jwt(null), jwt({ exp: 'soon' }), jwt({ exp: 1e400 })]) {
+      assert.deepEqual(tokenInfo(token), { expiresAt: undefined, user: undefined }, token.slice(0, 20));
+    }
+  });
+  it('isExpired', () => {
+    assert.equal(isExpired(undefined, Date.now()), false);
+    assert.equal(isExpired(100, 99_000), false);
+    assert.equal(isExpired(100, 100_000), true);
+  });
+});
+
+describe('tokenFromPaste', () => {
+  const token = jwt({ exp: 1 });
+  it('takes the token from the final address or as is', () => {
+    assert.equal(tokenFromPaste(`http://127.0.0.1:4321/burrow/callback/abc?pomerium_jwt=${token}`), token);
+    assert.equal(tokenFromPaste(`  http://127.0.0.1:4321/cb?x=1&pomerium_jwt=${token}&y=2 \n`), token);
+    assert.equal(tokenFromPaste(token), token);
+  });
+  it('rejects anything else', () => {
+    for (const line of ['', 'yes', 'http://127.0.0.1/cb', 'http://127.0.0.1/cb?pomerium_jwt=not a token', 'https://[bad']) {
+      assert.equal(tokenFromPaste(line), undefined, line);
+    }
+  });
+});
+
+describe('chooseBrowser', () => {
+  it('honours the flags, then the environment', () => {
+    assert.deepEqual(chooseBrowser({ noBrowser: true, browserCmd: 'x' }, { DISPLAY: ':0' }), { kind: 'none' });
+    assert.deepEqual(chooseBrowser({ browserCmd: '/bin/b' }, {}), { kind: 'command', command: '/bin/b' });
+    assert.deepEqual(chooseBrowser({}, { DISPLAY: ':0' }, 'linux'), { kind: 'default' });
+    assert.deepEqual(chooseBrowser({}, { WAYLAND_DISPLAY: 'wayland-0' }, 'linux'), { kind: 'default' });
+    assert.deepEqual(chooseBrowser({}, { SSH_CONNECTION: '1 2 3 4' }, 'linux'), { kind: 'none' }, 'an SSH login has no display');
+    assert.deepEqual(chooseBrowser({}, {}, 'darwin'), { kind: 'default' });
+    assert.deepEqual(chooseBrowser({}, { BROWSER: 'none', DISPLAY: ':0' }, 'linux'), { kind: 'none' });
+  });
+});
