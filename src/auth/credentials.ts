@@ -157,8 +157,8 @@ export class Credentials {
     } catch (error) {
       if (!this.#warnedUnwritable) {
         this.#warnedUnwritable = true;
-        const store = await this.#openStore();
-        this.#options.logger.warn(text.credentialStoreUnwritable(store.location(), (error as NodeJS.ErrnoException).code ?? (error as Error).message));
+        // Store errors already say what failed where ("cannot save the sign-in to …: …").
+        this.#options.logger.warn(text.credentialKeptInMemory((error as Error).message));
       }
     }
   }

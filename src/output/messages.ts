@@ -130,8 +130,7 @@ export const text = {
   keychainRequiredHint:
     'unlock or start your keychain (on Linux: a Secret Service such as gnome-keyring), or use --credential-store file',
   credentialFileCorrupt: (path: string) => `ignoring the unreadable credential file ${q(path)}`,
-  credentialStoreUnwritable: (where: string, reason: string) =>
-    `cannot save the sign-in to ${where} (${reason}); it is kept for this process only`,
+  credentialKeptInMemory: (problem: string) => `${problem}; the sign-in is kept for this process only`,
   credentialStoreUnwritableHint: 'check free space and permissions of the cache directory (burrow cache location)',
   credentialStoreFailed: (action: 'read' | 'save' | 'remove' | 'list', where: string, reason: string) =>
     `cannot ${{ read: 'read sign-ins from', save: 'save the sign-in to', remove: 'remove sign-ins from', list: 'list sign-ins in' }[action]} ${where}: ${reason}`,

@@ -4,12 +4,12 @@
  * credential store in a temporary XDG_CACHE_HOME, and many processes sharing it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { browserEnv, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
-import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
+import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
 /** Every token in the file store under `cache` (to check none was ever printed). */
@@ -64,6 +64,29 @@ describe('burrow tcp: browser sign-in', () => {
     const [token] = storedTokens(u.cache);
     assert.ok(token && world.proxy.verifyToken(token), 'a valid token is cached');
     for (const out of [first.stderr, second.stderr, first.stdout.toString()]) assert.ok(!out.includes(token!), 'token never printed');
+  });
+
+  it('a credential store that cannot be written: sign-in still works, one warning, token kept in memory', async () => {
+    const u = user();
+    // Root ignores permission bits, so block the directory with a file where it should be.
+    mkdirSync(join(u.cache, 'burrow'), { recursive: true });
+    writeFileSync(join(u.cache, 'burrow', 'credentials'), 'not a directory');
+    const burrow = await startListener(u.args().slice(1), { env: u.env });
+    const net = await import('node:net');
+    for (const word of ['one', 'two']) {
+      const got = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect({ host: '127.0.0.1', port: burrow.port, allowHalfOpen: true }, () => socket.end(word));
+        let text = '';
+        socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+        socket.on('end', () => resolve(text)).on('error', reject);
+      });
+      assert.equal(got, word, burrow.stderr());
+    }
+    assert.equal(browserLaunches(u.log).length, 1, 'the second connection used the token kept in memory');
+    const warnings = burrow.stderr().split('\n').filter((l) => l.includes('kept for this process only'));
+    assert.equal(warnings.length, 1, burrow.stderr());
+    assert.match(warnings[0]!, /^burrow: warning: cannot save the sign-in to .+; the sign-in is kept for this process only$/);
+    await burrow.stop();
   });
 
   it('listener mode: many connections needing sign-in at once share one browser prompt', async () => {
@@ -194,6 +217,60 @@ describe('burrow tcp: browser sign-in', () => {
     proc.child.stdin.end('no-browser');
     assert.equal(await proc.exited, 0, proc.stderr());
     assert.equal(out, 'no-browser');
+  });
+
+  it('headless on another device: the final address pasted on the terminal completes the sign-in', async () => {
+    // A real terminal for burrow: `script` (util-linux) runs it on a pseudo-terminal, so its
+    // /dev/tty is one we can type into. Listener mode, so stdin is not the tunnel here.
+    const u = user();
+    const { spawn } = await import('node:child_process');
+    const command = [process.execPath, BURROW_BIN, ...world.tcpArgs(), '--no-browser']
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+      .join(' ');
+    const term = spawn('script', ['-qfec', command, '/dev/null'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: u.cache, BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', TERM: 'dumb' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let screen = '';
+    term.stdout.setEncoding('utf8').on('data', (d: string) => (screen += d));
+    const exited = new Promise((resolve) => term.once('exit', resolve));
+    try {
+      await eventually(() => /127\.0\.0\.1:(\d+)\r?\n/.test(screen), 15_000, 'the listener address');
+      const port = Number(/127\.0\.0\.1:(\d+)\r?\n/.exec(screen)![1]);
+      const net = await import('node:net');
+      const reply = new Promise<string>((resolve, reject) => {
+        const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => socket.end('pasted'));
+        let got = '';
+        socket.setEncoding('utf8').on('data', (d: string) => (got += d));
+        socket.on('end', () => resolve(got)).on('error', reject);
+      });
+      await eventually(() => /open this address in a browser: (\S+)/.test(screen), 15_000, 'the sign-in address');
+      assert.match(screen, /paste here the address it ends on/);
+      const signInUrl = new URL(/open this address in a browser: (\S+)/.exec(screen)![1]!);
+      // The other device: sign in there and note where the browser ends up (it cannot load it).
+      signInUrl.searchParams.set('submit', '1');
+      const { request } = await import('node:https');
+      const finalAddress = await new Promise<string>((resolve, reject) => {
+        request(signInUrl, { ca: readFileSync(world.proxy.caPath), agent: false }, (res) => {
+          res.resume();
+          resolve(String(res.headers.location));
+        })
+          .on('error', reject)
+          .end();
+      });
+      assert.match(finalAddress, /pomerium_jwt=/);
+      term.stdin.write('not the right thing\n');
+      await eventually(() => screen.includes('that is not the address with pomerium_jwt='), 10_000, 'the retry hint');
+      term.stdin.write(`${finalAddress}\n`);
+      assert.equal(await reply, 'pasted');
+      assert.equal(storedTokens(u.cache).length, 1, 'the pasted token is cached');
+      const token = storedTokens(u.cache)[0]!;
+      assert.ok(!screen.replace(finalAddress, '').includes(token), 'burrow itself never echoes the token');
+    } finally {
+      term.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      term.kill('SIGKILL');
+    }
   });
 
   it('gives up after --login-timeout with a clear message (exit 3); Ctrl-C cancels (exit 130)', async () => {
