@@ -7,6 +7,7 @@ import { ExitCode, UsageError, toBurrowError } from '../errors.js';
 import { formatFailure } from '../output/log.js';
 import { registerCache } from './commands/cache.js';
 import { registerLogin } from './commands/login.js';
+import { registerSshConfig } from './commands/ssh-config.js';
 import { registerTcp } from './commands/tcp.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
@@ -26,6 +27,7 @@ function program(runtime: ProcessRuntime): Command {
   registerTcp(root, runtime);
   registerLogin(root, runtime);
   registerCache(root, runtime);
+  registerSshConfig(root, runtime);
   registerVersion(root, runtime);
   root.addHelpText(
     'after',
@@ -33,6 +35,7 @@ function program(runtime: ProcessRuntime): Command {
 Examples:
   $ burrow tcp git.corp.example.com:22 --listen :2202
   $ ssh -o ProxyCommand='burrow tcp --listen - %h:%p' git@git.corp.example.com
+  $ burrow ssh-config git.corp.example.com --user git >> ~/.ssh/config
   $ burrow login https://git.corp.example.com
   $ burrow status
 
@@ -44,7 +47,7 @@ Run "burrow tcp --help" for every option.`,
 function usageFromCommander(error: CommanderError, argv: string[]): UsageError {
   const message = error.message.replace(/^error: /, '');
   const sub = argv.slice(2).find((a) => !a.startsWith('-'));
-  const known = ['tcp', 'login', 'logout', 'cache', 'status', 'version'];
+  const known = ['tcp', 'login', 'logout', 'cache', 'status', 'ssh-config', 'version'];
   const help = sub && known.includes(sub) ? `burrow ${sub} --help` : 'burrow --help';
   return new UsageError(message, { hint: `run "${help}" for usage`, cause: error });
 }

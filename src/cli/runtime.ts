@@ -2,7 +2,7 @@
  * The process, as the commands see it: environment, standard streams, signals. Built once in
  * main.ts from the real process; nothing below cli/ touches `process` for these.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 
 export interface Runtime {
   readonly env: NodeJS.ProcessEnv;
@@ -14,6 +14,8 @@ export interface Runtime {
   setExitCode(code: number): void;
   /** Calls `handler` on SIGINT/SIGTERM/SIGHUP; returns a function that stops listening. */
   onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
+  /** How to run this burrow again from anywhere (absolute paths): for generated ProxyCommands. */
+  selfCommand(): string[];
   /** Rewrites the process title so a token given as an argument is not in `ps` output. */
   hideArguments(): void;
 }
@@ -49,6 +51,12 @@ export function processRuntime(): ProcessRuntime {
       return () => {
         for (const signal of signals) process.off(signal, handler);
       };
+    },
+    selfCommand() {
+      const script = process.argv[1] ? realpathSync(process.argv[1]) : undefined;
+      // A .js entry point needs node; a packaged single binary runs by itself.
+      if (script === undefined || script === process.execPath) return [process.execPath];
+      return script.endsWith('.js') ? [process.execPath, script] : [script];
     },
     hideArguments() {
       process.title = 'burrow';

@@ -32,6 +32,14 @@ export const text = {
   emptyServiceAccount: (source: string) => `the service account token from ${source} is empty`,
   emptyServiceAccountHint: 'put the service account JWT in it, or leave it out to sign in with a browser',
 
+  // --- ssh-config -------------------------------------------------------------------------------
+  sshConfigNeedsHost: (url: string) => `with a proxy URL (${url}), say which ssh hosts go through it`,
+  sshConfigNeedsHostHint: 'add --host with an ssh Host pattern, for example --host "*.corp.example.com"',
+  badHostPattern: (pattern: string) => `invalid ssh Host pattern ${q(pattern)}`,
+  badHostPatternHint: 'use host names with * and ? wildcards, for example git.corp.example.com or "*.corp.example.com"',
+  badSshUser: (user: string) => `invalid --user ${q(user)}`,
+  badSshUserHint: 'use a plain user name, for example --user git',
+
   // --- listener --------------------------------------------------------------------------------
   listening: (address: string, destination: string, proxy: string) =>
     `listening on ${address}, forwarding to ${destination} via ${proxy}`,
@@ -49,8 +57,12 @@ export const text = {
   authRequired: (proxy: string, dest: string, status: number) =>
     `sign-in required by ${proxy} for ${dest} (HTTP ${status})`,
   authRequiredHint: 'run "burrow login <proxy-url>" in a terminal, or pass a token with --service-account-file',
-  accessDenied: (proxy: string, dest: string) => `access denied by ${proxy} for ${dest} (HTTP 403)`,
-  accessDeniedHint: 'the route\'s policy does not allow your account: ask the proxy\'s admins for access',
+  accessDenied: (proxy: string, dest: string, user: string | undefined) =>
+    `access denied by ${proxy} for ${dest} (HTTP 403${user ? `, signed in as ${user}` : ''})`,
+  accessDeniedHint: (proxy: string, user: string | undefined) =>
+    user
+      ? `the route's policy does not allow ${user}: ask the proxy's admins for access, or run "burrow logout ${proxy}" to sign in as someone else`
+      : 'the route\'s policy does not allow your account: ask the proxy\'s admins for access',
   routeNotFound: (proxy: string, dest: string) => `${proxy} has no route for ${dest} (HTTP 404)`,
   routeNotFoundHint: 'check the destination host and port, or --pomerium-url if the proxy is elsewhere',
   upstreamUnavailable: (proxy: string, dest: string, status: number) =>

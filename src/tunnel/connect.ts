@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { tokenInfo } from '../auth/jwt.js';
 import type { Target } from '../cli/destination.js';
 import { BurrowError, ProxyProtocolError } from '../errors.js';
 import { classifyNetworkError, dialProxy, timeoutError } from '../net/dial.js';
@@ -126,7 +127,7 @@ export class ConnectTransport implements Transport {
     try {
       socket.write(connectRequest(target, token, this.#options.userAgent));
       const answer = await readAnswer(socket, target, deadline, totalMs, signal);
-      const error = statusToError(answer, target);
+      const error = statusToError(answer, target, token ? tokenInfo(token).user : undefined);
       if (error) throw error;
       return socket;
     } catch (error) {

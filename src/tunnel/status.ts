@@ -20,8 +20,11 @@ export interface ProxyAnswer {
   headers: Record<string, string>;
 }
 
-/** Returns undefined for success (2xx), else the error that answer means. */
-export function statusToError(answer: ProxyAnswer, target: Target): BurrowError | undefined {
+/**
+ * Returns undefined for success (2xx), else the error that answer means. `user` is who the sent
+ * token names (unverified), so a denial can say whom the proxy refused.
+ */
+export function statusToError(answer: ProxyAnswer, target: Target, user?: string): BurrowError | undefined {
   const { status } = answer;
   const proxy = target.proxy.origin;
   const dest = target.destination.authority;
@@ -41,7 +44,7 @@ export function statusToError(answer: ProxyAnswer, target: Target): BurrowError 
       });
     }
     case 403:
-      return new AccessDeniedError(text.accessDenied(proxy, dest), { hint: text.accessDeniedHint });
+      return new AccessDeniedError(text.accessDenied(proxy, dest, user), { hint: text.accessDeniedHint(proxy, user) });
     case 404:
       return new RouteNotFoundError(text.routeNotFound(proxy, dest), { hint: text.routeNotFoundHint });
     case 502:

@@ -95,7 +95,9 @@ describe('burrow tcp: errors', () => {
     it('403: access denied by policy (exit 4)', async () => {
       const r = await stdio('bob-only.corp.test:22');
       assert.equal(r.code, ExitCode.accessDenied);
-      assert.ok(oneLineFailure(r.stderr, world.token).includes(`access denied by ${world.proxy.url} for bob-only.corp.test:22 (HTTP 403)`));
+      assert.ok(
+        oneLineFailure(r.stderr, world.token).includes(`access denied by ${world.proxy.url} for bob-only.corp.test:22 (HTTP 403, signed in as alice@corp.test)`),
+      );
     });
 
     it('404: no such route (exit 5)', async () => {

@@ -33,6 +33,11 @@ describe('statusToError: one mapping from the proxy answer to an error', () => {
       if (error) assert.ok(error.hint, 'every error has a hint');
     });
   }
+  it('names the signed-in user in a denial, and how to switch', () => {
+    const error = statusToError({ status: 403, reason: 'Forbidden', headers: {} }, target, 'alice@corp.test');
+    assert.equal(error?.message, 'access denied by https://proxy.test:8443 for git.corp.test:22 (HTTP 403, signed in as alice@corp.test)');
+    assert.match(error?.hint ?? '', /burrow logout https:\/\/proxy\.test:8443/);
+  });
   it('keeps the sign-in location of a redirect', () => {
     const error = statusToError({ status: 302, reason: 'Found', headers: { location: 'https://auth.test/x' } }, target);
     assert.equal((error as { location?: string }).location, 'https://auth.test/x');
