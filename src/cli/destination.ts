@@ -6,6 +6,7 @@
  *   host:port                           proxy https://host:443,       CONNECT host:port
  *   tcp+https://host:port               proxy https://host:443,       CONNECT host:port
  *   tcp+https://proxy[:port]/host:port  proxy https://proxy[:port],   CONNECT host:port
+ *   wss://host[:port]/path              WebSocket upgrade to that URL (ws:// for loopback tests)
  */
 import { isIP } from 'node:net';
 import { UsageError } from '../errors.js';
@@ -15,7 +16,10 @@ import { text } from '../output/messages.js';
 export interface Authority {
   host: string;
   port: number;
-  /** `host:port`, with IPv6 literals in brackets: the CONNECT request target. */
+  /**
+   * `host:port`, with IPv6 literals in brackets: the CONNECT request target. For a WebSocket
+   * destination, the URL itself (it only names the destination in messages).
+   */
   authority: string;
 }
 
@@ -32,6 +36,8 @@ export interface ProxyEndpoint {
 export interface Target {
   destination: Authority;
   proxy: ProxyEndpoint;
+  /** Set for `wss://` / `ws://` destinations: the URL to upgrade (the proxy is its host). */
+  websocket?: { url: string } | undefined;
 }
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
@@ -133,7 +139,10 @@ export function parseTarget(input: string, pomeriumUrl?: string): Target {
   } else {
     const scheme = schemeMatch[1]!.toLowerCase();
     if (scheme === 'wss' || scheme === 'ws') {
-      throw new UsageError(text.websocketUnsupported(input), { code: 'BURROW_INVALID_DESTINATION', hint: text.destinationForms });
+      if (pomeriumUrl !== undefined) {
+        throw new UsageError(text.conflictingFlags('a wss:// destination', '--pomerium-url'), { hint: text.websocketPomeriumUrlHint });
+      }
+      return parseWebSocketTarget(input, trimmed, scheme);
     }
     if (scheme !== 'tcp+https' && scheme !== 'tcp+http') {
       throw invalid(input, `the scheme "${schemeMatch[1]}://" is not supported`);
@@ -158,6 +167,24 @@ export function parseTarget(input: string, pomeriumUrl?: string): Target {
   }
   if (pomeriumUrl !== undefined) target = { ...target, proxy: parseProxyUrl(pomeriumUrl, '--pomerium-url') };
   return target;
+}
+
+/** `wss://host[:port]/path`: the gateway is the URL's host; the path and query are kept. */
+function parseWebSocketTarget(input: string, trimmed: string, scheme: 'wss' | 'ws'): Target {
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    throw invalid(input, 'it is not a valid URL');
+  }
+  if (url.username || url.password) throw invalid(input, 'user names are not allowed');
+  if (url.hash) throw invalid(input, 'fragments are not allowed');
+  const { host, port } = urlHostPort(url);
+  const bad = checkHost(host);
+  if (bad) throw invalid(input, bad);
+  const proxy = endpoint(scheme === 'wss' ? 'https' : 'http', host, port);
+  const href = `${scheme}://${formatAuthority(host, proxy.port)}${url.pathname}${url.search}`;
+  return { proxy, destination: { host, port: proxy.port, authority: href }, websocket: { url: href } };
 }
 
 /** Parses a proxy URL such as `--pomerium-url https://proxy.corp:8443` or `burrow login <url>`. */

@@ -36,6 +36,41 @@ export function addSignInOptions(command: Command): Command {
     );
 }
 
+export function addTransportOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--transport <kind>', 'how to reach the destination: auto picks connect for host:port and tcp+https://, websocket for wss://')
+        .choices(['auto', 'connect', 'websocket'])
+        .default('auto'),
+    )
+    .option('--ping-interval <seconds>', 'WebSocket keepalive ping interval; the tunnel closes when pongs stop (0 = off)', '30')
+    .option('--header <header>', 'add "Name: value" to the tunnel request (repeatable; for gateways with their own API keys)', collect, []);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Header names burrow sets itself, or that would break the request. */
+const RESERVED_HEADERS = new Set(['host', 'authorization', 'connection', 'upgrade', 'content-length', 'transfer-encoding', 'te', 'trailer']);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Parses `--header "Name: value"` flags. Values may be secrets: they are never logged. */
+export function parseHeaders(values: string[]): Array<[string, string]> {
+  return values.map((raw) => {
+    const colon = raw.indexOf(':');
+    const name = colon > 0 ? raw.slice(0, colon).trim() : '';
+    const value = colon > 0 ? raw.slice(colon + 1).trim() : '';
+    // The input is shown by name only: the value may be an API key.
+    if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) throw new UsageError(text.invalidHeader(name || (raw.split(/\s/)[0] ?? "").slice(0, 40)), { hint: text.invalidHeaderHint });
+    const lower = name.toLowerCase();
+    if (RESERVED_HEADERS.has(lower) || lower.startsWith('sec-websocket-') || lower.startsWith('proxy-')) {
+      throw new UsageError(text.reservedHeader(name), { hint: text.reservedHeaderHint });
+    }
+    return [name, value];
+  });
+}
+
 export function addLogOptions(command: Command): Command {
   return command
     .option('-v, --verbose', 'log every connection (same as --log-level debug)')

@@ -1,7 +1,7 @@
 /**
  * The TCP listener: every accepted connection is a Duplex handed to a session. Sockets are
- * half-open capable (so a client's EOF reaches the far end as a half-close) and no-delay
- * (interactive ssh must not wait for Nagle).
+ * half-open capable (so a client's EOF reaches the far end as a half-close), TCP keepalive (a
+ * vanished peer is noticed) and no-delay (interactive ssh must not wait for Nagle).
  */
 import { on } from 'node:events';
 import net from 'node:net';
@@ -28,7 +28,7 @@ export interface TcpListener {
 }
 
 export async function listenTcp(host: string, port: number): Promise<TcpListener> {
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const where = formatAuthority(host, port);

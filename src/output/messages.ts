@@ -10,7 +10,13 @@ export const text = {
   // --- command line ---------------------------------------------------------------------------
   invalidDestination: (input: string, reason: string) => `invalid destination ${q(input)}: ${reason}`,
   destinationForms: 'use host:port, tcp+https://host:port or tcp+https://proxy[:port]/host:port',
-  websocketUnsupported: (input: string) => `invalid destination ${q(input)}: WebSocket destinations are not supported by this version`,
+  websocketPomeriumUrlHint: 'a wss:// destination names its gateway itself: leave out --pomerium-url',
+  transportMismatch: (transport: string, input: string) => `--transport ${transport} cannot be used with the destination ${q(input)}`,
+  transportMismatchHint: 'websocket needs a wss:// (or ws://) destination, connect a host:port or tcp+https:// one; or leave --transport out',
+  invalidHeader: (input: string) => `invalid --header ${q(input)}`,
+  invalidHeaderHint: 'use --header "Name: value" (a token name, a colon, a value without line breaks)',
+  reservedHeader: (name: string) => `--header cannot set ${name}: burrow sets it itself`,
+  reservedHeaderHint: 'tokens go in with --service-account-file or a sign-in; leave the header out',
   invalidUrl: (what: string, input: string, reason: string) => `invalid ${what} ${q(input)}: ${reason}`,
   proxyUrlForm: 'use https://host[:port], for example https://proxy.corp.example.com',
   invalidListen: (input: string, reason: string) => `invalid --listen ${q(input)}: ${reason}`,
@@ -150,4 +156,8 @@ export const text = {
   // --- established tunnels ----------------------------------------------------------------------
   tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,
   tunnelBrokenHint: 'the proxy or the network dropped the connection; run the command again',
+  keepaliveLost: (seconds: number) => `no answer to keepalive pings for ${seconds} s`,
+  notWebSocketHint: 'check that the URL is a WebSocket tunnel endpoint (websockify, or the proxy\'s wss:// route)',
+  connectRefusedHint:
+    'this proxy does not accept CONNECT tunnels; if it offers a WebSocket route for this service, use its wss:// URL as the destination',
 } as const;

@@ -19,15 +19,18 @@ export const MAX_ANSWER_HEAD = 64 * 1024;
 
 export interface ConnectTransportOptions {
   tls: TlsSettings | undefined;
+  /** Extra request headers (`--header`), e.g. a gateway's own API key. */
+  headers?: Array<[string, string]>;
   /** Budget for TCP + TLS + the proxy's answer, per tunnel. */
   connectTimeoutMs: number;
   userAgent: string;
 }
 
 /** Builds the CONNECT request head. The token goes only here, inside TLS. */
-export function connectRequest(target: Target, token: string | undefined, userAgent: string): string {
+export function connectRequest(target: Target, token: string | undefined, userAgent: string, headers: Array<[string, string]> = []): string {
   const authority = target.destination.authority;
   let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: ${userAgent}\r\n`;
+  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   if (token) head += `Authorization: Pomerium ${token}\r\n`;
   return `${head}\r\n`;
 }
@@ -125,7 +128,7 @@ export class ConnectTransport implements Transport {
     const deadline = Date.now() + totalMs;
     const socket = await dialProxy({ target, tls: this.#options.tls, deadline, signal });
     try {
-      socket.write(connectRequest(target, token, this.#options.userAgent));
+      socket.write(connectRequest(target, token, this.#options.userAgent, this.#options.headers));
       const answer = await readAnswer(socket, target, deadline, totalMs, signal);
       const error = statusToError(answer, target, token ? tokenInfo(token).user : undefined);
       if (error) throw error;

@@ -51,12 +51,16 @@ export function statusToError(answer: ProxyAnswer, target: Target, user?: string
     case 503:
     case 504:
       return new UpstreamUnavailableError(text.upstreamUnavailable(proxy, dest, status), { hint: text.upstreamUnavailableHint });
-    default:
+    default: {
+      // 405/501 to CONNECT: a gateway that only passes WebSocket upgrades (or plain HTTP).
+      const refusesConnect = !target.websocket && (status === 405 || status === 501);
+      const hint = target.websocket ? text.notWebSocketHint : refusesConnect ? text.connectRefusedHint : text.unexpectedStatusHint;
       return new ProxyProtocolError(text.unexpectedStatus(proxy, dest, status, printable(answer.reason, 40)), {
         code: 'BURROW_PROXY_STATUS',
-        hint: text.unexpectedStatusHint,
+        hint,
         status,
       });
+    }
   }
 }
 

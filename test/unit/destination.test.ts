@@ -74,6 +74,23 @@ describe('parseTarget: bad destinations get exact messages', () => {
   }
 });
 
+describe('parseTarget: WebSocket destinations', () => {
+  it('wss:// names its gateway and keeps path and query', () => {
+    const t = parseTarget('wss://gw.corp.test/ssh?x=1');
+    assert.deepEqual(t.websocket, { url: 'wss://gw.corp.test:443/ssh?x=1' });
+    assert.equal(t.proxy.origin, 'https://gw.corp.test:443');
+    assert.equal(t.destination.authority, 'wss://gw.corp.test:443/ssh?x=1');
+    assert.equal(parseTarget('ws://127.0.0.1:8080/').proxy.origin, 'http://127.0.0.1:8080');
+    assert.equal(parseTarget('wss://[::1]:9443/a').websocket?.url, 'wss://[::1]:9443/a');
+  });
+  it('rejects credentials, fragments, bad hosts and --pomerium-url', () => {
+    fails(() => parseTarget('wss://u:p@gw.test/'), 'BURROW_INVALID_DESTINATION', 'invalid destination "wss://u:p@gw.test/": user names are not allowed');
+    fails(() => parseTarget('wss://gw.test/#x'), 'BURROW_INVALID_DESTINATION', 'invalid destination "wss://gw.test/#x": fragments are not allowed');
+    fails(() => parseTarget('wss://bad_host!/'), 'BURROW_INVALID_DESTINATION', 'invalid destination "wss://bad_host!/": "bad_host!" is not a valid host name');
+    fails(() => parseTarget('wss://gw.test/', 'https://p.test'), 'BURROW_USAGE', 'a wss:// destination and --pomerium-url cannot be used together');
+  });
+});
+
 describe('--pomerium-url', () => {
   const U = 'BURROW_INVALID_URL';
   const cases: Array<[string, string]> = [

@@ -4,12 +4,14 @@
  */
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
-import { buildTls, type TlsFlags } from '../../net/tls.js';
+import { buildTls, type TlsFlags, type TlsSettings } from '../../net/tls.js';
 import { createLogger, type LogLevel, type Logger } from '../../output/log.js';
 import { text } from '../../output/messages.js';
 import { listenTcp } from '../../listen/tcp.js';
 import { stdioConnection } from '../../listen/stdio.js';
+import { UsageError } from '../../errors.js';
 import { ConnectTransport } from '../../tunnel/connect.js';
+import { WebSocketTransport } from '../../tunnel/websocket.js';
 import { runSession, type SessionOptions, type TokenSource } from '../../tunnel/session.js';
 import type { Transport } from '../../tunnel/transport.js';
 import { isLoopback, parseTarget, type Target } from '../destination.js';
@@ -18,9 +20,11 @@ import { createCredentials, signInSettings, type SignInValues } from '../sign-in
 import {
   addLogOptions,
   addServiceAccountOptions,
+  addTransportOptions,
   addSignInOptions,
   addTlsOptions,
   logLevel,
+  parseHeaders,
   parseSeconds,
   serviceAccountToken,
   type ServiceAccountValues,
@@ -31,6 +35,9 @@ interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues {
   listen: string;
   pomeriumUrl?: string;
   connectTimeout: string;
+  transport: 'auto' | 'connect' | 'websocket';
+  pingInterval: string;
+  header: string[];
   verbose?: boolean;
   logLevel?: LogLevel;
 }
@@ -61,6 +68,9 @@ Examples:
   # no browser on this machine: print the sign-in address, paste back where it ends
   $ burrow tcp git.corp.example.com:22 --listen :2202 --no-browser
 
+  # a gateway that passes WebSocket upgrades but not CONNECT (e.g. websockify)
+  $ burrow tcp wss://gateway.corp.example.com/ssh --listen :2202
+
   # a service account token instead of a browser sign-in
   $ BURROW_SERVICE_ACCOUNT="$(cat token.jwt)" burrow tcp redis.corp.example.com:6379 --listen :6379
 `;
@@ -70,10 +80,11 @@ export function registerTcp(program: Command, runtime: Runtime): void {
     .command('tcp')
     .summary('tunnel TCP (ssh, git, databases) through the identity-aware proxy')
     .description('Open a local listener (or use stdin/stdout) whose connections are tunnelled through the proxy to <destination>.')
-    .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port')
+    .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port | wss://host[:port]/path')
     .option('--listen <addr>', 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout', DEFAULT_LISTEN)
     .option('--pomerium-url <url>', 'the proxy to use instead of the one derived from <destination>')
     .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30');
+  addTransportOptions(command);
   addSignInOptions(command);
   addServiceAccountOptions(command);
   addTlsOptions(command);
@@ -99,9 +110,27 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
     target,
     listen,
     logger,
-    transport: new ConnectTransport({ tls, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
+    transport: chooseTransport(destination, target, values, { tls, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
     tokens: createCredentials({ serviceAccount, settings: signIn, tls, connectTimeoutMs, runtime, logger }),
   };
+}
+
+/** `auto` follows the destination: wss:// and ws:// upgrade, everything else CONNECTs. */
+function chooseTransport(
+  input: string,
+  target: Target,
+  values: TcpOptionValues,
+  common: { tls: TlsSettings | undefined; connectTimeoutMs: number; userAgent: string },
+): Transport {
+  const wanted = values.transport === 'auto' ? (target.websocket ? 'websocket' : 'connect') : values.transport;
+  if ((wanted === 'websocket') !== (target.websocket !== undefined)) {
+    throw new UsageError(text.transportMismatch(wanted, input), { hint: text.transportMismatchHint });
+  }
+  const headers = parseHeaders(values.header);
+  const pingIntervalMs = values.pingInterval === '0' ? 0 : parseSeconds('--ping-interval', values.pingInterval, { min: 0.05, max: 3600 });
+  return wanted === 'websocket'
+    ? new WebSocketTransport({ ...common, headers, pingIntervalMs })
+    : new ConnectTransport({ ...common, headers });
 }
 
 export async function runTcp(destination: string, values: TcpOptionValues, runtime: Runtime): Promise<number> {

@@ -1,0 +1,152 @@
+/**
+ * The WebSocket transport (PROTOCOL.md "WebSocket transport"): an HTTP/1.1 Upgrade to the
+ * destination URL carrying the same Authorization header as CONNECT; after 101 every binary
+ * message carries stream bytes. This is what websockify speaks, and what load balancers and
+ * gateways that refuse CONNECT still pass.
+ *
+ * - The socket comes from the same dialler as CONNECT (ws's `createConnection`), so TLS flags
+ *   (and forward proxies) apply alike.
+ * - Answers other than 101 go through the same status mapping as CONNECT (302/401 → sign in).
+ * - Keepalive: a ping every interval; when pongs stop for three intervals the tunnel is closed
+ *   with a clear reason, rather than hanging on a dead path.
+ * - `createWebSocketStream` gives a Duplex with backpressure (it pauses the socket when the
+ *   reader stalls). WebSocket has no half-close: ending our side sends a close frame, and the
+ *   server may still send until it answers with its own.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Target } from '../cli/destination.js';
+import { tokenInfo } from '../auth/jwt.js';
+import { BurrowError, ProxyProtocolError } from '../errors.js';
+import { classifyNetworkError, dialProxy, timeoutError } from '../net/dial.js';
+import type { TlsSettings } from '../net/tls.js';
+import { text } from '../output/messages.js';
+import { printable, statusToError } from './status.js';
+import type { OpenRequest, Transport } from './transport.js';
+
+export interface WebSocketTransportOptions {
+  tls: TlsSettings | undefined;
+  connectTimeoutMs: number;
+  userAgent: string;
+  headers: Array<[string, string]>;
+  /** Ping interval in ms; 0 disables pings. */
+  pingIntervalMs: number;
+}
+
+/** Pongs missing for this many intervals close the tunnel. */
+const MISSED_PONGS = 3;
+
+/** An error on the WebSocket stream that ends the tunnel: the session reports its message. */
+class KeepaliveError extends Error {
+  override readonly name = 'KeepaliveError';
+}
+
+export class WebSocketTransport implements Transport {
+  readonly name = 'websocket';
+  readonly #options: WebSocketTransportOptions;
+
+  constructor(options: WebSocketTransportOptions) {
+    this.#options = options;
+  }
+
+  async open(request: OpenRequest): Promise<Duplex> {
+    const { target, token, signal } = request;
+    if (!target.websocket) throw new Error('WebSocketTransport: the target has no WebSocket URL');
+    const { WebSocket, createWebSocketStream } = await import('ws');
+    const options = this.#options;
+    const deadline = Date.now() + options.connectTimeoutMs;
+    const headers: Record<string, string> = { 'User-Agent': options.userAgent };
+    for (const [name, value] of options.headers) headers[name] = value;
+    if (token) headers.Authorization = `Pomerium ${token}`;
+
+    const ws = new WebSocket(target.websocket.url, {
+      headers,
+      perMessageDeflate: false,
+      followRedirects: false,
+      handshakeTimeout: options.connectTimeoutMs,
+      maxPayload: 64 * 1024 * 1024,
+      createConnection: ((_opts: unknown, callback: (error: Error | null, socket?: Duplex) => void) => {
+        dialProxy({ target, tls: options.tls, deadline, signal }).then(
+          (socket) => callback(null, socket),
+          (error: Error) => callback(error),
+        );
+        return undefined;
+      }) as never,
+    });
+
+    await new Promise<void>((resolve, reject) => {
+      const fail = (error: Error) => {
+        cleanup();
+        ws.terminate();
+        reject(error);
+      };
+      const onOpen = () => {
+        cleanup();
+        resolve();
+      };
+      const onResponse = (_req: unknown, res: IncomingMessage) => {
+        res.resume();
+        const headersOut: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headersOut[k] = v;
+        const answer = { status: res.statusCode ?? 0, reason: res.statusMessage ?? '', headers: headersOut };
+        const mapped = statusToError(answer, target, token ? tokenInfo(token).user : undefined);
+        fail(
+          mapped ??
+            new ProxyProtocolError(text.unexpectedStatus(target.proxy.origin, target.destination.authority, answer.status, printable(answer.reason, 40)), {
+              code: 'BURROW_PROXY_STATUS',
+              hint: text.notWebSocketHint,
+              status: answer.status,
+            }),
+        );
+      };
+      const onError = (error: Error) => {
+        if (error instanceof BurrowError) return fail(error);
+        if (/handshake has timed out/i.test(error.message)) {
+          return fail(timeoutError(target, 'the WebSocket handshake', options.connectTimeoutMs));
+        }
+        // ws's own protocol complaints (bad Sec-WebSocket-Accept, a 101 without Upgrade, …).
+        if (!(error as NodeJS.ErrnoException).code || /^WS_ERR/.test((error as NodeJS.ErrnoException).code ?? '')) {
+          return fail(
+            new ProxyProtocolError(text.malformedAnswer(target.proxy.origin, target.destination.authority, printable(error.message, 80)), {
+              hint: text.notWebSocketHint,
+              cause: error,
+            }),
+          );
+        }
+        fail(classifyNetworkError(error, target, 'answer'));
+      };
+      const onAbort = () => fail(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const cleanup = () => {
+        ws.off('open', onOpen);
+        ws.off('unexpected-response', onResponse);
+        ws.off('error', onError);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      ws.once('open', onOpen);
+      ws.once('unexpected-response', onResponse);
+      ws.once('error', onError);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+
+    const stream = createWebSocketStream(ws);
+    if (options.pingIntervalMs > 0) keepalive(ws, stream, options.pingIntervalMs);
+    return stream;
+  }
+}
+
+/** Pings every interval; destroys `stream` with a KeepaliveError when pongs stop. */
+function keepalive(ws: import('ws').WebSocket, stream: Duplex, intervalMs: number): void {
+  let lastPong = Date.now();
+  ws.on('pong', () => (lastPong = Date.now()));
+  const timer = setInterval(() => {
+    if (Date.now() - lastPong > intervalMs * MISSED_PONGS) {
+      clearInterval(timer);
+      stream.destroy(new KeepaliveError(text.keepaliveLost(Math.round((intervalMs * MISSED_PONGS) / 100) / 10)));
+      ws.terminate();
+      return;
+    }
+    if (ws.readyState === ws.OPEN) ws.ping();
+  }, intervalMs);
+  timer.unref();
+  ws.once('close', () => clearInterval(timer));
+}
