@@ -35,10 +35,32 @@ export function signInSettings(values: SignInValues): SignInSettings {
   };
 }
 
-/** Opens the credential store the user chose (or the best available), once. */
-export function storeOpener(settings: SignInSettings, runtime: Runtime, logger: Logger): () => Promise<CredentialStore> {
+/**
+ * Opens the credential store the user chose (or the best available), once. With
+ * `announce: 'on-save'` the one line about falling back from the keychain is held until a token
+ * is actually saved: a ProxyCommand that only reads a cached token should not print it on every
+ * ssh. Commands about the store itself (status, logout) say it at once.
+ */
+export function storeOpener(
+  settings: SignInSettings,
+  runtime: Runtime,
+  logger: Logger,
+  announce: 'on-open' | 'on-save' = 'on-open',
+): () => Promise<CredentialStore> {
   let store: Promise<CredentialStore> | undefined;
-  return () => (store ??= selectStore({ choice: settings.storeChoice, env: runtime.env, warn: (line) => logger.warn(line) }));
+  const held: string[] = [];
+  const warn = (line: string) => (announce === 'on-open' ? logger.warn(line) : held.push(line));
+  const open = async (): Promise<CredentialStore> => {
+    const inner = await selectStore({ choice: settings.storeChoice, env: runtime.env, warn });
+    if (announce === 'on-open') return inner;
+    const set = inner.set.bind(inner);
+    inner.set = async (credential) => {
+      for (const line of held.splice(0)) logger.warn(line);
+      return set(credential);
+    };
+    return inner;
+  };
+  return () => (store ??= open());
 }
 
 export function createCredentials(options: {
@@ -52,7 +74,7 @@ export function createCredentials(options: {
   const { settings, runtime, logger } = options;
   return new Credentials({
     serviceAccount: options.serviceAccount,
-    store: storeOpener(settings, runtime, logger),
+    store: storeOpener(settings, runtime, logger, 'on-save'),
     lockDir: join(cacheDir(runtime.env), 'locks'),
     signInTimeoutMs: settings.timeoutMs,
     logger,

@@ -66,6 +66,18 @@ describe('burrow tcp: browser sign-in', () => {
     for (const out of [first.stderr, second.stderr, first.stdout.toString()]) assert.ok(!out.includes(token!), 'token never printed');
   });
 
+  it('no keychain here: the fallback to files is said once, when the token is saved, not on every run', async () => {
+    const u = user({ BURROW_CREDENTIAL_STORE: undefined as unknown as string, DBUS_SESSION_BUS_ADDRESS: undefined as unknown as string });
+    const first = await runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: 'a' });
+    assert.equal(first.stdout.toString(), 'a', first.stderr);
+    const fallback = first.stderr.split('\n').filter((l) => l.includes('the OS keychain is not usable'));
+    assert.equal(fallback.length, 1, first.stderr);
+    assert.match(fallback[0]!, /keeping sign-ins in files under .*burrow\/credentials instead$/);
+    const second = await runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: 'b' });
+    assert.equal(second.stdout.toString(), 'b');
+    assert.equal(second.stderr, '', 'a cached token is used silently');
+  });
+
   it('a credential store that cannot be written: sign-in still works, one warning, token kept in memory', async () => {
     const u = user();
     // Root ignores permission bits, so block the directory with a file where it should be.
