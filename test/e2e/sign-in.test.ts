@@ -121,7 +121,8 @@ describe('burrow tcp: browser sign-in', () => {
   });
 
   it('10 parallel stdio processes with no token: exactly one browser launch, all 10 tunnels work', async () => {
-    const u = user({ BROWSER_DELAY_MS: '800' });
+    // Generous browser timeouts: this test once failed under a machine loaded by other suites.
+    const u = user({ BROWSER_DELAY_MS: '800', BROWSER_TIMEOUT_MS: '30000' });
     const before = world.proxy.stats.signIns;
     const runs = await Promise.all(
       Array.from({ length: 10 }, (_, i) => runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: `p${i}`, timeoutMs: 60_000 })),
