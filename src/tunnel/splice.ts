@@ -7,8 +7,18 @@
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-/** Errors that are how sockets normally end when the other side goes away first. */
-const NORMAL_ENDINGS = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ABORT_ERR']);
+/**
+ * Errors that are how sockets normally end when the other side goes away first. A WebSocket
+ * peer answering our close with an invalid code (websockify sends 1005) is ending, too.
+ */
+const NORMAL_ENDINGS = new Set([
+  'EPIPE',
+  'ECONNRESET',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_STREAM_DESTROYED',
+  'ABORT_ERR',
+  'WS_ERR_INVALID_CLOSE_CODE',
+]);
 
 export function isNormalEnding(error: unknown): boolean {
   return NORMAL_ENDINGS.has((error as NodeJS.ErrnoException | undefined)?.code ?? '');

@@ -77,6 +77,8 @@ export class WebSocketTransport implements Transport {
     await new Promise<void>((resolve, reject) => {
       const fail = (error: Error) => {
         cleanup();
+        // terminate() while CONNECTING emits 'error'; nobody else listens any more.
+        ws.on('error', () => {});
         ws.terminate();
         reject(error);
       };
@@ -129,9 +131,37 @@ export class WebSocketTransport implements Transport {
     });
 
     const stream = createWebSocketStream(ws);
+    lingerBeforeClose(ws, stream, LINGER_QUIET_MS);
     if (options.pingIntervalMs > 0) keepalive(ws, stream, options.pingIntervalMs);
     return stream;
   }
+}
+
+/** After local EOF, the server must have sent nothing for this long before we send close. */
+export const LINGER_QUIET_MS = 1000;
+
+/**
+ * WebSocket has no half-close, and gateways such as websockify drop whatever is still in
+ * flight the moment they read a close frame. So when our side ends (stdin EOF), the close frame
+ * waits until the server has been quiet for `quietMs` (or has closed first): an echo or a
+ * command's answer still arrives. The frame carries code 1000: ws sends none by default, which
+ * websockify answers with the illegal 1005.
+ */
+function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): void {
+  let lastMessage = Date.now();
+  ws.on('message', () => (lastMessage = Date.now()));
+  const close = ws.close.bind(ws);
+  ws.close = (code?: number, reason?: string | Buffer) => close(code ?? 1000, reason);
+  const final = stream._final.bind(stream);
+  stream._final = (callback: (error?: Error | null) => void) => {
+    const check = () => {
+      if (ws.readyState !== ws.OPEN) return final(callback);
+      const quietFor = Date.now() - lastMessage;
+      if (quietFor >= quietMs) return final(callback);
+      setTimeout(check, quietMs - quietFor).unref();
+    };
+    check();
+  };
 }
 
 /** Pings every interval; destroys `stream` with a KeepaliveError when pongs stop. */

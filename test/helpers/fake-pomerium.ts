@@ -4,11 +4,18 @@ import { createServer, type Server, type ServerOptions } from 'node:https';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
+import { WebSocket, WebSocketServer } from 'ws';
 import { fixture, readFixture } from './fixtures.js';
 
 /** A Pomerium TCP route, spelled as in Pomerium's config. */
 export interface FakeRoute {
-  /** `tcp+https://git.corp.test:22`; its `host:port` is what clients CONNECT to. */
+  /**
+   * `tcp+https://git.corp.test:22`: its `host:port` is what clients CONNECT to. Or a WebSocket
+   * route, `wss://ws.corp.test/ssh` (or `ws://…`): an HTTP/1.1 Upgrade to WebSocket on that
+   * path is spliced to `to`, binary messages carrying the stream. WebSocket routes are matched
+   * by path only, whatever the request's Host says: clients reach this proxy as
+   * `wss://localhost:PORT/ssh`, not under the route's name. Their host and port are ignored.
+   */
   from: string;
   /** `tcp://127.0.0.1:PORT`: where the tunnel is spliced to. */
   to: string;
@@ -26,6 +33,8 @@ export interface FakeRequest {
   /** The authority (`host:port`) for CONNECT, else path and query. */
   url: string;
   headers: IncomingHttpHeaders;
+  /** Set for an HTTP Upgrade request (method `GET`), e.g. a WebSocket handshake. */
+  upgrade?: true;
 }
 
 /**
@@ -56,14 +65,27 @@ export interface FakePomeriumOptions {
   unauthenticatedStatus?: number;
   /** Bytes sent in the same write as the `200` head, as if the upstream spoke first. */
   greeting?: Buffer;
-  /** When it returns something, that answer replaces the normal handling of the request (CONNECT or not). */
+  /**
+   * When it returns something, that answer replaces the normal handling of the request (CONNECT,
+   * WebSocket upgrade or plain request).
+   */
   respond?: (request: FakeRequest) => CannedResponse | undefined;
-  /** Wait this long before handling each CONNECT. */
+  /** Wait this long before handling each CONNECT (and each WebSocket upgrade). */
   onConnectDelayMs?: number;
-  /** Accept CONNECTs and never answer them (for client timeouts). */
+  /** Accept CONNECTs (and WebSocket upgrades) and never answer them (for client timeouts). */
   stallConnect?: boolean;
   /** How long to wait for the route's upstream before answering 503; default 5000. */
   upstreamConnectTimeoutMs?: number;
+  /**
+   * WebSocket tunnels answer the client's pings with pongs (default true). `false`: pings are
+   * counted ({@link FakePomeriumStats.pingsReceived}) and never answered, like a peer that hung.
+   */
+  wsAutoPong?: boolean;
+  /**
+   * Close a WebSocket tunnel with 1001 when no frame at all (data, ping, pong) has arrived from
+   * the client for this long, as a load balancer's idle timeout does. Default: never.
+   */
+  wsIdleTimeoutMs?: number;
 }
 
 /** Claims of the tokens this proxy issues. */
@@ -98,6 +120,12 @@ export interface FakePomeriumStats {
   signIns: number;
   /** Calls to /.pomerium/api/v1/login. */
   loginRequests: number;
+  /** HTTP Upgrade requests received (WebSocket handshakes), answered or not. */
+  upgrades: number;
+  /** Answered upgrades by status (101 = a WebSocket tunnel opened); canned `raw` answers count as 0. */
+  upgradesByStatus: Record<number, number>;
+  /** WebSocket pings received from clients, over all tunnels. */
+  pingsReceived: number;
 }
 
 /** One answered request. Tokens are never recorded. */
@@ -112,6 +140,25 @@ export interface FakePomeriumEvent {
   email?: string;
 }
 
+/** The request head of one request (CONNECT, upgrade or plain), as {@link FakePomerium.requests} keeps it. */
+export interface FakeRequestRecord {
+  method: string;
+  /** As in {@link FakePomeriumEvent.url}. */
+  url: string;
+  /** Header names in lower case; the Authorization value is replaced by `[hidden]`. */
+  headers: IncomingHttpHeaders;
+}
+
+/** How a WebSocket tunnel ended, as {@link FakePomerium.wsClosures} records it. */
+export interface FakeWsClosure {
+  /** The route path. */
+  path: string;
+  /** Close code received from the client or sent by the proxy (1006: no close frame). */
+  code: number;
+  /** Who started the close: the client, the proxy (idle timeout, upstream end) or neither (abrupt). */
+  by: 'client' | 'proxy' | 'abrupt';
+}
+
 /** A running fake proxy; see {@link startFakePomerium}. */
 export interface FakePomerium {
   /** `https://localhost:PORT` (or `https://[::1]:PORT` etc. when `host` is not 127.0.0.1). */
@@ -122,8 +169,12 @@ export interface FakePomerium {
   readonly caPath: string;
   readonly stats: FakePomeriumStats;
   readonly events: FakePomeriumEvent[];
-  /** Tunnels answered 200 whose two sockets are not both closed yet. */
+  /** Tunnels answered 200 (CONNECT) or 101 (WebSocket) whose two ends are not both closed yet. */
   readonly openTunnels: number;
+  /** Every request head received, in order (Authorization hidden), for checks of extra headers. */
+  readonly requests: FakeRequestRecord[];
+  /** One entry per WebSocket tunnel that has ended. */
+  readonly wsClosures: FakeWsClosure[];
   readonly server: Server;
   /** A token signed by this proxy's key, as its sign-in flow would issue. */
   mintToken(options?: MintTokenOptions): string;
@@ -131,7 +182,8 @@ export interface FakePomerium {
   verifyToken(jwt: string): TokenClaims | null;
   addRoute(route: FakeRoute): void;
   /**
-   * Destroys every socket (open tunnels included), then closes the server; bounded, idempotent.
+   * Destroys every socket (open tunnels, WebSocket ones included), then closes the server;
+   * bounded, idempotent.
    * With `reset`, client connections are torn down with a TCP RST, as a crashed proxy or a
    * middlebox dropping state would; otherwise they get a FIN.
    */
@@ -140,8 +192,8 @@ export interface FakePomerium {
 
 /**
  * Starts a local stand-in for Pomerium on a free port: a real `https.Server` with the fixture
- * certificates that answers CONNECT per route policy and splices allowed tunnels to plain TCP,
- * and serves the sign-in endpoints of PROTOCOL.md. Each instance has its own ES256 signing key,
+ * certificates that answers CONNECT (and WebSocket upgrades on `wss://` routes) per route policy
+ * and splices allowed tunnels to plain TCP, and serves the sign-in endpoints of PROTOCOL.md. Each instance has its own ES256 signing key,
  * so tokens from one instance are invalid at another.
  */
 export async function startFakePomerium(options: FakePomeriumOptions = {}): Promise<FakePomerium> {
@@ -152,10 +204,26 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
   const upstreamConnectTimeoutMs = options.upstreamConnectTimeoutMs ?? 5000;
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const routes = new Map<string, ParsedRoute>();
+  /** WebSocket routes by path. */
+  const wsRoutes = new Map<string, ParsedRoute>();
   for (const route of options.routes ?? []) addRoute(route);
 
-  const stats: FakePomeriumStats = { connects: 0, connectsByStatus: {}, signIns: 0, loginRequests: 0 };
+  const stats: FakePomeriumStats = {
+    connects: 0,
+    connectsByStatus: {},
+    signIns: 0,
+    loginRequests: 0,
+    upgrades: 0,
+    upgradesByStatus: {},
+    pingsReceived: 0,
+  };
   const events: FakePomeriumEvent[] = [];
+  const requests: FakeRequestRecord[] = [];
+  const wsClosures: FakeWsClosure[] = [];
+  const webSockets = new Set<WebSocket>();
+  // noServer: upgrades are answered (or refused) by handleUpgrade below, which hands only the
+  // accepted ones to ws. No compression: Pomerium tunnels carry opaque bytes.
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, autoPong: options.wsAutoPong ?? true });
   const sockets = new Set<Socket>();
   const closing = new AbortController();
   let openTunnels = 0;
@@ -173,6 +241,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
   server.on('secureConnection', track);
   server.on('request', (req, res) => handleRequest(req, res));
   server.on('connect', (req, socket, head) => void handleConnect(req, socket as TLSSocket, head));
+  server.on('upgrade', (req, socket, head) => void handleUpgrade(req, socket as TLSSocket, head));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -195,6 +264,11 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
   function addRoute(route: FakeRoute): void {
     const from = new URL(route.from);
     const to = new URL(route.to);
+    if (from.protocol === 'wss:' || from.protocol === 'ws:') {
+      if (!to.port) throw new Error(`fake-pomerium: routes need explicit ports: ${route.from} -> ${route.to}`);
+      wsRoutes.set(from.pathname, { ...route, toHost: to.hostname.replace(/^\[(.*)\]$/, '$1'), toPort: Number(to.port) });
+      return;
+    }
     if (!from.port || !to.port) throw new Error(`fake-pomerium: routes need explicit ports: ${route.from} -> ${route.to}`);
     routes.set(from.host.toLowerCase(), { ...route, toHost: to.hostname.replace(/^\[(.*)\]$/, '$1'), toPort: Number(to.port) });
   }
@@ -225,6 +299,12 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     events.push(event);
   }
 
+  function recordRequest(method: string, target: string, headers: IncomingHttpHeaders): void {
+    const copy: IncomingHttpHeaders = { ...headers };
+    if (copy.authorization !== undefined) copy.authorization = '[hidden]';
+    requests.push({ method, url: target.replace(/(pomerium_jwt=)[^&#]*/g, '$1[hidden]'), headers: copy });
+  }
+
   async function handleConnect(req: IncomingMessage, socket: TLSSocket, head: Buffer): Promise<void> {
     stats.connects++;
     // The http server removed its own listeners when it handed the socket over.
@@ -233,6 +313,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     // client's FIN. The http server's TLS sockets do not allow that by default.
     socket.allowHalfOpen = true;
     const authority = (req.url ?? '').toLowerCase();
+    recordRequest('CONNECT', authority, req.headers);
     const token = tokenFrom(req.headers);
     const claims = token === undefined ? null : verifyToken(token);
     const reply = (status: number, headers?: Record<string, string>, body?: string): void => {
@@ -291,9 +372,180 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     splice(socket, upstream, () => openTunnels--);
   }
 
+  /**
+   * An HTTP/1.1 Upgrade: the same checks as CONNECT, in the same order (canned answer, route,
+   * sign-in, policy, upstream), then the WebSocket handshake and a splice of binary messages to
+   * the route's upstream.
+   */
+  async function handleUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): Promise<void> {
+    stats.upgrades++;
+    socket.on('error', () => socket.destroy());
+    const target = req.url ?? '/';
+    recordRequest('GET', target, req.headers);
+    const token = tokenFrom(req.headers);
+    const claims = token === undefined ? null : verifyToken(token);
+    const count = (status: number): void => {
+      stats.upgradesByStatus[status] = (stats.upgradesByStatus[status] ?? 0) + 1;
+      record(req.method ?? 'GET', target, status, token, claims);
+    };
+    const reply = (status: number, headers?: Record<string, string>, body?: string): void => {
+      count(status);
+      writeConnectAnswer(socket, status, headers, body);
+    };
+
+    if (options.onConnectDelayMs) {
+      try {
+        await delay(options.onConnectDelayMs, undefined, { signal: closing.signal });
+      } catch {
+        return; // close() was called while we waited
+      }
+    }
+    if (options.stallConnect) return;
+
+    const canned = options.respond?.({ method: req.method ?? 'GET', url: target, headers: req.headers, upgrade: true });
+    if (canned) {
+      if ('raw' in canned) {
+        count(0);
+        endSoon(socket, canned.raw);
+      } else {
+        reply(canned.status, canned.headers, canned.body);
+      }
+      return;
+    }
+
+    let path: string;
+    try {
+      path = new URL(target, url).pathname;
+    } catch {
+      return reply(400);
+    }
+    // Checked before anything is dialled, so that ws's own handshake cannot fail afterwards.
+    if (req.method !== 'GET' || req.headers.upgrade?.toLowerCase() !== 'websocket') return reply(400, {}, 'only WebSocket upgrades are served\n');
+    if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? '') || !['8', '13'].includes(req.headers['sec-websocket-version'] ?? '')) {
+      return reply(400, {}, 'bad WebSocket handshake\n');
+    }
+    const route = wsRoutes.get(path);
+    if (!route) return reply(404);
+    if (!route.allowPublicUnauthenticatedAccess) {
+      if (!claims) {
+        const signIn = signInUrl(`https://${req.headers.host ?? urlHost}${path}`);
+        return reply(unauthenticatedStatus, unauthenticatedStatus >= 300 && unauthenticatedStatus < 400 ? { Location: signIn } : {});
+      }
+      if (route.deny?.includes(claims.email) || (route.allow && !route.allow.includes(claims.email))) return reply(403);
+    }
+
+    let upstream: Socket;
+    try {
+      upstream = await dial(route.toHost, route.toPort, upstreamConnectTimeoutMs, track);
+    } catch {
+      return reply(503);
+    }
+    if (socket.destroyed || closing.signal.aborted) {
+      upstream.destroy();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      count(101);
+      openTunnels++;
+      spliceWebSocket(ws, upstream, path, () => openTunnels--);
+    });
+  }
+
+  /**
+   * Joins an accepted WebSocket and the upstream TCP socket. Messages (binary or not) go to the
+   * upstream as bytes; upstream bytes go out as binary messages. Backpressure both ways: the
+   * WebSocket is paused while the upstream's write buffer is full, the upstream is paused while
+   * `bufferedAmount` is high. Upstream EOF -> close 1000 (after the queued messages); the
+   * WebSocket closing -> upstream.end(); an error on either side destroys both.
+   */
+  function spliceWebSocket(ws: WebSocket, upstream: Socket, path: string, onClosed: () => void): void {
+    const HIGH = 1024 * 1024;
+    const LOW = 256 * 1024;
+    webSockets.add(ws);
+    upstream.setNoDelay(true);
+    let closedBy: FakeWsClosure['by'] | undefined;
+    let open = 2;
+    const closed = (): void => {
+      if (--open === 0) onClosed();
+    };
+
+    let idle: NodeJS.Timeout | undefined;
+    if (options.wsIdleTimeoutMs) {
+      const ms = options.wsIdleTimeoutMs;
+      idle = setTimeout(() => {
+        closedBy ??= 'proxy';
+        ws.close(1001, 'idle timeout');
+      }, ms);
+      idle.unref();
+    }
+    const seen = (): void => void idle?.refresh();
+
+    let wsPaused = false;
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      seen();
+      const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      // Messages already parsed still arrive after pause(); they are few and simply queued.
+      if (upstream.writable && !upstream.write(chunk) && !wsPaused) {
+        wsPaused = true;
+        ws.pause();
+        upstream.once('drain', () => {
+          wsPaused = false;
+          ws.resume();
+        });
+      }
+    });
+    ws.on('ping', () => {
+      seen();
+      stats.pingsReceived++;
+    });
+    ws.on('pong', seen);
+    ws.on('error', () => {
+      ws.terminate();
+      upstream.destroy();
+    });
+    ws.once('close', (code: number) => {
+      clearTimeout(idle);
+      webSockets.delete(ws);
+      wsClosures.push({ path, code, by: closedBy ?? (code === 1006 ? 'abrupt' : 'client') });
+      // Nothing can reach the client any more: finish writing to the upstream, discard what it
+      // still sends, and do not wait for it forever.
+      upstream.end();
+      upstream.resume();
+      upstream.setTimeout(5000, () => upstream.destroy());
+      closed();
+    });
+
+    // Each send's callback runs once its frame went to the socket, so one of them sees the
+    // buffer fall below LOW after a pause.
+    let upstreamPaused = false;
+    upstream.on('data', (chunk: Buffer) => {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      ws.send(chunk, { binary: true }, () => {
+        if (upstreamPaused && ws.bufferedAmount < LOW) {
+          upstreamPaused = false;
+          upstream.resume();
+        }
+      });
+      if (!upstreamPaused && ws.bufferedAmount > HIGH) {
+        upstreamPaused = true;
+        upstream.pause();
+      }
+    });
+    upstream.once('end', () => {
+      closedBy ??= 'proxy';
+      if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'upstream closed');
+    });
+    upstream.on('error', () => {
+      upstream.destroy();
+      ws.terminate();
+    });
+    upstream.once('close', closed);
+  }
+
   function handleRequest(req: IncomingMessage, res: ServerResponse): void {
     const method = req.method ?? 'GET';
     const target = req.url ?? '/';
+    recordRequest(method, target, req.headers);
     const token = tokenFrom(req.headers);
     const claims = token === undefined ? null : verifyToken(token);
     const send = (status: number, body: string, headers: Record<string, string> = {}): void => {
@@ -377,6 +629,8 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     caPath: fixture('ca.pem'),
     stats,
     events,
+    requests,
+    wsClosures,
     get openTunnels() {
       return openTunnels;
     },
@@ -395,6 +649,8 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
           clearTimeout(timer);
           resolve();
         });
+        for (const ws of webSockets) ws.terminate();
+        wss.close();
         for (const socket of sockets) {
           if (closeOptions.reset && typeof socket.resetAndDestroy === 'function') {
             try {
