@@ -8,21 +8,12 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
+import { oneLineFailure } from '../helpers/assertions.js';
 import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
 import { startTcpServer } from '../helpers/echo-server.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
-/** Asserts the one-line failure contract and returns the line. */
-function oneLineFailure(stderr: string, token?: string): string {
-  const lines = stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${stderr}`);
-  const line = lines[0]!;
-  assert.match(line, /^burrow: error: .+ — .+/, 'message, then a hint');
-  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
-  if (token) assert.ok(!stderr.includes(token), 'the token is never printed');
-  return line;
-}
 
 async function freePort(): Promise<number> {
   const server = net.createServer();

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ExitCode } from '../../src/errors.js';
+import { oneLineFailure } from '../helpers/assertions.js';
 import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
 import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
 import { chunked, payload, sha256 } from '../helpers/data.js';
@@ -38,16 +39,6 @@ const wsArgs = (url: string, ...extra: string[]) => ['tcp', url, '--alternate-ca
 /** `wss://localhost:PORT<path>` of a local proxy. */
 const wssOf = (proxy: FakePomerium, path: string) => `${proxy.url.replace(/^https:/, 'wss:')}${path}`;
 
-/** Asserts the one-line failure contract (as tcp-errors.test.ts) and returns the line. */
-function oneLineFailure(stderr: string, token?: string): string {
-  const lines = stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${stderr}`);
-  const line = lines[0]!;
-  assert.match(line, /^burrow: error: .+ — .+/, 'message, then a hint');
-  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
-  if (token) assert.ok(!stderr.includes(token), 'the token is never printed');
-  return line;
-}
 
 /**
  * Connects to a burrow listener, sends `data`, reads until as many bytes came back, then ends

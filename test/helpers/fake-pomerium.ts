@@ -345,13 +345,8 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
 
     const route = routes.get(authority);
     if (!route) return reply(404);
-    if (!route.allowPublicUnauthenticatedAccess) {
-      if (!claims) {
-        const signIn = signInUrl(`https://${authority}/`);
-        return reply(unauthenticatedStatus, unauthenticatedStatus >= 300 && unauthenticatedStatus < 400 ? { Location: signIn } : {});
-      }
-      if (route.deny?.includes(claims.email) || (route.allow && !route.allow.includes(claims.email))) return reply(403);
-    }
+    const refusal = policy(route, claims, `https://${authority}/`);
+    if (refusal) return reply(refusal.status, refusal.headers);
 
     let upstream: Socket;
     try {
@@ -426,13 +421,8 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     }
     const route = wsRoutes.get(path);
     if (!route) return reply(404);
-    if (!route.allowPublicUnauthenticatedAccess) {
-      if (!claims) {
-        const signIn = signInUrl(`https://${req.headers.host ?? urlHost}${path}`);
-        return reply(unauthenticatedStatus, unauthenticatedStatus >= 300 && unauthenticatedStatus < 400 ? { Location: signIn } : {});
-      }
-      if (route.deny?.includes(claims.email) || (route.allow && !route.allow.includes(claims.email))) return reply(403);
-    }
+    const refusal = policy(route, claims, `https://${req.headers.host ?? urlHost}${path}`);
+    if (refusal) return reply(refusal.status, refusal.headers);
 
     let upstream: Socket;
     try {
@@ -615,6 +605,20 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
       back.search = `${back.search ? `${back.search}&` : '?'}pomerium_jwt=${jwt}`;
       send(302, 'signed in\n', { Location: back.href });
     }
+  }
+
+  /**
+   * The route's policy, shared by CONNECT and WebSocket upgrades: undefined to let the tunnel
+   * through, else the refusal (sign-in redirect, or 403).
+   */
+  function policy(route: FakeRoute, claims: TokenClaims | null, signInTarget: string): { status: number; headers: Record<string, string> } | undefined {
+    if (route.allowPublicUnauthenticatedAccess) return undefined;
+    if (!claims) {
+      const redirect = unauthenticatedStatus >= 300 && unauthenticatedStatus < 400;
+      return { status: unauthenticatedStatus, headers: redirect ? { Location: signInUrl(signInTarget) } : {} };
+    }
+    if (route.deny?.includes(claims.email) || (route.allow && !route.allow.includes(claims.email))) return { status: 403, headers: {} };
+    return undefined;
   }
 
   function signInUrl(redirect: string): string {
