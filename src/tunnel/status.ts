@@ -12,13 +12,10 @@ import {
   RouteNotFoundError,
   UpstreamUnavailableError,
 } from '../errors.js';
+import { type HttpAnswer, printable } from '../net/http-answer.js';
 import { text } from '../output/messages.js';
 
-export interface ProxyAnswer {
-  status: number;
-  reason: string;
-  headers: Record<string, string>;
-}
+export type ProxyAnswer = HttpAnswer;
 
 /**
  * Returns undefined for success (2xx), else the error that answer means. `user` is who the sent
@@ -64,8 +61,3 @@ export function statusToError(answer: ProxyAnswer, target: Target, user?: string
   }
 }
 
-/** Makes bytes from the network safe to show: printable ASCII only, bounded length. */
-export function printable(value: string, max: number): string {
-  const clean = value.replace(/[^\x20-\x7e]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
-}

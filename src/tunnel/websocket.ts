@@ -21,7 +21,8 @@ import { BurrowError, ProxyProtocolError } from '../errors.js';
 import { classifyNetworkError, dialProxy, timeoutError } from '../net/dial.js';
 import type { TlsSettings } from '../net/tls.js';
 import { text } from '../output/messages.js';
-import { printable, statusToError } from './status.js';
+import { printable } from '../net/http-answer.js';
+import { statusToError } from './status.js';
 import type { OpenRequest, Transport } from './transport.js';
 
 export interface WebSocketTransportOptions {

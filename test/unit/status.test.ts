@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseTarget } from '../../src/cli/destination.js';
 import { ExitCode } from '../../src/errors.js';
-import { connectRequest, parseAnswerHead } from '../../src/tunnel/connect.js';
+import { parseAnswerHead } from '../../src/net/http-answer.js';
+import { connectRequest } from '../../src/tunnel/connect.js';
 import { statusToError } from '../../src/tunnel/status.js';
 
 const target = parseTarget('git.corp.test:22', 'https://proxy.test:8443');
