@@ -18,6 +18,7 @@ export const ExitCode = {
   proxyProtocol: 9,
   tunnelBroken: 10,
   credentialStore: 11,
+  forwardProxy: 12,
   interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -49,6 +50,10 @@ export type ErrorCode =
   | 'BURROW_LOGIN_REJECTED'
   | 'BURROW_LOCK_TIMEOUT'
   | 'BURROW_CREDENTIAL_STORE'
+  | 'BURROW_FORWARD_PROXY'
+  | 'BURROW_FORWARD_PROXY_AUTH'
+  | 'BURROW_FORWARD_PROXY_DENIED'
+  | 'BURROW_FORWARD_PROXY_UPSTREAM'
   | 'BURROW_INTERNAL';
 
 export interface BurrowErrorOptions {
@@ -194,6 +199,19 @@ export class CredentialStoreError extends BurrowError {
   override readonly name = 'CredentialStoreError';
   constructor(message: string, options: BurrowErrorOptions = {}) {
     super('BURROW_CREDENTIAL_STORE', ExitCode.credentialStore, message, options);
+  }
+}
+
+/** The corporate forward proxy in front of the identity proxy failed: refused, 407, 403, 502… */
+export class ForwardProxyError extends BurrowError {
+  override readonly name = 'ForwardProxyError';
+  constructor(
+    message: string,
+    options: BurrowErrorOptions & {
+      code?: 'BURROW_FORWARD_PROXY' | 'BURROW_FORWARD_PROXY_AUTH' | 'BURROW_FORWARD_PROXY_DENIED' | 'BURROW_FORWARD_PROXY_UPSTREAM';
+    } = {},
+  ) {
+    super(options.code ?? 'BURROW_FORWARD_PROXY', ExitCode.forwardProxy, message, options);
   }
 }
 

@@ -12,6 +12,7 @@ import tty from 'node:tty';
 import type { ProxyEndpoint, Target } from '../cli/destination.js';
 import { BurrowError, LoginError } from '../errors.js';
 import { dialProxy } from '../net/dial.js';
+import type { ForwardProxy } from '../net/proxy-env.js';
 import type { TlsSettings } from '../net/tls.js';
 import type { Logger } from '../output/log.js';
 import { duration } from '../output/format.js';
@@ -23,6 +24,8 @@ import { JWT_SHAPE } from './jwt.js';
 export interface SignInOptions {
   proxy: ProxyEndpoint;
   tls: TlsSettings | undefined;
+  /** The corporate forward proxy: sign-in calls go the same way as tunnels. */
+  forward?: ForwardProxy | undefined;
   connectTimeoutMs: number;
   browser: BrowserOptions;
   /** How long to wait for the user. */
@@ -48,7 +51,7 @@ export async function fetchSignInUrl(options: SignInOptions, redirectUri: string
   const target = proxyOnly(options.proxy);
   const client = new Client(options.proxy.origin, {
     connect: (_opts, callback) => {
-      dialProxy({ target, tls: options.tls, deadline: Date.now() + options.connectTimeoutMs, signal: options.signal }).then(
+      dialProxy({ target, tls: options.tls, forward: options.forward, deadline: Date.now() + options.connectTimeoutMs, signal: options.signal }).then(
         (socket) => callback(null, socket),
         (error: Error) => callback(error, null),
       );

@@ -36,6 +36,12 @@ export function addSignInOptions(command: Command): Command {
     );
 }
 
+export function addForwardProxyOptions(command: Command): Command {
+  return command
+    .option('--proxy <url>', 'corporate forward proxy to reach the identity proxy through (default: HTTPS_PROXY / ALL_PROXY, minus NO_PROXY)')
+    .option('--no-proxy', 'reach the identity proxy directly, whatever HTTPS_PROXY says');
+}
+
 export function addTransportOptions(command: Command): Command {
   return command
     .addOption(

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { Credentials } from '../auth/credentials.js';
 import type { BrowserOptions } from '../auth/browser.js';
+import type { ForwardProxy } from '../net/proxy-env.js';
 import type { TlsSettings } from '../net/tls.js';
 import type { Logger } from '../output/log.js';
 import { cacheDir, selectStore } from '../store/select.js';
@@ -67,6 +68,7 @@ export function createCredentials(options: {
   serviceAccount: string | undefined;
   settings: SignInSettings;
   tls: TlsSettings | undefined;
+  forward: ForwardProxy | undefined;
   connectTimeoutMs: number;
   runtime: Runtime;
   logger: Logger;
@@ -83,6 +85,7 @@ export function createCredentials(options: {
       return signIn({
         proxy,
         tls: options.tls,
+        forward: options.forward,
         connectTimeoutMs: options.connectTimeoutMs,
         browser: settings.browser,
         timeoutMs: settings.timeoutMs,

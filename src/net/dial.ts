@@ -7,13 +7,17 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Target } from '../cli/destination.js';
-import { BurrowError, ProxyProtocolError, ProxyUnreachableError, TlsError } from '../errors.js';
+import { BurrowError, ForwardProxyError, ProxyProtocolError, ProxyUnreachableError, TlsError } from '../errors.js';
 import { text } from '../output/messages.js';
+import { type AnswerErrors, printable, readAnswer } from './http-answer.js';
+import type { ForwardProxy } from './proxy-env.js';
 import type { TlsSettings } from './tls.js';
 
 export interface DialRequest {
   /** The proxy to dial; the destination is named in error messages. */
   target: Target;
+  /** A corporate forward proxy to tunnel through first (proxy-env.ts), if any. */
+  forward?: ForwardProxy | undefined;
   /** Required for https proxies. */
   tls: TlsSettings | undefined;
   /** Absolute deadline (ms since epoch) for TCP + TLS. */
@@ -125,13 +129,26 @@ function waitFor(
   });
 }
 
-/** Connects to the proxy and completes TLS (for https). The socket is half-open capable, no-delay. */
+function tcpConnect(host: string, port: number): net.Socket {
+  return net.connect({ host, port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+}
+
+/**
+ * Connects to the proxy and completes TLS (for https). The socket is half-open capable,
+ * no-delay, keepalive. With a forward proxy, the TCP leg is a CONNECT tunnel through it, and
+ * TLS to the identity proxy runs inside: the forward proxy never sees the identity token.
+ */
 export async function dialProxy(request: DialRequest): Promise<net.Socket> {
   const startedAt = Date.now();
   const { proxy } = request.target;
   request.signal?.throwIfAborted();
-  const raw = net.connect({ host: proxy.host, port: proxy.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
-  await waitFor(raw, 'connect', request, 'connect', startedAt);
+  let raw: net.Socket;
+  if (request.forward) {
+    raw = await tunnelThroughForward(request, request.forward, startedAt);
+  } else {
+    raw = tcpConnect(proxy.host, proxy.port);
+    await waitFor(raw, 'connect', request, 'connect', startedAt);
+  }
   if (proxy.scheme === 'http') return raw;
   if (!request.tls) throw new Error('dialProxy: TLS settings are required for an https proxy');
   const secure = tls.connect({
@@ -146,4 +163,78 @@ export async function dialProxy(request: DialRequest): Promise<net.Socket> {
   });
   await waitFor(secure, 'secureConnect', request, 'tls', startedAt);
   return secure;
+}
+
+/**
+ * The forward-proxy hop: TCP (or TLS) to it, `CONNECT <identity proxy>` with its Basic
+ * credentials, and its answer. Every failure here names the forward proxy (exit 12).
+ */
+async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy, startedAt: number): Promise<net.Socket> {
+  const { proxy } = request.target;
+  const identity = `${net.isIP(proxy.host) === 6 ? `[${proxy.host}]` : proxy.host}:${proxy.port}`;
+  // Errors on this hop are classified as if the forward proxy were the target, then re-labelled.
+  const hop: DialRequest = {
+    ...request,
+    forward: undefined,
+    target: {
+      proxy: { scheme: forward.scheme, host: forward.host, port: forward.port, origin: `forward proxy ${forward.origin}` },
+      destination: { host: proxy.host, port: proxy.port, authority: identity },
+    },
+  };
+  const relabel = (error: unknown): ForwardProxyError => {
+    if (error instanceof ForwardProxyError) return error;
+    const burrow = error instanceof BurrowError ? error : classifyNetworkError(error, hop.target, 'connect');
+    const hint = burrow instanceof TlsError ? burrow.hint : text.forwardProxyHint;
+    return new ForwardProxyError(burrow.message, { hint, cause: error });
+  };
+  let socket = tcpConnect(forward.host, forward.port);
+  try {
+    await waitFor(socket, 'connect', hop, 'connect', startedAt);
+    if (forward.scheme === 'https') {
+      socket = tls.connect({
+        socket,
+        host: forward.host,
+        servername: net.isIP(forward.host) ? undefined : forward.host,
+        ALPNProtocols: ['http/1.1'],
+        ...(request.tls ? { secureContext: request.tls.secureContext, rejectUnauthorized: request.tls.rejectUnauthorized } : {}),
+      });
+      await waitFor(socket, 'secureConnect', hop, 'tls', startedAt);
+    }
+    let head = `CONNECT ${identity} HTTP/1.1\r\nHost: ${identity}\r\n`;
+    if (forward.authorization) head += `Proxy-Authorization: ${forward.authorization}\r\n`;
+    socket.write(`${head}\r\n`);
+    const errors: AnswerErrors = {
+      malformed: (what) => new ForwardProxyError(text.forwardMalformed(forward.origin, what), { hint: text.forwardProxyHint }),
+      closed: () => new ForwardProxyError(text.forwardClosed(forward.origin, identity), { hint: text.forwardProxyHint }),
+      network: (error) => relabel(classifyNetworkError(error, hop.target, 'answer')),
+      timeout: () => relabel(timeoutError(hop.target, 'waiting for the answer', request.deadline - startedAt)),
+    };
+    const answer = await readAnswer(socket, request.deadline, errors, request.signal);
+    const failure = forwardStatusError(answer.status, answer.reason, forward, identity);
+    if (failure) {
+      socket.destroy();
+      throw failure;
+    }
+    return socket;
+  } catch (error) {
+    socket.destroy();
+    throw relabel(error);
+  }
+}
+
+/** Maps the forward proxy's answer to its CONNECT; undefined for 2xx. */
+function forwardStatusError(status: number, reason: string, forward: ForwardProxy, identity: string): ForwardProxyError | undefined {
+  if (status >= 200 && status < 300) return undefined;
+  const origin = forward.origin;
+  if (status === 407) {
+    return new ForwardProxyError(text.forwardAuth(origin), {
+      code: 'BURROW_FORWARD_PROXY_AUTH',
+      hint: forward.authorization ? text.forwardAuthRefusedHint : text.forwardAuthMissingHint,
+    });
+  }
+  if (status === 403) return new ForwardProxyError(text.forwardDenied(origin, identity), { code: 'BURROW_FORWARD_PROXY_DENIED', hint: text.forwardDeniedHint });
+  if (status === 502 || status === 503 || status === 504) {
+    return new ForwardProxyError(text.forwardUpstream(origin, identity, status), { code: 'BURROW_FORWARD_PROXY_UPSTREAM', hint: text.forwardUpstreamHint });
+  }
+  return new ForwardProxyError(text.forwardStatus(origin, identity, status, printable(reason, 40)), { hint: text.forwardProxyHint });
 }

@@ -153,6 +153,22 @@ export const text = {
   credentialStoreFailed: (action: 'read' | 'save' | 'remove' | 'list', where: string, reason: string) =>
     `cannot ${{ read: 'read sign-ins from', save: 'save the sign-in to', remove: 'remove sign-ins from', list: 'list sign-ins in' }[action]} ${where}: ${reason}`,
 
+  // --- forward proxy ------------------------------------------------------------------------------
+  invalidForwardProxy: (source: string, reason: string) => `invalid forward proxy in ${source}: ${reason}`,
+  forwardProxyForm: 'use http://[user:password@]host:port (percent-encode special characters), or --no-proxy to go direct',
+  forwardProxyHint: 'check --proxy or HTTPS_PROXY/ALL_PROXY; set NO_PROXY (or --no-proxy) if the identity proxy is reachable directly',
+  forwardAuth: (forward: string) => `forward proxy ${forward} requires authentication (HTTP 407)`,
+  forwardAuthRefusedHint: 'it refused the user name or password in the proxy URL: check them (percent-encode special characters)',
+  forwardAuthMissingHint: 'put the credentials in the proxy URL: http://user:password@host:port (percent-encode special characters)',
+  forwardDenied: (forward: string, dest: string) => `forward proxy ${forward} refused the tunnel to ${dest} (HTTP 403)`,
+  forwardDeniedHint: 'its access rules do not allow this host or port: ask your network admins, or set NO_PROXY if it is reachable directly',
+  forwardUpstream: (forward: string, dest: string, status: number) => `forward proxy ${forward} could not reach ${dest} (HTTP ${status})`,
+  forwardUpstreamHint: 'the identity proxy is down or unreachable from the forward proxy: check its address (--pomerium-url) and try again',
+  forwardStatus: (forward: string, dest: string, status: number, reason: string) =>
+    `forward proxy ${forward} answered the tunnel request for ${dest} with HTTP ${status}${reason ? ` ${reason}` : ''}`,
+  forwardMalformed: (forward: string, what: string) => `forward proxy ${forward} sent a malformed answer: ${what}`,
+  forwardClosed: (forward: string, dest: string) => `forward proxy ${forward} closed the connection before answering the tunnel request for ${dest}`,
+
   // --- established tunnels ----------------------------------------------------------------------
   tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,
   tunnelBrokenHint: 'the proxy or the network dropped the connection; run the command again',

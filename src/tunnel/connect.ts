@@ -9,6 +9,7 @@ import type { Target } from '../cli/destination.js';
 import { BurrowError, ProxyProtocolError } from '../errors.js';
 import { classifyNetworkError, dialProxy, timeoutError } from '../net/dial.js';
 import { type AnswerErrors, readAnswer } from '../net/http-answer.js';
+import type { ForwardProxy } from '../net/proxy-env.js';
 import type { TlsSettings } from '../net/tls.js';
 import { text } from '../output/messages.js';
 import { statusToError } from './status.js';
@@ -16,6 +17,8 @@ import type { OpenRequest, Transport } from './transport.js';
 
 export interface ConnectTransportOptions {
   tls: TlsSettings | undefined;
+  /** The corporate forward proxy to go through, if any. */
+  forward?: ForwardProxy | undefined;
   /** Extra request headers (`--header`), e.g. a gateway's own API key. */
   headers?: Array<[string, string]>;
   /** Budget for TCP + TLS + the proxy's answer, per tunnel. */
@@ -59,7 +62,7 @@ export class ConnectTransport implements Transport {
     const { target, token, signal } = request;
     const totalMs = this.#options.connectTimeoutMs;
     const deadline = Date.now() + totalMs;
-    const socket = await dialProxy({ target, tls: this.#options.tls, deadline, signal });
+    const socket = await dialProxy({ target, tls: this.#options.tls, forward: this.#options.forward, deadline, signal });
     try {
       socket.write(connectRequest(target, token, this.#options.userAgent, this.#options.headers));
       const answer = await readAnswer(socket, deadline, answerErrors(target, totalMs), signal);

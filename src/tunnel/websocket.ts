@@ -19,6 +19,7 @@ import type { Target } from '../cli/destination.js';
 import { tokenInfo } from '../auth/jwt.js';
 import { BurrowError, ProxyProtocolError } from '../errors.js';
 import { classifyNetworkError, dialProxy, timeoutError } from '../net/dial.js';
+import type { ForwardProxy } from '../net/proxy-env.js';
 import type { TlsSettings } from '../net/tls.js';
 import { text } from '../output/messages.js';
 import { printable } from '../net/http-answer.js';
@@ -27,6 +28,7 @@ import type { OpenRequest, Transport } from './transport.js';
 
 export interface WebSocketTransportOptions {
   tls: TlsSettings | undefined;
+  forward?: ForwardProxy | undefined;
   connectTimeoutMs: number;
   userAgent: string;
   headers: Array<[string, string]>;
@@ -67,7 +69,7 @@ export class WebSocketTransport implements Transport {
       handshakeTimeout: options.connectTimeoutMs,
       maxPayload: 64 * 1024 * 1024,
       createConnection: ((_opts: unknown, callback: (error: Error | null, socket?: Duplex) => void) => {
-        dialProxy({ target, tls: options.tls, deadline, signal }).then(
+        dialProxy({ target, tls: options.tls, forward: options.forward, deadline, signal }).then(
           (socket) => callback(null, socket),
           (error: Error) => callback(error),
         );

@@ -4,16 +4,17 @@
  */
 import type { Command } from 'commander';
 import { tokenInfo } from '../../auth/jwt.js';
+import { forwardProxyFor, type ProxySettingValues } from '../../net/proxy-env.js';
 import { buildTls, type TlsFlags } from '../../net/tls.js';
 import { formatExpiry } from '../../output/format.js';
 import { createLogger, type LogLevel } from '../../output/log.js';
 import { text } from '../../output/messages.js';
 import { parseProxyUrl } from '../destination.js';
-import { addLogOptions, addSignInOptions, addTlsOptions, logLevel, parseSeconds } from '../options.js';
+import { addForwardProxyOptions, addLogOptions, addSignInOptions, addTlsOptions, logLevel, parseSeconds } from '../options.js';
 import type { Runtime } from '../runtime.js';
 import { createCredentials, type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
 
-interface LoginValues extends TlsFlags, SignInValues {
+interface LoginValues extends TlsFlags, SignInValues, ProxySettingValues {
   connectTimeout: string;
   verbose?: boolean;
   logLevel?: LogLevel;
@@ -25,6 +26,7 @@ export function registerLogin(program: Command, runtime: Runtime): void {
     .description('sign in to a proxy now and cache the token (later tunnels use it silently)')
     .argument('<proxy-url>', 'the proxy, e.g. https://proxy.corp.example.com')
     .option('--connect-timeout <seconds>', 'give up reaching the proxy after this long', '30');
+  addForwardProxyOptions(login);
   addSignInOptions(login);
   addTlsOptions(login);
   addLogOptions(login);
@@ -34,8 +36,9 @@ export function registerLogin(program: Command, runtime: Runtime): void {
     const logger = createLogger({ level: logLevel(values, 'info') });
     const settings = signInSettings(values);
     const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
-    const tls = proxy.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
-    const credentials = createCredentials({ serviceAccount: undefined, settings, tls, connectTimeoutMs, runtime, logger });
+    const forward = forwardProxyFor(proxy, values, runtime.env);
+    const tls = proxy.scheme === 'https' || forward?.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
+    const credentials = createCredentials({ serviceAccount: undefined, settings, tls, forward, connectTimeoutMs, runtime, logger });
     const stop = new AbortController();
     const off = runtime.onSignal(() => stop.abort());
     try {

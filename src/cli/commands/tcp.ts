@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
+import { type ForwardProxy, forwardProxyFor, type ProxySettingValues } from '../../net/proxy-env.js';
 import { buildTls, type TlsFlags, type TlsSettings } from '../../net/tls.js';
 import { createLogger, type LogLevel, type Logger } from '../../output/log.js';
 import { text } from '../../output/messages.js';
@@ -18,6 +19,7 @@ import { isLoopback, parseTarget, type Target } from '../destination.js';
 import { DEFAULT_LISTEN, parseListen, type ListenAddress } from '../listen-address.js';
 import { createCredentials, signInSettings, type SignInValues } from '../sign-in.js';
 import {
+  addForwardProxyOptions,
   addLogOptions,
   addServiceAccountOptions,
   addTransportOptions,
@@ -31,7 +33,7 @@ import {
 } from '../options.js';
 import type { Runtime } from '../runtime.js';
 
-interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues {
+interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues, ProxySettingValues {
   listen: string;
   pomeriumUrl?: string;
   connectTimeout: string;
@@ -85,6 +87,7 @@ export function registerTcp(program: Command, runtime: Runtime): void {
     .option('--pomerium-url <url>', 'the proxy to use instead of the one derived from <destination>')
     .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30');
   addTransportOptions(command);
+  addForwardProxyOptions(command);
   addSignInOptions(command);
   addServiceAccountOptions(command);
   addTlsOptions(command);
@@ -103,15 +106,18 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
   const serviceAccount = serviceAccountToken(values, runtime.env);
   if (values.serviceAccount !== undefined) runtime.hideArguments();
   const signIn = signInSettings(values);
-  const tls = target.proxy.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
+  const forward = forwardProxyFor(target.proxy, values, runtime.env);
+  // TLS settings also serve an https:// forward proxy in front of a plain-http identity proxy.
+  const tls = target.proxy.scheme === 'https' || forward?.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
+  if (forward) logger.debug(`reaching ${target.proxy.origin} through forward proxy ${forward.origin}`);
   if (values.disableTlsVerification) logger.warn(text.tlsDisabledWarning);
   if (target.proxy.scheme === 'http' && !isLoopback(target.proxy.host)) logger.warn(text.plainHttpWarning(target.proxy.origin));
   return {
     target,
     listen,
     logger,
-    transport: chooseTransport(destination, target, values, { tls, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
-    tokens: createCredentials({ serviceAccount, settings: signIn, tls, connectTimeoutMs, runtime, logger }),
+    transport: chooseTransport(destination, target, values, { tls, forward, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
+    tokens: createCredentials({ serviceAccount, settings: signIn, tls, forward, connectTimeoutMs, runtime, logger }),
   };
 }
 
@@ -120,7 +126,7 @@ function chooseTransport(
   input: string,
   target: Target,
   values: TcpOptionValues,
-  common: { tls: TlsSettings | undefined; connectTimeoutMs: number; userAgent: string },
+  common: { tls: TlsSettings | undefined; forward: ForwardProxy | undefined; connectTimeoutMs: number; userAgent: string },
 ): Transport {
   const wanted = values.transport === 'auto' ? (target.websocket ? 'websocket' : 'connect') : values.transport;
   if ((wanted === 'websocket') !== (target.websocket !== undefined)) {
