@@ -139,6 +139,21 @@ function tcpConnect(host: string, port: number): net.Socket {
  * TLS to the identity proxy runs inside: the forward proxy never sees the identity token.
  */
 export async function dialProxy(request: DialRequest): Promise<net.Socket> {
+  try {
+    return await dialOnce(request);
+  } catch (error) {
+    // Untrusted with Node's roots: add the system bundle (loaded only now, see tls.ts) and retry once.
+    if (isUntrusted(error) && request.tls?.useSystemRoots()) return dialOnce(request);
+    throw error;
+  }
+}
+
+function isUntrusted(error: unknown): boolean {
+  const tlsError = error instanceof ForwardProxyError ? error.cause : error;
+  return tlsError instanceof TlsError && tlsError.code === 'BURROW_TLS_UNTRUSTED';
+}
+
+async function dialOnce(request: DialRequest): Promise<net.Socket> {
   const startedAt = Date.now();
   const { proxy } = request.target;
   request.signal?.throwIfAborted();

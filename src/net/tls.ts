@@ -1,8 +1,13 @@
 /**
  * Turns the TLS flags into one `SecureContext`, built once per process and shared by every
- * tunnel: building a context with a CA bundle costs milliseconds, a handshake reusing it costs
- * nothing extra. Trust = Node's bundled roots + the system bundle (where corporate CAs are
- * usually installed) + whatever the user adds, as pomerium-cli does with Go's system pool.
+ * tunnel. Trust = Node's bundled roots + whatever the user adds, and, when that is not enough,
+ * the system bundle (where corporate CAs are usually installed), as pomerium-cli does with Go's
+ * system pool.
+ *
+ * The system bundle is loaded only on demand: parsing its ~140 PEM certificates costs ~20 ms of
+ * CPU, a third of a ProxyCommand's start-up, and most proxies chain to a public root that Node
+ * already has. A handshake that fails as untrusted switches the process to the system roots
+ * (`useSystemRoots`) and is retried once (dial.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
@@ -18,8 +23,14 @@ export interface TlsFlags {
 }
 
 export interface TlsSettings {
-  secureContext: tls.SecureContext;
-  rejectUnauthorized: boolean;
+  /** The context to handshake with now (switches once to one with the system roots). */
+  readonly secureContext: tls.SecureContext;
+  readonly rejectUnauthorized: boolean;
+  /**
+   * Adds the system CA bundle to the trust, once. True if that changed anything (then a failed
+   * handshake is worth retrying); false if already done or there is no system bundle.
+   */
+  useSystemRoots(): boolean;
 }
 
 /** Bundles that Linux distributions and macOS ship; the first that exists is used. */
@@ -89,21 +100,49 @@ export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv = process.env):
   }
   if (flags.caCert) extraCas.push(decodeCaCert(flags.caCert));
 
-  const options: tls.SecureContextOptions = {
-    ca: [...tls.rootCertificates, ...systemRoots(env), ...extraCas],
-  };
+  const options: tls.SecureContextOptions = {};
   if (flags.clientCert && flags.clientKey) {
     options.cert = requirePem('client certificate', flags.clientCert, readFile('client certificate', flags.clientCert));
     options.key = requirePem('client key', flags.clientKey, readFile('client key', flags.clientKey));
   }
-  try {
-    return {
-      secureContext: tls.createSecureContext(options),
-      rejectUnauthorized: !flags.disableTlsVerification,
-    };
-  } catch (error) {
-    const reason = (error as Error).message;
-    if (options.cert) throw new UsageError(text.badClientKey(reason), { hint: text.badClientKeyHint, cause: error });
-    throw new UsageError(text.badCaCert, { hint: text.badCaCertHint, cause: error });
-  }
+  const build = (cas: string[]): tls.SecureContext => {
+    try {
+      return contextWithCas(options, cas);
+    } catch (error) {
+      const reason = (error as Error).message;
+      if (options.cert) throw new UsageError(text.badClientKey(reason), { hint: text.badClientKeyHint, cause: error });
+      throw new UsageError(text.badCaCert, { hint: text.badCaCertHint, cause: error });
+    }
+  };
+  let secureContext = build(extraCas);
+  let systemTried = false;
+  return {
+    get secureContext() {
+      return secureContext;
+    },
+    rejectUnauthorized: !flags.disableTlsVerification,
+    useSystemRoots() {
+      if (systemTried) return false;
+      systemTried = true;
+      const system = systemRoots(env);
+      if (system.length === 0) return false;
+      secureContext = build([...system, ...extraCas]);
+      return true;
+    },
+  };
+}
+
+/**
+ * A context trusting Node's bundled roots plus `cas`. The documented `ca` option would replace
+ * the roots (and re-parsing all of them as PEM costs ~20 ms), so the extra CAs are added to the
+ * default store through the context's `addCACert`, which is how Node's own createSecureContext
+ * adds each `ca` entry; without it (another runtime), fall back to the documented form.
+ */
+function contextWithCas(options: tls.SecureContextOptions, cas: string[]): tls.SecureContext {
+  if (cas.length === 0) return tls.createSecureContext(options);
+  const context = tls.createSecureContext(options);
+  const native = (context as unknown as { context?: { addCACert?: (pem: string) => void } }).context;
+  if (typeof native?.addCACert !== 'function') return tls.createSecureContext({ ...options, ca: [...tls.rootCertificates, ...cas] });
+  for (const pem of cas) native.addCACert(pem);
+  return context;
 }

@@ -148,6 +148,17 @@ describe('burrow tcp: errors', () => {
       assert.ok(line.includes('--alternate-ca-path'));
     });
 
+    it('a CA found only in the system bundle is trusted (loaded on demand, then the dial retried)', async () => {
+      // SSL_CERT_FILE stands in for the system bundle, as in OpenSSL and curl.
+      const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url], {
+        env: { ...world.env, SSL_CERT_FILE: fixture('ca.pem') },
+        input: 'system roots',
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'system roots');
+      assert.equal(r.stderr, '');
+    });
+
     it('hostname mismatch (exit 8); --disable-tls-verification connects anyway, with a warning', async () => {
       const w = await startWorld({ cert: readFixture('wrong-host.pem'), key: readFixture('wrong-host-key.pem') });
       try {
