@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// A thin shim: cache compiled code between runs (start-up matters for ProxyCommand), then run.
+// A thin shim into the bundled CLI (dist/bin/, built by `npm run build`): one file to load
+// instead of dozens of modules, because every ssh ProxyCommand pays the start-up again.
 import module from 'node:module';
 
 module.enableCompileCache?.();
-const { run } = await import('../dist/src/cli/main.js');
+const { run } = await import('../dist/bin/main.js');
 await run();

@@ -3,6 +3,8 @@
  * main.ts from the real process; nothing below cli/ touches `process` for these.
  */
 import { readFileSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Runtime {
   readonly env: NodeJS.ProcessEnv;
@@ -20,13 +22,19 @@ export interface Runtime {
   hideArguments(): void;
 }
 
+/** burrow's version from its package.json, found by walking up from this file (bundled or not). */
 function readVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'burrow' && pkg.version) return pkg.version;
+    } catch {
+      // No package.json here: keep walking up.
+    }
+    dir = dirname(dir);
   }
+  return '0.0.0';
 }
 
 export interface ProcessRuntime extends Runtime {
