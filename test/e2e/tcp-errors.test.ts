@@ -159,6 +159,15 @@ describe('burrow tcp: errors', () => {
       assert.equal(r.stderr, '');
     });
 
+    it('trust widens step by step: a wrong --alternate-ca-path, then Node\'s roots, then the system bundle', async () => {
+      const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url, '--alternate-ca-path', fixture('other-ca.pem')], {
+        env: { ...world.env, SSL_CERT_FILE: fixture('ca.pem') },
+        input: 'third step',
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'third step');
+    });
+
     it('hostname mismatch (exit 8); --disable-tls-verification connects anyway, with a warning', async () => {
       const w = await startWorld({ cert: readFixture('wrong-host.pem'), key: readFixture('wrong-host-key.pem') });
       try {
