@@ -17,12 +17,11 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
-import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
+import { runBurrow, startListener, stdioEcho, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
 import { chunked, payload, sha256 } from '../helpers/data.js';
 import { fixture } from '../helpers/fixtures.js';
 import { requireSquid, type Squid, type SquidLogEntry, startSquid, stopAllSquid } from '../helpers/squid.js';
@@ -76,40 +75,6 @@ async function echoThrough(port: number, data: Buffer, timeoutMs = 60_000): Prom
     socket.destroy();
   }
   return Buffer.concat(chunks);
-}
-
-/**
- * Runs a stdio-mode burrow, writes `data` and keeps stdin open until as many bytes came back (as
- * ssh does; squid does not carry a half-close, nor does WebSocket), then ends stdin and waits for
- * the exit. Bounded.
- */
-async function stdioEcho(args: string[], env: NodeJS.ProcessEnv, data: Buffer, timeoutMs = 60_000): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  const proc = spawnBurrow(args, { env, collectStdout: false });
-  const chunks: Buffer[] = [];
-  let received = 0;
-  proc.child.stdin.on('error', () => {});
-  proc.child.stdout.on('data', (d: Buffer) => {
-    chunks.push(d);
-    received += d.length;
-    if (received >= data.length) proc.child.stdin.end();
-  });
-  chunked(data).pipe(proc.child.stdin, { end: false });
-  const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
-  const code = await proc.exited;
-  clearTimeout(timer);
-  return { code, stdout: Buffer.concat(chunks), stderr: proc.stderr() };
-}
-
-/** Every token in the file store under `cache`. */
-function storedTokens(cache: string): string[] {
-  const dir = join(cache, 'burrow', 'credentials');
-  try {
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { token: string }).token);
-  } catch {
-    return [];
-  }
 }
 
 /** `http://user:password@127.0.0.1:PORT` with the userinfo percent-encoded. */

@@ -4,25 +4,13 @@
  * credential store in a temporary XDG_CACHE_HOME, and many processes sharing it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { browserEnv, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
-import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
+import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
-
-/** Every token in the file store under `cache` (to check none was ever printed). */
-function storedTokens(cache: string): string[] {
-  const dir = join(cache, 'burrow', 'credentials');
-  try {
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { token: string }).token);
-  } catch {
-    return [];
-  }
-}
 
 describe('burrow tcp: browser sign-in', () => {
   let world: World;

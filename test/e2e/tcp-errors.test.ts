@@ -12,16 +12,9 @@ import { oneLineFailure } from '../helpers/assertions.js';
 import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
 import { startTcpServer } from '../helpers/echo-server.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/processes.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('burrow tcp: errors', () => {
   let world: World;

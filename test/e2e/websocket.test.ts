@@ -21,7 +21,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ExitCode } from '../../src/errors.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
-import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
+import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stdioEcho, stopAll, tempDir } from '../helpers/burrow.js';
 import { chunked, payload, sha256 } from '../helpers/data.js';
 import { startEchoServer, startSourceServer, type TcpServer } from '../helpers/echo-server.js';
 import { type FakePomerium, type FakePomeriumOptions, startFakePomerium } from '../helpers/fake-pomerium.js';
@@ -67,34 +67,6 @@ async function echoThrough(port: number, data: Buffer, timeoutMs = 60_000): Prom
     socket.destroy();
   }
   return Buffer.concat(chunks);
-}
-
-interface StdioResult {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/**
- * Runs a stdio-mode burrow, writes `data` to its stdin and keeps stdin open until as many bytes
- * came back on stdout (as ssh keeps it open), then ends stdin and waits for the exit. Bounded.
- */
-async function stdioEcho(args: string[], env: NodeJS.ProcessEnv, data: Buffer | string, timeoutMs = 60_000): Promise<StdioResult> {
-  const bytes = Buffer.from(data);
-  const proc = spawnBurrow(args, { env, collectStdout: false });
-  const chunks: Buffer[] = [];
-  let received = 0;
-  proc.child.stdin.on('error', () => {});
-  proc.child.stdout.on('data', (d: Buffer) => {
-    chunks.push(d);
-    received += d.length;
-    if (received >= bytes.length) proc.child.stdin.end();
-  });
-  chunked(bytes).pipe(proc.child.stdin, { end: false });
-  const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
-  const code = await proc.exited;
-  clearTimeout(timer);
-  return { code, stdout: Buffer.concat(chunks), stderr: proc.stderr() };
 }
 
 /** Resolves with `promise`'s value, or `onTimeout` after `ms`; the timer never outlives the race. */

@@ -4,9 +4,10 @@
  * its own `stop()`, which tests call in `after` hooks.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chunked } from './data.js';
 import { repoRoot } from './fixtures.js';
 
 export const BURROW_BIN = join(repoRoot, 'bin', 'burrow.js');
@@ -113,6 +114,45 @@ export async function startListener(args: string[], options: SpawnOptions = {}):
   });
   const port = Number(address.slice(address.lastIndexOf(':') + 1));
   return Object.assign(proc, { address, port });
+}
+
+/**
+ * Runs stdio-mode burrow against an echo: writes `data` to its stdin, and half-closes stdin only
+ * once every byte has come back (as ssh does: some gateways drop in-flight data on a half-close).
+ */
+export async function stdioEcho(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  data: Buffer | string,
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  const bytes = Buffer.from(data);
+  const proc = spawnBurrow(args, { env, collectStdout: false });
+  const chunks: Buffer[] = [];
+  let received = 0;
+  proc.child.stdin.on('error', () => {});
+  proc.child.stdout.on('data', (d: Buffer) => {
+    chunks.push(d);
+    received += d.length;
+    if (received >= bytes.length) proc.child.stdin.end();
+  });
+  chunked(bytes).pipe(proc.child.stdin, { end: false });
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  return { code, stdout: Buffer.concat(chunks), stderr: proc.stderr() };
+}
+
+/** Every token in the file credential store under the cache dir `cache` (to check none leaked). */
+export function storedTokens(cache: string): string[] {
+  const dir = join(cache, 'burrow', 'credentials');
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { token: string }).token);
+  } catch {
+    return [];
+  }
 }
 
 /** Kills every process started here and removes temporary directories. */

@@ -343,21 +343,8 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
       return;
     }
 
-    const route = routes.get(authority);
-    if (!route) return reply(404);
-    const refusal = policy(route, claims, `https://${authority}/`);
-    if (refusal) return reply(refusal.status, refusal.headers);
-
-    let upstream: Socket;
-    try {
-      upstream = await dial(route.toHost, route.toPort, upstreamConnectTimeoutMs, track);
-    } catch {
-      return reply(503);
-    }
-    if (socket.destroyed || closing.signal.aborted) {
-      upstream.destroy(); // the client gave up while we were dialling
-      return;
-    }
+    const upstream = await admit(routes.get(authority), claims, `https://${authority}/`, socket, reply);
+    if (!upstream) return;
     stats.connectsByStatus[200] = (stats.connectsByStatus[200] ?? 0) + 1;
     record('CONNECT', authority, 200, token, claims);
     const answer = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n');
@@ -419,21 +406,8 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? '') || !['8', '13'].includes(req.headers['sec-websocket-version'] ?? '')) {
       return reply(400, {}, 'bad WebSocket handshake\n');
     }
-    const route = wsRoutes.get(path);
-    if (!route) return reply(404);
-    const refusal = policy(route, claims, `https://${req.headers.host ?? urlHost}${path}`);
-    if (refusal) return reply(refusal.status, refusal.headers);
-
-    let upstream: Socket;
-    try {
-      upstream = await dial(route.toHost, route.toPort, upstreamConnectTimeoutMs, track);
-    } catch {
-      return reply(503);
-    }
-    if (socket.destroyed || closing.signal.aborted) {
-      upstream.destroy();
-      return;
-    }
+    const upstream = await admit(wsRoutes.get(path), claims, `https://${req.headers.host ?? urlHost}${path}`, socket, reply);
+    if (!upstream) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
       count(101);
       openTunnels++;
@@ -619,6 +593,34 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     }
     if (route.deny?.includes(claims.email) || (route.allow && !route.allow.includes(claims.email))) return { status: 403, headers: {} };
     return undefined;
+  }
+
+  /**
+   * Route lookup, policy and the upstream dial, shared by CONNECT and WebSocket upgrades: the
+   * connected upstream, or undefined once `reply` has answered 404/302/401/403/503 (or the client
+   * gave up while we were dialling).
+   */
+  async function admit(
+    route: ParsedRoute | undefined,
+    claims: TokenClaims | null,
+    signInTarget: string,
+    socket: Socket,
+    reply: (status: number, headers?: Record<string, string>) => void,
+  ): Promise<Socket | undefined> {
+    if (!route) return void reply(404);
+    const refusal = policy(route, claims, signInTarget);
+    if (refusal) return void reply(refusal.status, refusal.headers);
+    let upstream: Socket;
+    try {
+      upstream = await dial(route.toHost, route.toPort, upstreamConnectTimeoutMs, track);
+    } catch {
+      return void reply(503);
+    }
+    if (socket.destroyed || closing.signal.aborted) {
+      upstream.destroy();
+      return undefined;
+    }
+    return upstream;
   }
 
   function signInUrl(redirect: string): string {

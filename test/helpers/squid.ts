@@ -37,10 +37,11 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture } from './fixtures.js';
+import { descendants, freePort } from './processes.js';
 
 export const SQUID_BIN = '/usr/sbin/squid';
 /** Squid's Basic auth helper for htpasswd-style files (package squid-openssl / squid). */
@@ -129,17 +130,6 @@ export function requireSquid(): void {
   throw new Error(`${missing.join(', ')} not found; the forward proxy tests need squid (${where}: apt-get install squid-openssl)`);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** uid and gid of `name` from /etc/passwd. */
 function systemUser(name: string): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
@@ -201,33 +191,6 @@ function squidConfig(c: { dir: string; port: number; httpsPort?: number; passwd?
   }
   lines.push('http_access allow CONNECT loopback_dst', 'http_access deny all');
   return `${lines.join('\n')}\n`;
-}
-
-/** Pids of every descendant of `pid`, from /proc (Linux). */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The command name (field 2) is in parentheses and may contain spaces: parse after it.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
-    } catch {
-      // The process exited while we looked.
-    }
-  }
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0 && out.length < 1000) {
-    for (const child of children.get(queue.shift()!) ?? []) {
-      out.push(child);
-      queue.push(child);
-    }
-  }
-  return out;
 }
 
 function kill(pid: number, signal: NodeJS.Signals): void {

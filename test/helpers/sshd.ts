@@ -13,10 +13,11 @@
  */
 import { type ChildProcessByStdio, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { constants, tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { descendants, freePort } from './processes.js';
 
 export const SSHD_BIN = '/usr/sbin/sshd';
 
@@ -34,8 +35,7 @@ function onPath(name: string): boolean {
 
 /**
  * Why the ssh/git tests cannot run here (`undefined` when they can): the missing programs and
- * the packages to install. Test files skip with this reason locally, and fail with it under
- * `CI=true`, where `.ci/run` must have installed them.
+ * the packages to install. Test files fail with this reason (never skip); `.ci/run` installs them.
  */
 export function missingSshTools(): string | undefined {
   const missing = TOOLS.filter((t) => !(t.path ? existsSync(t.path) : onPath(t.name)));
@@ -343,17 +343,6 @@ function opensshAtLeast(major: number, minor: number): boolean {
   return maj > major || (maj === major && min >= minor);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** Waits until `port` accepts a connection that greets with `SSH-2.0-` (bounded). */
 async function waitForBanner(port: number, exitCode: () => number | null | undefined, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -381,33 +370,6 @@ async function waitForBanner(port: number, exitCode: () => number | null | undef
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`no SSH-2.0- banner within ${timeoutMs} ms (last: ${last})`);
-}
-
-/** Pids of every descendant of `pid`, from /proc (Linux). */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The command name (field 2) is in parentheses and may contain spaces: parse after it.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
-    } catch {
-      // The process exited while we looked.
-    }
-  }
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0 && out.length < 10_000) {
-    for (const child of children.get(queue.shift()!) ?? []) {
-      out.push(child);
-      queue.push(child);
-    }
-  }
-  return out;
 }
 
 /**

@@ -23,9 +23,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fixture } from './fixtures.js';
+import { freePort } from './processes.js';
 
 export interface WebsockifyOptions {
   /** `host:port` of the TCP service behind the gateway. */
@@ -67,17 +68,6 @@ export function requireWebsockify(): string {
   if (bin) return bin;
   const where = process.env.CI === 'true' ? 'CI: .ci/run must install it' : 'install it';
   throw new Error(`websockify not found; the WebSocket gateway tests need it (${where}: apt-get install websockify)`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function killGroup(child: ChildProcess): void {
