@@ -5,11 +5,12 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
 
 export interface Runtime {
   readonly env: NodeJS.ProcessEnv;
-  readonly stdin: NodeJS.ReadableStream;
-  readonly stdout: NodeJS.WritableStream;
+  readonly stdin: Readable;
+  readonly stdout: Writable;
   readonly version: string;
   /** A person may be at a terminal (/dev/tty exists): pasted sign-in addresses are read there. */
   readonly interactiveTerminal: boolean;

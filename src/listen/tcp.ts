@@ -5,13 +5,12 @@
  */
 import { on } from 'node:events';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { LocalEnd } from '../tunnel/splice.js';
 import { ListenError } from '../errors.js';
 import { text } from '../output/messages.js';
 import { formatAuthority } from '../cli/destination.js';
 
-export interface LocalConnection {
-  stream: Duplex;
+export interface LocalConnection extends LocalEnd {
   /** `host:port` of the peer, for log lines. */
   peer: string;
 }
@@ -51,7 +50,7 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
       try {
         for await (const [socket] of on(server, 'connection', { signal: stop.signal })) {
           const s = socket as net.Socket;
-          yield { stream: s, peer: formatAuthority(s.remoteAddress ?? '?', s.remotePort ?? 0) };
+          yield { input: s, output: s, peer: formatAuthority(s.remoteAddress ?? '?', s.remotePort ?? 0) };
         }
       } catch (error) {
         if ((error as Error).name !== 'AbortError') throw error;

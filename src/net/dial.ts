@@ -166,17 +166,39 @@ async function dialOnce(request: DialRequest): Promise<net.Socket> {
   }
   if (proxy.scheme === 'http') return raw;
   if (!request.tls) throw new Error('dialProxy: TLS settings are required for an https proxy');
-  const secure = tls.connect({
-    socket: raw,
-    // With a socket given, `host` is only used to check the certificate's name (IP literals too).
-    host: proxy.host,
-    // SNI is for names only; an IP literal in SNI is against RFC 6066.
-    servername: net.isIP(proxy.host) ? undefined : proxy.host,
-    ALPNProtocols: ['http/1.1'],
-    secureContext: request.tls.secureContext,
-    rejectUnauthorized: request.tls.rejectUnauthorized,
-  });
+  const secure = secureOver(raw, proxy.host, proxy.port, request.tls);
   await waitFor(secure, 'secureConnect', request, 'tls', startedAt);
+  return secure;
+}
+
+/**
+ * TLS over `socket` to `host:port`, resuming this process's last session with it when there is
+ * one (a listener's second tunnel handshakes without the certificate chain).
+ */
+function secureOver(socket: net.Socket, host: string, port: number, settings: TlsSettings): tls.TLSSocket {
+  const authority = `${host}:${port}`;
+  const secure = tls.connect({
+    socket,
+    // With a socket given, `host` is only used to check the certificate's name (IP literals too).
+    host,
+    // SNI is for names only; an IP literal in SNI is against RFC 6066.
+    servername: net.isIP(host) ? undefined : host,
+    ALPNProtocols: ['http/1.1'],
+    secureContext: settings.secureContext,
+    rejectUnauthorized: settings.rejectUnauthorized,
+    session: settings.session(authority),
+  });
+  // Only the session of a handshake that passed verification is kept. Under TLS 1.2 the ticket
+  // comes before the handshake ends, so the verdict is awaited.
+  let established = false;
+  secure.once('secureConnect', () => (established = true));
+  secure.on('session', (session: Buffer) => {
+    const keep = () => {
+      if (secure.authorized || !settings.rejectUnauthorized) settings.rememberSession(authority, session);
+    };
+    if (established) keep();
+    else secure.once('secureConnect', keep);
+  });
   return secure;
 }
 
@@ -206,13 +228,8 @@ async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy,
   try {
     await waitFor(socket, 'connect', hop, 'connect', startedAt);
     if (forward.scheme === 'https') {
-      socket = tls.connect({
-        socket,
-        host: forward.host,
-        servername: net.isIP(forward.host) ? undefined : forward.host,
-        ALPNProtocols: ['http/1.1'],
-        ...(request.tls ? { secureContext: request.tls.secureContext, rejectUnauthorized: request.tls.rejectUnauthorized } : {}),
-      });
+      if (!request.tls) throw new Error('dialProxy: TLS settings are required for an https forward proxy');
+      socket = secureOver(socket, forward.host, forward.port, request.tls);
       await waitFor(socket, 'secureConnect', hop, 'tls', startedAt);
     }
     let head = `CONNECT ${identity} HTTP/1.1\r\nHost: ${identity}\r\n`;

@@ -7,7 +7,7 @@ import type { ProxyEndpoint, Target } from '../cli/destination.js';
 import { AuthRequiredError, type BurrowError, LoginError, TunnelBrokenError, toBurrowError } from '../errors.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
-import { isNormalEnding, type SpliceResult, splice } from './splice.js';
+import { destroyLocal, isNormalEnding, type LocalEnd, type SpliceResult, splice } from './splice.js';
 import type { Transport } from './transport.js';
 
 /** Where tokens come from (src/auth/credentials.ts). */
@@ -37,36 +37,38 @@ export interface SessionResult {
 }
 
 /** Opens a tunnel for `local` and splices until either side is done. Never rejects. */
-export async function runSession(local: Duplex, options: SessionOptions): Promise<SessionResult> {
+export async function runSession(local: LocalEnd, options: SessionOptions): Promise<SessionResult> {
   const { target, transport, logger, label } = options;
   const dest = target.destination.authority;
   // A local peer that leaves while we are still connecting must not crash us with 'error'.
   const earlyError = (error: Error) => logger.debug(`${label}: local stream error before the tunnel opened: ${error.message}`);
-  local.on('error', earlyError);
+  local.input.on('error', earlyError);
+  local.output.on('error', earlyError);
   let remote: Duplex;
   try {
     logger.debug(`${label}: opening tunnel to ${dest} via ${target.proxy.origin} (${transport.name})`);
     remote = await openSignedIn(options);
   } catch (error) {
-    local.destroy();
+    destroyLocal(local);
     // Shutting down while the tunnel was still opening is not a failure of the tunnel.
     return { error: options.signal?.aborted ? undefined : toBurrowError(error) };
   } finally {
-    local.off('error', earlyError);
+    local.input.off('error', earlyError);
+    local.output.off('error', earlyError);
   }
-  if (local.destroyed) {
+  if (local.input.destroyed || local.output.destroyed) {
     remote.destroy();
     return { error: undefined };
   }
   logger.debug(`${label}: tunnel open to ${dest}`);
   const onAbort = () => {
-    local.destroy();
+    destroyLocal(local);
     remote.destroy();
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const result = await splice(local, remote, {
     // Destroying local ends the upload pipeline, which ends the splice.
-    onRemoteEnd: options.endOnRemoteEof ? () => local.destroy() : undefined,
+    onRemoteEnd: options.endOnRemoteEof ? () => destroyLocal(local) : undefined,
   });
   options.signal?.removeEventListener('abort', onAbort);
   const broken = brokenReason(result, options.signal?.aborted === true);

@@ -4,7 +4,7 @@
  * and git rely on. The splice is over when both directions finish, or one fails; then both
  * streams are destroyed so no socket outlives its tunnel.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /**
@@ -26,6 +26,24 @@ export function isNormalEnding(error: unknown): boolean {
 
 export type Side = 'local' | 'remote';
 
+/**
+ * The local end of a tunnel: one socket (listener mode, `input === output`) or stdin and stdout
+ * (stdio mode). Kept as two streams rather than wrapped into one Duplex: a wrapper re-buffers
+ * and re-concatenates every chunk, which cost stdio mode a fifth of its download speed.
+ */
+export interface LocalEnd {
+  /** What the local side sends: a socket, or stdin. */
+  readonly input: Readable;
+  /** Where the tunnel's bytes go: the same socket, or stdout. */
+  readonly output: Writable;
+}
+
+/** Destroys both local streams (once, if they are the same socket). */
+export function destroyLocal(local: LocalEnd): void {
+  local.input.destroy();
+  if (local.output !== (local.input as unknown)) local.output.destroy();
+}
+
 export interface SpliceResult {
   /** The first failure, if any (normal endings included: the caller decides what they mean). */
   error: Error | undefined;
@@ -42,9 +60,10 @@ export interface SpliceOptions {
 }
 
 /** Splices `local` and `remote` until both directions are done; never rejects. */
-export async function splice(local: Duplex, remote: Duplex, options: SpliceOptions = {}): Promise<SpliceResult> {
+export async function splice(local: LocalEnd, remote: Duplex, options: SpliceOptions = {}): Promise<SpliceResult> {
   let erroredSide: Side | undefined;
-  local.once('error', () => (erroredSide ??= 'local'));
+  local.input.once('error', () => (erroredSide ??= 'local'));
+  if (local.output !== (local.input as unknown)) local.output.once('error', () => (erroredSide ??= 'local'));
   remote.once('error', () => (erroredSide ??= 'remote'));
 
   const result: SpliceResult = { error: undefined, failedSide: undefined };
@@ -54,16 +73,16 @@ export async function splice(local: Duplex, remote: Duplex, options: SpliceOptio
       result.failedSide = erroredSide ?? source;
     }
     // One direction broke, so the tunnel is over: destroying both ends the other pipeline too.
-    local.destroy();
+    destroyLocal(local);
     remote.destroy();
   };
-  await Promise.all([
-    pipeline(local, remote).catch(fail('local')),
-    pipeline(remote, local)
-      .then(() => options.onRemoteEnd?.())
-      .catch(fail('remote')),
-  ]);
-  local.destroy();
+  const upload = pipeline(local.input, remote).catch(fail('local'));
+  const download = pipeline(remote, local.output)
+    .then(() => options.onRemoteEnd?.())
+    .catch(fail('remote'));
+  await Promise.all([upload, download]);
+  destroyLocal(local);
   remote.destroy();
   return result;
 }
+

@@ -79,6 +79,23 @@ describe('burrow tcp: streams', () => {
     assert.equal(await burrow.stop(), 0);
   });
 
+  it('a listener resumes its TLS session for later tunnels; a fresh process does not', async () => {
+    const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });
+    const { tlsHandshakes, tlsResumed } = world.proxy.stats;
+    for (let i = 0; i < 3; i++) {
+      const data = payload(4096, 300 + i);
+      assert.equal(sha256(await roundTrip(burrow.port, data)), sha256(data));
+    }
+    assert.equal(world.proxy.stats.tlsHandshakes - tlsHandshakes, 3);
+    // The first tunnel brings the session ticket; the next two resume with it.
+    assert.equal(world.proxy.stats.tlsResumed - tlsResumed, 2);
+    assert.equal(await burrow.stop(), 0);
+    // Sessions live in memory only: a new process makes a full handshake.
+    const { code, stderr } = await runBurrow(world.tcpArgs(undefined, '--listen', '-'), { env: world.env, input: 'x' });
+    assert.equal(code, 0, stderr);
+    assert.equal(world.proxy.stats.tlsResumed - tlsResumed, 2);
+  });
+
   it('keeps bytes the proxy sends in the same packet as its 200 answer', async () => {
     const greeting = Buffer.from('SSH-2.0-greeting-before-anything\r\n');
     const w = await startWorld({ greeting });

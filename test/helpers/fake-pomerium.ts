@@ -126,6 +126,9 @@ export interface FakePomeriumStats {
   upgradesByStatus: Record<number, number>;
   /** WebSocket pings received from clients, over all tunnels. */
   pingsReceived: number;
+  /** Completed TLS handshakes, and how many of them resumed an earlier session. */
+  tlsHandshakes: number;
+  tlsResumed: number;
 }
 
 /** One answered request. Tokens are never recorded. */
@@ -216,6 +219,8 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     upgrades: 0,
     upgradesByStatus: {},
     pingsReceived: 0,
+    tlsHandshakes: 0,
+    tlsResumed: 0,
   };
   const events: FakePomeriumEvent[] = [];
   const requests: FakeRequestRecord[] = [];
@@ -239,6 +244,10 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
   // 'secureConnection' the TLS socket on top; close() destroys both kinds.
   server.on('connection', track);
   server.on('secureConnection', track);
+  server.on('secureConnection', (socket: TLSSocket) => {
+    stats.tlsHandshakes++;
+    if (socket.isSessionReused()) stats.tlsResumed++;
+  });
   server.on('request', (req, res) => handleRequest(req, res));
   server.on('connect', (req, socket, head) => void handleConnect(req, socket as TLSSocket, head));
   server.on('upgrade', (req, socket, head) => void handleUpgrade(req, socket as TLSSocket, head));

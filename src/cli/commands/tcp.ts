@@ -148,7 +148,7 @@ export async function runTcp(destination: string, values: TcpOptionValues, runti
 async function runStdio(s: TcpSettings, runtime: Runtime): Promise<number> {
   const stop = new AbortController();
   const offSignals = runtime.onSignal(() => stop.abort());
-  const result = await runSession(stdioConnection(runtime.stdin, runtime.stdout).stream, {
+  const result = await runSession(stdioConnection(runtime.stdin, runtime.stdout), {
     ...sessionOptions(s, 'stdio'),
     signal: stop.signal,
     endOnRemoteEof: true,
@@ -185,7 +185,7 @@ async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind
 
   for await (const connection of listener.connections()) {
     const label = connection.peer;
-    const session = runSession(connection.stream, { ...sessionOptions(s, label), signal: stop.signal }).then((result) => {
+    const session = runSession(connection, { ...sessionOptions(s, label), signal: stop.signal }).then((result) => {
       if (result.error) s.logger.failure(result.error);
     });
     open.add(session);
