@@ -148,6 +148,8 @@ export async function signIn(options: SignInOptions): Promise<string> {
     if (paste) cleanups.push(paste.close);
     if (opened) {
       logger.notice(text.browserOpened(proxy.origin, wait));
+      // Only when a browser was opened: with a printed address the user may be pasting here.
+      cleanups.push(logger.spinner(text.waitingForSignInSpinner));
     } else {
       // Printed even at --log-level error: without it the user cannot sign in at all.
       logger.notice(text.openThisUrl(proxy.origin, signInUrl));

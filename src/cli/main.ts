@@ -4,15 +4,16 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, UsageError, toBurrowError } from '../errors.js';
-import { formatFailure } from '../output/log.js';
+import { createLogger } from '../output/log.js';
 import { registerCache } from './commands/cache.js';
+import { registerCompletion } from './commands/completion.js';
 import { registerLogin } from './commands/login.js';
 import { registerSshConfig } from './commands/ssh-config.js';
 import { registerTcp } from './commands/tcp.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
 
-function program(runtime: ProcessRuntime): Command {
+export function program(runtime: ProcessRuntime): Command {
   const root = new Command('burrow')
     .description('Carry TCP (ssh, git, databases) through an identity-aware HTTPS proxy such as Pomerium.')
     .version(runtime.version, '-V, --version', 'print the version')
@@ -29,6 +30,7 @@ function program(runtime: ProcessRuntime): Command {
   registerCache(root, runtime);
   registerSshConfig(root, runtime);
   registerVersion(root, runtime);
+  registerCompletion(root, runtime);
   root.addHelpText(
     'after',
     `
@@ -47,14 +49,17 @@ Run "burrow tcp --help" for every option.`,
 function usageFromCommander(error: CommanderError, argv: string[]): UsageError {
   const message = error.message.replace(/^error: /, '');
   const sub = argv.slice(2).find((a) => !a.startsWith('-'));
-  const known = ['tcp', 'login', 'logout', 'cache', 'status', 'ssh-config', 'version'];
+  const known = ['tcp', 'login', 'logout', 'cache', 'status', 'ssh-config', 'completion', 'version'];
   const help = sub && known.includes(sub) ? `burrow ${sub} --help` : 'burrow --help';
   return new UsageError(message, { hint: `run "${help}" for usage`, cause: error });
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
   const runtime = processRuntime();
-  const color = process.stderr.isTTY === true;
+  // Failures that escape a command (bad flags among them) follow --json too, parsed or not.
+  const end = argv.indexOf('--');
+  const json = (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+  const logger = createLogger({ level: 'error', json });
   try {
     await program(runtime).parseAsync(argv);
     return runtime.exitCode();
@@ -65,11 +70,11 @@ export async function main(argv: string[] = process.argv): Promise<number> {
         return ExitCode.ok;
       }
       if (error.code === 'commander.executeSubCommandAsync') return error.exitCode;
-      process.stderr.write(`${formatFailure(usageFromCommander(error, argv), color)}\n`);
+      logger.failure(usageFromCommander(error, argv));
       return ExitCode.usage;
     }
     const failure = toBurrowError(error);
-    process.stderr.write(`${formatFailure(failure, color)}\n`);
+    logger.failure(failure);
     if (failure.code === 'BURROW_INTERNAL' && process.env.BURROW_DEBUG) process.stderr.write(`${String((error as Error).stack)}\n`);
     return failure.exitCode;
   }

@@ -79,8 +79,9 @@ export function parseHeaders(values: string[]): Array<[string, string]> {
 
 export function addLogOptions(command: Command): Command {
   return command
-    .option('-v, --verbose', 'log every connection (same as --log-level debug)')
-    .addOption(new Option('--log-level <level>', 'how much to print on stderr').choices(LOG_LEVELS));
+    .option('-v, --verbose', 'say more on stderr: every connection\'s steps (same as --log-level debug)')
+    .addOption(new Option('--log-level <level>', 'how much to print on stderr').choices(LOG_LEVELS))
+    .option('--json', 'write events and errors on stderr as JSON lines, for tools (see the README for the fields)');
 }
 
 export interface ServiceAccountValues {

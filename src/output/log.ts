@@ -1,10 +1,15 @@
 /**
- * Human output. Stdout belongs to the tunnel (stdio mode) or to one machine-readable line
- * (listener mode), so everything here goes to stderr, through `redact`, coloured only when
- * stderr is a terminal (chalkStderr honours NO_COLOR / FORCE_COLOR).
+ * Everything burrow says on stderr. Stdout belongs to the tunnel (stdio mode) or to one
+ * machine-readable line (listener mode), so every line goes to stderr, through `redact`, either
+ * as human text (coloured per color.ts) or, with `--json`, as one JSON object per line
+ * (events.ts is the vocabulary). A spinner shows while waiting for a person, on a terminal only.
  */
-import { chalkStderr } from 'chalk';
+import type { ChalkInstance } from 'chalk';
 import type { BurrowError } from '../errors.js';
+import { stderrChalk } from './color.js';
+import { type BurrowEvent, eventLevel, failureFields } from './events.js';
+import { formatBytes, formatMs } from './format.js';
+import { text } from './messages.js';
 import { redact } from './redact.js';
 
 export const LOG_LEVELS = ['silent', 'error', 'warn', 'info', 'debug'] as const;
@@ -12,6 +17,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Logger {
   readonly level: LogLevel;
+  /** True with --json: tools read stderr, so nothing but JSON lines may go there. */
+  readonly json: boolean;
   error(message: string): void;
   warn(message: string): void;
   info(message: string): void;
@@ -20,40 +27,145 @@ export interface Logger {
   notice(message: string): void;
   /** Prints a BurrowError as one line: what went wrong, then what to do about it. */
   failure(error: BurrowError): void;
+  /** Reports an event (events.ts) at its level. */
+  event(event: BurrowEvent): void;
+  /**
+   * Shows `message` with a spinner and the seconds waited, on a terminal only (not with --json,
+   * not when stderr is a pipe or a file, not at --log-level silent). Returns what removes it.
+   */
+  spinner(message: string): () => void;
+}
+
+/** Where lines go: process.stderr, or a test's stand-in. */
+export interface LogStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean | undefined;
 }
 
 export interface LoggerOptions {
   level: LogLevel;
-  /** Where lines go; tests pass a collector. */
+  /** JSON lines instead of human text (--json). */
+  json?: boolean | undefined;
+  /** Collects lines (tests): no colour, no spinner. */
   write?: (line: string) => void;
+  /** The stream to write to (default process.stderr); colour and spinner follow its isTTY. */
+  stream?: LogStream;
+  /** For NO_COLOR / FORCE_COLOR / TERM (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** The clock for JSON `time` fields and the spinner. */
+  now?: () => number;
 }
 
 const rank: Record<LogLevel, number> = { silent: 0, error: 1, warn: 2, info: 3, debug: 4 };
 
-/** Formats an error as the single line users see (also used by ssh, which shows our stderr). */
-export function formatFailure(error: BurrowError, color = false): string {
-  const c = color ? chalkStderr : undefined;
+/** Formats a failure as the single line users see (also used by ssh, which shows our stderr). */
+export function formatFailure(error: { message: string; hint?: string | undefined }, color?: ChalkInstance | boolean): string {
+  const c = color === true ? stderrChalk({ FORCE_COLOR: '1' }, true) : color || undefined;
   const head = c ? c.red.bold('error:') : 'error:';
   const hint = error.hint ? ` ${c ? c.dim('—') : '—'} ${c ? c.yellow(error.hint) : error.hint}` : '';
   return redact(`burrow: ${head} ${error.message}${hint}`);
 }
 
-export function createLogger(options: LoggerOptions): Logger {
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const color = options.write === undefined && chalkStderr.level > 0;
-  const enabled = (level: LogLevel) => rank[level] <= rank[options.level];
-  const emit = (level: LogLevel, label: string, message: string) => {
-    if (enabled(level)) write(redact(`burrow: ${label}${message}`));
+/** One event as a JSON line: `event` and `time` first, then the event's own fields. */
+export function formatJson(event: BurrowEvent, nowMs: number): string {
+  const { event: name, ...fields } = event;
+  return redact(JSON.stringify({ event: name, time: new Date(nowMs).toISOString(), ...fields }));
+}
+
+/** One event as human text (without the `burrow: ` prefix and level label). */
+export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
+  const prefix = (e: { conn: number; peer: string }) => {
+    const p = text.connectionPrefix(e.conn, e.peer);
+    return c ? c.dim(p) : p;
   };
+  switch (event.event) {
+    case 'listening':
+      return text.listening(event.address, event.dest, event.proxy);
+    case 'connecting':
+      return `${prefix(event)}${text.connecting(event.dest, event.proxy, event.transport)}`;
+    case 'sign_in_required':
+      return `${prefix(event)}${text.signInRequired(event.proxy, event.status)}`;
+    case 'connected':
+      return `${prefix(event)}${text.connected(event.dest, formatMs(event.ms))}`;
+    case 'closed': {
+      const bytes = (n: number | null) => (n === null ? text.unknownBytes : formatBytes(n));
+      return `${prefix(event)}${text.closed(formatMs(event.ms), bytes(event.bytes_up), bytes(event.bytes_down), event.reason)}`;
+    }
+    case 'shutdown':
+      return text.shuttingDown(event.open);
+    case 'failed':
+    case 'error':
+      return event.message;
+    case 'log':
+      return event.message;
+  }
+}
+
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+const CLEAR_LINE = '\r\x1b[K';
+
+export function createLogger(options: LoggerOptions): Logger {
+  const env = options.env ?? process.env;
+  const stream: LogStream = options.stream ?? process.stderr;
+  const tty = options.write === undefined && stream.isTTY === true;
+  const c = options.write === undefined && !options.json ? stderrChalk(env, tty) : undefined;
+  const json = options.json === true;
+  const now = options.now ?? Date.now;
+  let spinning = false;
+  const write =
+    options.write ??
+    ((line: string) => {
+      // A line written while the spinner turns replaces it; the next frame redraws it below.
+      stream.write(spinning ? `${CLEAR_LINE}${line}\n` : `${line}\n`);
+    });
+  const enabled = (level: LogLevel) => rank[level] <= rank[options.level];
+  const label = (level: 'error' | 'warn' | 'debug') => {
+    const word = level === 'warn' ? 'warning:' : `${level}:`;
+    if (!c) return `${word} `;
+    return `${level === 'error' ? c.red.bold(word) : level === 'warn' ? c.yellow(word) : c.dim(word)} `;
+  };
+
+  const event = (e: BurrowEvent) => {
+    if (!enabled(eventLevel(e))) return;
+    if (json) return write(formatJson(e, now()));
+    if (e.event === 'failed' || e.event === 'error' || (e.event === 'closed' && e.reason === 'broken' && e.message !== undefined)) {
+      return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c));
+    }
+    const level = eventLevel(e);
+    const head = e.event === 'log' && e.level === 'notice' ? '' : level === 'info' ? '' : label(level);
+    write(redact(`burrow: ${head}${formatEvent(e, c)}`));
+  };
+  const log = (level: 'error' | 'warn' | 'info' | 'debug' | 'notice') => (message: string) => event({ event: 'log', level, message });
+
   return {
     level: options.level,
-    error: (m) => emit('error', color ? `${chalkStderr.red.bold('error:')} ` : 'error: ', m),
-    warn: (m) => emit('warn', color ? `${chalkStderr.yellow('warning:')} ` : 'warning: ', m),
-    info: (m) => emit('info', '', m),
-    debug: (m) => emit('debug', color ? chalkStderr.dim('debug: ') : 'debug: ', m),
-    notice: (m) => emit('error', '', m),
-    failure: (e) => {
-      if (enabled('error')) write(formatFailure(e, color));
+    json,
+    error: log('error'),
+    warn: log('warn'),
+    info: log('info'),
+    debug: log('debug'),
+    notice: log('notice'),
+    failure: (error) => event({ event: 'error', ...failureFields(error) }),
+    event,
+    spinner(message) {
+      if (json || !tty || spinning || !enabled('error') || env.TERM === 'dumb') return () => {};
+      const started = now();
+      let frame = 0;
+      const draw = () => {
+        const glyph = SPINNER[frame++ % SPINNER.length]!;
+        const waited = text.waitedFor(Math.floor((now() - started) / 1000));
+        stream.write(`${CLEAR_LINE}${c ? c.cyan(glyph) : glyph} ${redact(message)} ${c ? c.dim(waited) : waited}`);
+      };
+      spinning = true;
+      draw();
+      const timer = setInterval(draw, 100);
+      timer.unref();
+      return () => {
+        if (!spinning) return;
+        clearInterval(timer);
+        spinning = false;
+        stream.write(CLEAR_LINE);
+      };
     },
   };
 }

@@ -59,6 +59,17 @@ export const text = {
   shuttingDown: (open: number) => `shutting down (${open} open ${open === 1 ? 'tunnel' : 'tunnels'})`,
   connectionFailed: (peer: string) => `connection from ${peer} failed`,
 
+  // --- per-connection events (events.ts; info level unless said) --------------------------------
+  connectionPrefix: (conn: number, peer: string) => `#${conn} ${peer}: `,
+  connecting: (dest: string, proxy: string, transport: string) => `connecting to ${dest} via ${proxy} (${transport})`,
+  signInRequired: (proxy: string, status: number | null) => `${proxy} asks for a sign-in${status ? ` (HTTP ${status})` : ''}; signing in`,
+  connected: (dest: string, took: string) => `connected to ${dest} in ${took}`,
+  closed: (lasted: string, up: string, down: string, reason: 'local_closed' | 'remote_closed' | 'shutdown' | 'broken') =>
+    `closed after ${lasted}, ${up} up, ${down} down (${
+      { local_closed: 'the local side closed', remote_closed: 'the far side closed', shutdown: 'burrow is stopping', broken: 'broken' }[reason]
+    })`,
+  unknownBytes: '? bytes',
+
   // --- the proxy's answers ---------------------------------------------------------------------
   authRequired: (proxy: string, dest: string, status: number) =>
     `sign-in required by ${proxy} for ${dest} (HTTP ${status})`,
@@ -115,6 +126,8 @@ export const text = {
   waitingForBrowser: (wait: string) => `waiting up to ${wait} for the sign-in to finish (Ctrl-C to cancel)`,
   pasteInstructions: (wait: string) =>
     `if that browser is on another device, paste here the address it ends on (it contains pomerium_jwt=); waiting up to ${wait}`,
+  waitingForSignInSpinner: 'waiting for the sign-in in your browser',
+  waitedFor: (seconds: number) => `${seconds} s`,
   pasteNotUnderstood: 'that is not the address with pomerium_jwt= (nor a token); paste the full address from the browser',
   loginApiStatus: (proxy: string, status: number) => `${proxy} refused to start a sign-in (login API answered HTTP ${status})`,
   loginApiBody: (proxy: string) => `${proxy} answered the login API with something that is not a sign-in address`,

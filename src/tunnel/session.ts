@@ -5,9 +5,10 @@
 import type { Duplex } from 'node:stream';
 import type { ProxyEndpoint, Target } from '../cli/destination.js';
 import { AuthRequiredError, type BurrowError, LoginError, TunnelBrokenError, toBurrowError } from '../errors.js';
+import { type ConnectionFields, failureFields } from '../output/events.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
-import { destroyLocal, isNormalEnding, type LocalEnd, type SpliceResult, splice } from './splice.js';
+import { destroyLocal, isNormalEnding, type LocalEnd, type Side, type SpliceResult, splice } from './splice.js';
 import type { Transport } from './transport.js';
 
 /** Where tokens come from (src/auth/credentials.ts). */
@@ -29,6 +30,14 @@ export interface SessionOptions {
   signal?: AbortSignal | undefined;
   /** End the session once the remote EOF is flushed locally (stdio mode). */
   endOnRemoteEof?: boolean;
+  /** This connection's number in the process, for events (default 1). */
+  conn?: number;
+}
+
+/** Bytes read from the local side (sent up the tunnel) and written to it; null when unknown. */
+export interface ByteCounts {
+  bytes_up: number | null;
+  bytes_down: number | null;
 }
 
 export interface SessionResult {
@@ -40,27 +49,43 @@ export interface SessionResult {
 export async function runSession(local: LocalEnd, options: SessionOptions): Promise<SessionResult> {
   const { target, transport, logger, label } = options;
   const dest = target.destination.authority;
+  const base: ConnectionFields = { conn: options.conn ?? 1, peer: label, dest, proxy: target.proxy.origin, transport: transport.name };
+  const started = performance.now();
+  const since = (t: number) => Math.round(performance.now() - t);
+  const bytes = () => localCounters(local);
   // A local peer that leaves while we are still connecting must not crash us with 'error'.
   const earlyError = (error: Error) => logger.debug(`${label}: local stream error before the tunnel opened: ${error.message}`);
   local.input.on('error', earlyError);
   local.output.on('error', earlyError);
+  logger.event({ event: 'connecting', ...base });
   let remote: Duplex;
   try {
-    logger.debug(`${label}: opening tunnel to ${dest} via ${target.proxy.origin} (${transport.name})`);
-    remote = await openSignedIn(options);
+    remote = await openSignedIn(options, base);
   } catch (error) {
     destroyLocal(local);
     // Shutting down while the tunnel was still opening is not a failure of the tunnel.
-    return { error: options.signal?.aborted ? undefined : toBurrowError(error) };
+    if (options.signal?.aborted) {
+      logger.event({ event: 'closed', ...base, ms: since(started), ...bytes(), reason: 'shutdown' });
+      return { error: undefined };
+    }
+    const failure = toBurrowError(error);
+    logger.event({ event: 'failed', ...base, ms: since(started), ...failureFields(failure) });
+    return { error: failure };
   } finally {
     local.input.off('error', earlyError);
     local.output.off('error', earlyError);
   }
   if (local.input.destroyed || local.output.destroyed) {
     remote.destroy();
+    logger.event({ event: 'closed', ...base, ms: since(started), ...bytes(), reason: 'local_closed' });
     return { error: undefined };
   }
-  logger.debug(`${label}: tunnel open to ${dest}`);
+  logger.event({ event: 'connected', ...base, ms: since(started) });
+  const opened = performance.now();
+  // Who ended first, for the closed event: one listener per side, nothing per chunk.
+  let firstEnd: Side | undefined;
+  local.input.once('end', () => (firstEnd ??= 'local'));
+  remote.once('end', () => (firstEnd ??= 'remote'));
   const onAbort = () => {
     destroyLocal(local);
     remote.destroy();
@@ -71,13 +96,28 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     onRemoteEnd: options.endOnRemoteEof ? () => destroyLocal(local) : undefined,
   });
   options.signal?.removeEventListener('abort', onAbort);
-  const broken = brokenReason(result, options.signal?.aborted === true);
+  const aborted = options.signal?.aborted === true;
+  const broken = brokenReason(result, aborted);
+  const closed = { event: 'closed', ...base, ms: since(opened), ...bytes() } as const;
   if (broken) {
     const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, broken), { hint: text.tunnelBrokenHint, cause: result.error });
+    logger.event({ ...closed, reason: 'broken', ...failureFields(error) });
     return { error };
   }
-  logger.debug(`${label}: tunnel closed${result.error ? ` (${describe(result.error)})` : ''}`);
+  const side = result.failedSide ?? firstEnd ?? 'remote';
+  logger.event({ ...closed, reason: aborted ? 'shutdown' : side === 'local' ? 'local_closed' : 'remote_closed' });
   return { error: undefined };
+}
+
+/**
+ * The byte counters the local streams keep themselves (a socket, a pipe or terminal as stdin or
+ * stdout, a file as stdin), read once when the tunnel is over: nothing runs per chunk. A file
+ * as stdout keeps none: null.
+ */
+export function localCounters(local: LocalEnd): ByteCounts {
+  const read = (local.input as { bytesRead?: unknown }).bytesRead;
+  const written = (local.output as { bytesWritten?: unknown }).bytesWritten;
+  return { bytes_up: typeof read === 'number' ? read : null, bytes_down: typeof written === 'number' ? written : null };
 }
 
 /**
@@ -85,7 +125,7 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
  * tunnel or process just got) and retries exactly once. A fresh token refused again is an
  * error, never a loop.
  */
-async function openSignedIn(options: SessionOptions): Promise<Duplex> {
+async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<Duplex> {
   const { target, transport, tokens, signal } = options;
   const token = await tokens.get(target.proxy);
   try {
@@ -95,7 +135,7 @@ async function openSignedIn(options: SessionOptions): Promise<Duplex> {
     if (!tokens.interactive) {
       throw new AuthRequiredError(error.message, { hint: text.serviceAccountRejectedHint, cause: error });
     }
-    options.logger.debug(`${options.label}: ${error.message}; signing in`);
+    options.logger.event({ event: 'sign_in_required', ...base, status: error.status ?? null });
     const fresh = await tokens.renew(target.proxy, token, signal);
     try {
       return await transport.open({ target, token: fresh, signal });

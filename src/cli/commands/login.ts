@@ -18,6 +18,7 @@ interface LoginValues extends TlsFlags, SignInValues, ProxySettingValues {
   connectTimeout: string;
   verbose?: boolean;
   logLevel?: LogLevel;
+  json?: boolean;
 }
 
 export function registerLogin(program: Command, runtime: Runtime): void {
@@ -33,7 +34,7 @@ export function registerLogin(program: Command, runtime: Runtime): void {
   login.addHelpText('after', '\nExample:\n  $ burrow login https://git.corp.example.com\n');
   login.action(async (url: string, values: LoginValues) => {
     const proxy = parseProxyUrl(url, 'proxy URL');
-    const logger = createLogger({ level: logLevel(values, 'info') });
+    const logger = createLogger({ level: logLevel(values, 'info'), json: values.json });
     const settings = signInSettings(values);
     const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
     const forward = forwardProxyFor(proxy, values, runtime.env);

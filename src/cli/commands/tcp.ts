@@ -42,6 +42,7 @@ interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues, 
   header: string[];
   verbose?: boolean;
   logLevel?: LogLevel;
+  json?: boolean;
 }
 
 /** Everything the tcp command needs, validated: built once, passed down (no globals). */
@@ -101,7 +102,8 @@ export function registerTcp(program: Command, runtime: Runtime): void {
 function settings(destination: string, values: TcpOptionValues, runtime: Runtime): TcpSettings {
   const target = parseTarget(destination, values.pomeriumUrl);
   const listen = parseListen(values.listen);
-  const logger = createLogger({ level: logLevel(values, listen.kind === 'stdio' ? 'warn' : 'info') });
+  // Stdio mode runs under ssh, whose stderr the user sees: quiet unless asked (or --json).
+  const logger = createLogger({ level: logLevel(values, listen.kind === 'stdio' && !values.json ? 'warn' : 'info'), json: values.json });
   const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
   const serviceAccount = serviceAccountToken(values, runtime.env);
   if (values.serviceAccount !== undefined) runtime.hideArguments();
@@ -155,11 +157,8 @@ async function runStdio(s: TcpSettings, runtime: Runtime): Promise<number> {
   });
   offSignals();
   if (stop.signal.aborted) return ExitCode.interrupted;
-  if (result.error) {
-    s.logger.failure(result.error);
-    return result.error.exitCode;
-  }
-  return ExitCode.ok;
+  // The session reported the failure (a failed or closed event).
+  return result.error ? result.error.exitCode : ExitCode.ok;
 }
 
 function sessionOptions(s: TcpSettings, label: string): SessionOptions {
@@ -173,21 +172,20 @@ async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind
   const open = new Set<Promise<void>>();
   // Signal handlers go in before the address is printed: whoever reads it may signal at once.
   const offSignals = runtime.onSignal(() => {
-    s.logger.info(text.shuttingDown(open.size));
+    s.logger.event({ event: 'shutdown', open: open.size });
     stop.abort();
     void listener.close();
   });
   const dest = s.target.destination.authority;
   // The bound address on stdout, alone on its line, so scripts can use --listen :0.
   runtime.stdout.write(`${listener.address}\n`);
-  s.logger.info(text.listening(listener.address, dest, s.target.proxy.origin));
+  s.logger.event({ event: 'listening', address: listener.address, dest, proxy: s.target.proxy.origin, transport: s.transport.name });
   if (!listen.loopback) s.logger.warn(text.nonLoopbackWarning(listener.address));
 
+  let conn = 0;
   for await (const connection of listener.connections()) {
-    const label = connection.peer;
-    const session = runSession(connection, { ...sessionOptions(s, label), signal: stop.signal }).then((result) => {
-      if (result.error) s.logger.failure(result.error);
-    });
+    // Each session reports its own events, failures included; the listener keeps serving.
+    const session = runSession(connection, { ...sessionOptions(s, connection.peer), conn: ++conn, signal: stop.signal }).then(() => {});
     open.add(session);
     void session.finally(() => open.delete(session));
   }

@@ -1,0 +1,98 @@
+/**
+ * What burrow reports while it runs, as one typed vocabulary. Each event is plain data whose
+ * field names are the `--json` schema (snake_case, stable: tools match on them); log.ts renders
+ * an event either as a JSON line or as human text (through messages.ts), at the level below.
+ *
+ * Every connection that emits `connecting` ends with exactly one `closed` or `failed`.
+ */
+import type { BurrowError } from '../errors.js';
+
+/** Fields every per-connection event carries. */
+export interface ConnectionFields {
+  /** The connection's number in this process, from 1. */
+  conn: number;
+  /** The local peer: `127.0.0.1:50312` in listener mode, `stdio` in stdio mode. */
+  peer: string;
+  /** The destination asked of the proxy, `host:port` (or the wss:// URL's host:port). */
+  dest: string;
+  /** The identity proxy's origin, `https://host:port`. */
+  proxy: string;
+  /** `connect` or `websocket`. */
+  transport: string;
+}
+
+/** What a failure looks like to a tool: the stable code and exit code, the line a human sees. */
+export interface FailureFields {
+  code: string;
+  exit_code: number;
+  message: string;
+  hint?: string | undefined;
+}
+
+/**
+ * Why a tunnel that opened is over:
+ * - `local_closed`: the local side (ssh, git, the client of the listener) ended or went away first;
+ * - `remote_closed`: the far side (the service behind the proxy, or the proxy) ended first;
+ * - `shutdown`: burrow was stopped (Ctrl-C, SIGTERM) while the tunnel was open or opening;
+ * - `broken`: the tunnel failed (reset, keepalive lost): the event carries the failure fields.
+ */
+export type CloseReason = 'local_closed' | 'remote_closed' | 'shutdown' | 'broken';
+
+export type BurrowEvent =
+  /** Listener mode is ready; `address` is also printed alone on stdout. */
+  | { event: 'listening'; address: string; dest: string; proxy: string; transport: string }
+  /** A connection was accepted (or stdio started) and its tunnel is being opened. */
+  | ({ event: 'connecting' } & ConnectionFields)
+  /** The proxy answered 302/401: burrow signs in (or waits for the sign-in in progress), then retries once. */
+  | ({ event: 'sign_in_required'; status: number | null } & ConnectionFields)
+  /** The tunnel is open; `ms` is the time since `connecting`, sign-in included. */
+  | ({ event: 'connected'; ms: number } & ConnectionFields)
+  /**
+   * The tunnel is over; `ms` is how long it was open (since `connecting` if it never opened).
+   * Byte counts are the local side's (`bytes_up`: read from it, sent to the proxy; `bytes_down`:
+   * written to it); `null` when the stream keeps no count (stdout redirected to a file).
+   */
+  | ({
+      event: 'closed';
+      ms: number;
+      bytes_up: number | null;
+      bytes_down: number | null;
+      reason: CloseReason;
+    } & ConnectionFields &
+      Partial<FailureFields>)
+  /** The tunnel could not be opened; `ms` is the time since `connecting`. */
+  | ({ event: 'failed'; ms: number } & ConnectionFields & FailureFields)
+  /** The listener was told to stop (`open` tunnels are being closed). */
+  | { event: 'shutdown'; open: number }
+  /** burrow itself failed (bad flags, cannot listen, …): the process exits with `exit_code`. */
+  | ({ event: 'error' } & FailureFields)
+  /**
+   * Any other line burrow prints: warnings, sign-in instructions (`notice`: what a person must
+   * see to go on, shown at every level but silent).
+   */
+  | { event: 'log'; level: 'error' | 'warn' | 'notice' | 'info' | 'debug'; message: string };
+
+export type EventName = BurrowEvent['event'];
+
+/** The level an event is shown at (`--log-level`); failures are always errors. */
+export function eventLevel(e: BurrowEvent): 'error' | 'warn' | 'info' | 'debug' {
+  switch (e.event) {
+    case 'failed':
+    case 'error':
+      return 'error';
+    case 'closed':
+      return e.reason === 'broken' ? 'error' : 'info';
+    case 'connecting':
+      // Followed within milliseconds by connected or failed: only useful when chasing a hang.
+      return 'debug';
+    case 'log':
+      return e.level === 'notice' ? 'error' : e.level;
+    default:
+      return 'info';
+  }
+}
+
+/** The fields a failure contributes to an event. */
+export function failureFields(error: BurrowError): FailureFields {
+  return { code: error.code, exit_code: error.exitCode, message: error.message, hint: error.hint };
+}
