@@ -12,7 +12,7 @@ export function registerCompletion(program: Command, runtime: Runtime): void {
   program
     .command('completion')
     .description('print a shell completion script (bash, zsh or fish); see the README for where to put it')
-    .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(SHELLS))
+    .addArgument(new Argument('<shell>', 'the shell to complete for').choices(SHELLS))
     .addHelpText(
       'after',
       `
