@@ -19,6 +19,7 @@ export const ExitCode = {
   tunnelBroken: 10,
   credentialStore: 11,
   forwardProxy: 12,
+  sessionLimit: 13,
   interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -44,6 +45,7 @@ export type ErrorCode =
   | 'BURROW_TLS_CLIENT_CERT'
   | 'BURROW_TLS'
   | 'BURROW_TUNNEL_BROKEN'
+  | 'BURROW_SESSION_LIMIT'
   | 'BURROW_LOGIN_TIMEOUT'
   | 'BURROW_LOGIN_FAILED'
   | 'BURROW_LOGIN_ABORTED'
@@ -179,6 +181,18 @@ export class TunnelBrokenError extends BurrowError {
   override readonly name = 'TunnelBrokenError';
   constructor(message: string, options: BurrowErrorOptions = {}) {
     super('BURROW_TUNNEL_BROKEN', ExitCode.tunnelBroken, message, options);
+  }
+}
+
+/**
+ * The tunnel was closed on purpose because it reached a limit the user set: `--max-duration`,
+ * or the expiry of the token it was opened with (`--close-on-token-expiry`). Pomerium checks
+ * policy only when a tunnel opens, so these limits are how a long session gets re-checked.
+ */
+export class SessionLimitError extends BurrowError {
+  override readonly name = 'SessionLimitError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_SESSION_LIMIT', ExitCode.sessionLimit, message, options);
   }
 }
 

@@ -7,6 +7,7 @@ import { type Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../output/log.js';
 import { text } from '../output/messages.js';
+import type { SessionLimits } from '../tunnel/limits.js';
 
 export function addTlsOptions(command: Command): Command {
   return command
@@ -77,6 +78,26 @@ export function parseHeaders(values: string[]): Array<[string, string]> {
   });
 }
 
+export function addSessionLimitOptions(command: Command): Command {
+  return command
+    .option('--max-duration <time>', 'close each tunnel when it is this old, e.g. 90s, 30m, 8h (the proxy checks policy only when a tunnel opens)')
+    .option('--close-on-token-expiry', 'close each tunnel when the token it was opened with expires');
+}
+
+export interface SessionLimitValues {
+  maxDuration?: string;
+  closeOnTokenExpiry?: boolean;
+}
+
+/** The validated limits, or undefined when none was asked for. */
+export function sessionLimits(values: SessionLimitValues): SessionLimits | undefined {
+  if (values.maxDuration === undefined && !values.closeOnTokenExpiry) return undefined;
+  return {
+    ...(values.maxDuration === undefined ? {} : { maxDurationMs: parseDuration('--max-duration', values.maxDuration), maxDurationLabel: values.maxDuration.trim() }),
+    ...(values.closeOnTokenExpiry ? { closeOnTokenExpiry: true } : {}),
+  };
+}
+
 export function addLogOptions(command: Command): Command {
   return command
     .option('-v, --verbose', 'say more on stderr: every connection\'s steps (same as --log-level debug)')
@@ -130,6 +151,29 @@ export function parseSeconds(flag: string, value: string, { min = 0.001, max = 8
     throw new UsageError(text.invalidNumber(flag, value, `a number of seconds from ${min} to ${max}`), { hint: text.invalidNumberHint(flag) });
   }
   return Math.round(n * 1000);
+}
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** setTimeout's ceiling (2^31 - 1 ms) rounded down to whole days. */
+const MAX_DURATION_MS = 24 * UNIT_MS.d!;
+
+/**
+ * Parses a duration: plain seconds (`90`, `1.5`) or numbers with units, alone or combined
+ * (`90s`, `30m`, `8h`, `1d`, `1h30m`). From 1 s to 24 days. Returns milliseconds.
+ */
+export function parseDuration(flag: string, value: string): number {
+  const input = value.trim().toLowerCase();
+  let ms = Number.NaN;
+  if (/^[0-9]+(\.[0-9]+)?$/.test(input)) {
+    ms = Number(input) * 1000;
+  } else if (/^([0-9]+(\.[0-9]+)?[smhd])+$/.test(input)) {
+    ms = 0;
+    for (const [, n, unit] of input.matchAll(/([0-9]+(?:\.[0-9]+)?)([smhd])/g)) ms += Number(n) * UNIT_MS[unit!]!;
+  }
+  if (!Number.isFinite(ms) || ms < 1000 || ms > MAX_DURATION_MS) {
+    throw new UsageError(text.invalidDuration(flag, value), { hint: text.invalidDurationHint(flag) });
+  }
+  return Math.round(ms);
 }
 
 export function logLevel(values: { verbose?: boolean; logLevel?: LogLevel }, fallback: LogLevel): LogLevel {

@@ -34,9 +34,11 @@ export interface FailureFields {
  * - `local_closed`: the local side (ssh, git, the client of the listener) ended or went away first;
  * - `remote_closed`: the far side (the service behind the proxy, or the proxy) ended first;
  * - `shutdown`: burrow was stopped (Ctrl-C, SIGTERM) while the tunnel was open or opening;
- * - `broken`: the tunnel failed (reset, keepalive lost): the event carries the failure fields.
+ * - `broken`: the tunnel failed (reset, keepalive lost): the event carries the failure fields;
+ * - `session_limit`: burrow closed it at `--max-duration` or when its token expired
+ *   (`--close-on-token-expiry`): the event carries the failure fields (BURROW_SESSION_LIMIT).
  */
-export type CloseReason = 'local_closed' | 'remote_closed' | 'shutdown' | 'broken';
+export type CloseReason = 'local_closed' | 'remote_closed' | 'shutdown' | 'broken' | 'session_limit';
 
 export type BurrowEvent =
   /** Listener mode is ready; `address` is also printed alone on stdout. */
@@ -81,7 +83,7 @@ export function eventLevel(e: BurrowEvent): 'error' | 'warn' | 'info' | 'debug' 
     case 'error':
       return 'error';
     case 'closed':
-      return e.reason === 'broken' ? 'error' : 'info';
+      return e.reason === 'broken' || e.reason === 'session_limit' ? 'error' : 'info';
     case 'connecting':
       // Followed within milliseconds by connected or failed: only useful when chasing a hang.
       return 'debug';

@@ -128,7 +128,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const event = (e: BurrowEvent) => {
     if (!enabled(eventLevel(e))) return;
     if (json) return write(formatJson(e, now()));
-    if (e.event === 'failed' || e.event === 'error' || (e.event === 'closed' && e.reason === 'broken' && e.message !== undefined)) {
+    if (e.event === 'failed' || e.event === 'error' || (e.event === 'closed' && (e.reason === 'broken' || e.reason === 'session_limit') && e.message !== undefined)) {
       return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c));
     }
     const level = eventLevel(e);

@@ -23,6 +23,9 @@ export const text = {
   listenForms: 'use ":PORT" (loopback), "HOST:PORT", "-" (stdin/stdout, for ssh ProxyCommand) or leave it out',
   invalidNumber: (flag: string, input: string, range: string) => `invalid ${flag} ${q(input)}: expected ${range}`,
   invalidNumberHint: (flag: string) => `for example ${flag} 10`,
+  invalidDuration: (flag: string, input: string) =>
+    `invalid ${flag} ${q(input)}: expected a time from 1s to 24d, such as 90s, 30m, 8h or 1h30m (a plain number is seconds)`,
+  invalidDurationHint: (flag: string) => `for example ${flag} 8h`,
   conflictingFlags: (a: string, b: string) => `${a} and ${b} cannot be used together`,
   conflictingFlagsHint: 'keep one of them',
   clientCertPair: (given: string, missing: string) => `${given} was given without ${missing}`,
@@ -64,9 +67,9 @@ export const text = {
   connecting: (dest: string, proxy: string, transport: string) => `connecting to ${dest} via ${proxy} (${transport})`,
   signInRequired: (proxy: string, status: number | null) => `${proxy} asks for a sign-in${status ? ` (HTTP ${status})` : ''}; signing in`,
   connected: (dest: string, took: string) => `connected to ${dest} in ${took}`,
-  closed: (lasted: string, up: string, down: string, reason: 'local_closed' | 'remote_closed' | 'shutdown' | 'broken') =>
+  closed: (lasted: string, up: string, down: string, reason: 'local_closed' | 'remote_closed' | 'shutdown' | 'broken' | 'session_limit') =>
     `closed after ${lasted}, ${up} up, ${down} down (${
-      { local_closed: 'the local side closed', remote_closed: 'the far side closed', shutdown: 'burrow is stopping', broken: 'broken' }[reason]
+      { local_closed: 'the local side closed', remote_closed: 'the far side closed', shutdown: 'burrow is stopping', broken: 'broken', session_limit: 'a session limit was reached' }[reason]
     })`,
   unknownBytes: '? bytes',
 
@@ -185,6 +188,13 @@ export const text = {
   // --- established tunnels ----------------------------------------------------------------------
   tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,
   tunnelBrokenHint: 'the proxy or the network dropped the connection; run the command again',
+  sessionLimitReached: (dest: string, peer: string, limit: string) =>
+    `closed the tunnel to ${dest}${peer === 'stdio' ? '' : ` (from ${peer})`}: it reached --max-duration ${limit}`,
+  sessionLimitHint: 'tunnels are closed at the age set with --max-duration; connect again to continue',
+  tokenExpiredClose: (dest: string, peer: string, age: string) =>
+    `closed the tunnel to ${dest}${peer === 'stdio' ? '' : ` (from ${peer})`} after ${age}: the token it was opened with expired`,
+  tokenExpiredCloseHint: 'tunnels are closed when their token expires (--close-on-token-expiry); connect again to sign in anew',
+  tokenWithoutExpiry: (dest: string) => `the token for ${dest} has no expiry (exp): --close-on-token-expiry cannot apply to this tunnel`,
   keepaliveLost: (seconds: number) => `no answer to keepalive pings for ${seconds} s`,
   notWebSocketHint: 'check that the URL is a WebSocket tunnel endpoint (websockify, or the proxy\'s wss:// route)',
   connectRefusedHint:

@@ -8,6 +8,7 @@ import { AuthRequiredError, type BurrowError, LoginError, TunnelBrokenError, toB
 import { type ConnectionFields, failureFields } from '../output/events.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
+import { armLimits, type SessionLimits } from './limits.js';
 import { destroyLocal, isNormalEnding, type LocalEnd, type Side, type SpliceResult, splice } from './splice.js';
 import type { Transport } from './transport.js';
 
@@ -32,6 +33,8 @@ export interface SessionOptions {
   endOnRemoteEof?: boolean;
   /** This connection's number in the process, for events (default 1). */
   conn?: number;
+  /** `--max-duration` and `--close-on-token-expiry` (limits.ts). */
+  limits?: SessionLimits | undefined;
 }
 
 /** Bytes read from the local side (sent up the tunnel) and written to it; null when unknown. */
@@ -59,8 +62,9 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   local.output.on('error', earlyError);
   logger.event({ event: 'connecting', ...base });
   let remote: Duplex;
+  let token: string | undefined;
   try {
-    remote = await openSignedIn(options, base);
+    ({ remote, token } = await openSignedIn(options, base));
   } catch (error) {
     destroyLocal(local);
     // Shutting down while the tunnel was still opening is not a failure of the tunnel.
@@ -91,14 +95,24 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     remote.destroy();
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  let limitReached: BurrowError | undefined;
+  const disarm = armLimits(options.limits, { token, dest, label, logger }, (error) => {
+    limitReached = error;
+    onAbort();
+  });
   const result = await splice(local, remote, {
     // Destroying local ends the upload pipeline, which ends the splice.
     onRemoteEnd: options.endOnRemoteEof ? () => destroyLocal(local) : undefined,
   });
+  disarm();
   options.signal?.removeEventListener('abort', onAbort);
   const aborted = options.signal?.aborted === true;
   const broken = brokenReason(result, aborted);
   const closed = { event: 'closed', ...base, ms: since(opened), ...bytes() } as const;
+  if (limitReached && !aborted) {
+    logger.event({ ...closed, reason: 'session_limit', ...failureFields(limitReached) });
+    return { error: limitReached };
+  }
   if (broken) {
     const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, broken), { hint: text.tunnelBrokenHint, cause: result.error });
     logger.event({ ...closed, reason: 'broken', ...failureFields(error) });
@@ -125,11 +139,11 @@ export function localCounters(local: LocalEnd): ByteCounts {
  * tunnel or process just got) and retries exactly once. A fresh token refused again is an
  * error, never a loop.
  */
-async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<Duplex> {
+async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<{ remote: Duplex; token: string | undefined }> {
   const { target, transport, tokens, signal } = options;
   const token = await tokens.get(target.proxy);
   try {
-    return await transport.open({ target, token, signal });
+    return { remote: await transport.open({ target, token, signal }), token };
   } catch (error) {
     if (!(error instanceof AuthRequiredError)) throw error;
     if (!tokens.interactive) {
@@ -138,7 +152,7 @@ async function openSignedIn(options: SessionOptions, base: ConnectionFields): Pr
     options.logger.event({ event: 'sign_in_required', ...base, status: error.status ?? null });
     const fresh = await tokens.renew(target.proxy, token, signal);
     try {
-      return await transport.open({ target, token: fresh, signal });
+      return { remote: await transport.open({ target, token: fresh, signal }), token: fresh };
     } catch (retryError) {
       if (!(retryError instanceof AuthRequiredError)) throw retryError;
       throw new LoginError('BURROW_LOGIN_REJECTED', text.tokenRejectedAfterSignIn(target.proxy.origin, target.destination.authority), {

@@ -9,11 +9,11 @@ import { UsageError } from '../../errors.js';
 import { buildTls, type TlsFlags } from '../../net/tls.js';
 import { text } from '../../output/messages.js';
 import { parseProxyUrl } from '../destination.js';
-import { addSignInOptions, addTlsOptions } from '../options.js';
+import { addSessionLimitOptions, addSignInOptions, addTlsOptions, sessionLimits, type SessionLimitValues } from '../options.js';
 import type { Runtime } from '../runtime.js';
 import { type SignInValues, signInSettings } from '../sign-in.js';
 
-interface SshConfigValues extends TlsFlags, SignInValues {
+interface SshConfigValues extends TlsFlags, SignInValues, SessionLimitValues {
   host?: string;
   user?: string;
   pomeriumUrl?: string;
@@ -40,6 +40,7 @@ export function registerSshConfig(program: Command, runtime: Runtime): void {
     .option('--pomerium-url <url>', 'pass --pomerium-url: the proxy, when it is not each host on port 443')
     .option('--service-account-file <path>', 'pass --service-account-file (never a token itself: the config is a plain file)')
     .option('--server-alive-interval <seconds>', 'ssh keepalive interval (0 = leave ssh\'s default)', '30');
+  addSessionLimitOptions(command);
   addSignInOptions(command);
   addTlsOptions(command);
   command.addHelpText(
@@ -86,6 +87,7 @@ export function sshConfigBlock(argument: string, values: SshConfigValues, runtim
     buildTls(values, runtime.env);
   }
   signInSettings(values);
+  const limits = sessionLimits(values);
   const file = (flag: string, path: string | undefined) => path !== undefined && args.push(flag, resolve(path));
   if (values.disableTlsVerification) args.push('--disable-tls-verification');
   file('--alternate-ca-path', values.alternateCaPath);
@@ -97,6 +99,8 @@ export function sshConfigBlock(argument: string, values: SshConfigValues, runtim
   if (values.browser === false) args.push('--no-browser');
   if (values.loginTimeout !== '300') args.push('--login-timeout', values.loginTimeout);
   if (values.credentialStore !== undefined) args.push('--credential-store', values.credentialStore);
+  if (limits?.maxDurationLabel !== undefined) args.push('--max-duration', limits.maxDurationLabel);
+  if (limits?.closeOnTokenExpiry) args.push('--close-on-token-expiry');
 
   // %h:%p are ssh's tokens and stay unquoted; everything else is quoted for sh and ssh.
   const command = [...runtime.selfCommand(), ...args].map((a) => (a === '%h:%p' ? a : proxyCommandArg(a))).join(' ');

@@ -13,6 +13,7 @@ import { stdioConnection } from '../../listen/stdio.js';
 import { UsageError } from '../../errors.js';
 import { ConnectTransport } from '../../tunnel/connect.js';
 import { WebSocketTransport } from '../../tunnel/websocket.js';
+import type { SessionLimits } from '../../tunnel/limits.js';
 import { runSession, type SessionOptions, type TokenSource } from '../../tunnel/session.js';
 import type { Transport } from '../../tunnel/transport.js';
 import { isLoopback, parseTarget, type Target } from '../destination.js';
@@ -22,6 +23,7 @@ import {
   addForwardProxyOptions,
   addLogOptions,
   addServiceAccountOptions,
+  addSessionLimitOptions,
   addTransportOptions,
   addSignInOptions,
   addTlsOptions,
@@ -29,11 +31,13 @@ import {
   parseHeaders,
   parseSeconds,
   serviceAccountToken,
+  sessionLimits,
   type ServiceAccountValues,
+  type SessionLimitValues,
 } from '../options.js';
 import type { Runtime } from '../runtime.js';
 
-interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues, ProxySettingValues {
+interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues, ProxySettingValues, SessionLimitValues {
   listen: string;
   pomeriumUrl?: string;
   connectTimeout: string;
@@ -52,6 +56,7 @@ export interface TcpSettings {
   transport: Transport;
   tokens: TokenSource;
   logger: Logger;
+  limits: SessionLimits | undefined;
 }
 
 const EXAMPLES = `
@@ -74,6 +79,9 @@ Examples:
   # a gateway that passes WebSocket upgrades but not CONNECT (e.g. websockify)
   $ burrow tcp wss://gateway.corp.example.com/ssh --listen :2202
 
+  # close every tunnel after 8 hours, and when the sign-in it used expires
+  $ burrow tcp git.corp.example.com:22 --listen :2202 --max-duration 8h --close-on-token-expiry
+
   # a service account token instead of a browser sign-in
   $ BURROW_SERVICE_ACCOUNT="$(cat token.jwt)" burrow tcp redis.corp.example.com:6379 --listen :6379
 `;
@@ -87,6 +95,7 @@ export function registerTcp(program: Command, runtime: Runtime): void {
     .option('--listen <addr>', 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout', DEFAULT_LISTEN)
     .option('--pomerium-url <url>', 'the proxy to use instead of the one derived from <destination>')
     .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30');
+  addSessionLimitOptions(command);
   addTransportOptions(command);
   addForwardProxyOptions(command);
   addSignInOptions(command);
@@ -105,6 +114,7 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
   // Stdio mode runs under ssh, whose stderr the user sees: quiet unless asked (or --json).
   const logger = createLogger({ level: logLevel(values, listen.kind === 'stdio' && !values.json ? 'warn' : 'info'), json: values.json });
   const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
+  const limits = sessionLimits(values);
   const serviceAccount = serviceAccountToken(values, runtime.env);
   if (values.serviceAccount !== undefined) runtime.hideArguments();
   const signIn = signInSettings(values);
@@ -118,6 +128,7 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
     target,
     listen,
     logger,
+    limits,
     transport: chooseTransport(destination, target, values, { tls, forward, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
     tokens: createCredentials({ serviceAccount, settings: signIn, tls, forward, connectTimeoutMs, runtime, logger }),
   };
@@ -162,7 +173,7 @@ async function runStdio(s: TcpSettings, runtime: Runtime): Promise<number> {
 }
 
 function sessionOptions(s: TcpSettings, label: string): SessionOptions {
-  return { target: s.target, transport: s.transport, tokens: s.tokens, logger: s.logger, label };
+  return { target: s.target, transport: s.transport, tokens: s.tokens, logger: s.logger, label, limits: s.limits };
 }
 
 /** Listener mode: a session per connection until SIGINT/SIGTERM, then close everything. */
