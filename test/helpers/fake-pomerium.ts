@@ -1,4 +1,4 @@
-import { generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server, type ServerOptions } from 'node:https';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
@@ -191,6 +191,16 @@ export interface FakePomerium {
    * middlebox dropping state would; otherwise they get a FIN.
    */
   close(options?: { reset?: boolean }): Promise<void>;
+  /**
+   * Goes down as {@link close} does (every socket destroyed, the port released) but can come
+   * back: connections attempted meanwhile are refused. For restarts of the proxy.
+   */
+  stop(options?: { reset?: boolean }): Promise<void>;
+  /**
+   * Listens again on the same host and port after {@link stop}, as a restarted proxy would:
+   * same routes and signing key (tokens stay valid), fresh TLS session-ticket keys.
+   */
+  start(): Promise<void>;
 }
 
 /**
@@ -230,7 +240,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
   // accepted ones to ws. No compression: Pomerium tunnels carry opaque bytes.
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, autoPong: options.wsAutoPong ?? true });
   const sockets = new Set<Socket>();
-  const closing = new AbortController();
+  let closing = new AbortController();
   let openTunnels = 0;
 
   const server = createServer({
@@ -636,6 +646,39 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     return `${url}/.pomerium/sign_in?pomerium_redirect_uri=${encodeURIComponent(redirect)}`;
   }
 
+  /** Destroys every socket and closes the server; `final` also closes the WebSocket server for good. */
+  function shutdown(closeOptions: { reset?: boolean }, final: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      closing.abort();
+      // server.close() only waits for sockets that are already gone after the loop below,
+      // but a bound keeps a stuck socket from ever hanging a test run.
+      const timer = setTimeout(resolve, 2000);
+      timer.unref();
+      if (server.listening) {
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      } else {
+        clearTimeout(timer);
+        resolve();
+      }
+      for (const ws of webSockets) ws.terminate();
+      if (final) wss.close();
+      for (const socket of sockets) {
+        if (closeOptions.reset && typeof socket.resetAndDestroy === 'function') {
+          try {
+            socket.resetAndDestroy();
+            continue;
+          } catch {
+            // Not a TCP handle (the TLS layer on top): plain destroy below.
+          }
+        }
+        socket.destroy();
+      }
+    });
+  }
+
   let closed: Promise<void> | undefined;
   return {
     url,
@@ -654,31 +697,26 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     verifyToken,
     addRoute,
     close(closeOptions = {}) {
-      closed ??= new Promise<void>((resolve) => {
-        closing.abort();
-        // server.close() only waits for sockets that are already gone after the loop below,
-        // but a bound keeps a stuck socket from ever hanging a test run.
-        const timer = setTimeout(resolve, 2000);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
+      closed ??= shutdown(closeOptions, true);
+      return closed;
+    },
+    async stop(stopOptions = {}) {
+      if (closed) throw new Error('fake-pomerium: stop() after close()');
+      await shutdown(stopOptions, false);
+    },
+    async start() {
+      if (closed) throw new Error('fake-pomerium: start() after close()');
+      if (server.listening) return;
+      closing = new AbortController();
+      // A restarted process has new ticket keys: resumed sessions from before are refused.
+      server.setTicketKeys(randomBytes(48));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
           resolve();
         });
-        for (const ws of webSockets) ws.terminate();
-        wss.close();
-        for (const socket of sockets) {
-          if (closeOptions.reset && typeof socket.resetAndDestroy === 'function') {
-            try {
-              socket.resetAndDestroy();
-              continue;
-            } catch {
-              // Not a TCP handle (the TLS layer on top): plain destroy below.
-            }
-          }
-          socket.destroy();
-        }
       });
-      return closed;
     },
   };
 }
