@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'BURROW_PROXY_UNREACHABLE'
   | 'BURROW_DNS'
   | 'BURROW_TIMEOUT'
+  | 'BURROW_TOO_MANY_FILES'
   | 'BURROW_TLS_UNTRUSTED'
   | 'BURROW_TLS_HOSTNAME'
   | 'BURROW_TLS_CLIENT_CERT'
@@ -157,7 +158,7 @@ export class ProxyUnreachableError extends BurrowError {
   override readonly name = 'ProxyUnreachableError';
   constructor(
     message: string,
-    options: BurrowErrorOptions & { code?: 'BURROW_PROXY_UNREACHABLE' | 'BURROW_DNS' | 'BURROW_TIMEOUT' } = {},
+    options: BurrowErrorOptions & { code?: 'BURROW_PROXY_UNREACHABLE' | 'BURROW_DNS' | 'BURROW_TIMEOUT' | 'BURROW_TOO_MANY_FILES' } = {},
   ) {
     super(options.code ?? 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, message, options);
   }

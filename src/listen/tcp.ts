@@ -26,7 +26,16 @@ export interface TcpListener {
   close(): Promise<void>;
 }
 
-export async function listenTcp(host: string, port: number): Promise<TcpListener> {
+export interface ListenOptions {
+  /**
+   * Called when accepting a connection fails after start-up (EMFILE: out of file descriptors).
+   * libuv then accepts and closes the pending connection, so the client sees it closed; the
+   * listener itself keeps serving.
+   */
+  onAcceptError?: (error: NodeJS.ErrnoException) => void;
+}
+
+export async function listenTcp(host: string, port: number, options: ListenOptions = {}): Promise<TcpListener> {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -40,8 +49,8 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
   });
   const bound = server.address() as net.AddressInfo;
   const stop = new AbortController();
-  // After start-up, accept errors (EMFILE and the like) are logged per connection, not fatal.
-  server.on('error', () => {});
+  // After start-up, accept errors (EMFILE and the like) are reported, not fatal.
+  server.on('error', (error: NodeJS.ErrnoException) => options.onAcceptError?.(error));
   return {
     address: formatAuthority(bound.address, bound.port),
     host: bound.address,

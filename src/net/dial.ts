@@ -53,6 +53,12 @@ export function classifyNetworkError(error: unknown, target: Target, phase: 'con
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
     return new ProxyUnreachableError(text.dnsFailed(origin, dest, target.proxy.host), { code: 'BURROW_DNS', hint: text.dnsFailedHint, cause: error });
   }
+  // Out of file descriptors: a local limit, not the network (burrow holds two per open tunnel).
+  // glibc's getaddrinfo then fails with EAI_SYSTEM, which surfaces as `getaddrinfo EBUSY`
+  // (seen at the limit, lowered with prlimit, in test/e2e/load.test.ts).
+  if (code === 'EMFILE' || code === 'ENFILE' || (code === 'EBUSY' && (err as { syscall?: string }).syscall === 'getaddrinfo')) {
+    return new ProxyUnreachableError(text.tooManyFiles(origin, dest), { code: 'BURROW_TOO_MANY_FILES', hint: text.tooManyFilesHint, cause: error });
+  }
   if (UNTRUSTED.has(code)) {
     return new TlsError(text.tlsUntrusted(origin, code), { code: 'BURROW_TLS_UNTRUSTED', hint: text.tlsUntrustedHint, cause: error });
   }

@@ -60,6 +60,10 @@ export const text = {
   listenPermissionHint: 'ports below 1024 need privileges; pick a port above 1024',
   listenGenericHint: 'check the --listen address',
   shuttingDown: (open: number) => `shutting down (${open} open ${open === 1 ? 'tunnel' : 'tunnels'})`,
+  acceptFailed: (address: string, reason: string) => `cannot accept a connection on ${address}: ${reason}`,
+  tooManyFiles: (proxy: string, dest: string) => `cannot connect to ${proxy} (for ${dest}): too many open files`,
+  tooManyFilesHint:
+    'burrow uses two file descriptors per open tunnel: raise the open-files limit (ulimit -Hn / ulimit -n, or LimitNOFILE= for a service), or open fewer connections at once',
   connectionFailed: (peer: string) => `connection from ${peer} failed`,
 
   // --- per-connection events (events.ts; info level unless said) --------------------------------

@@ -4,10 +4,13 @@
  * once garbage is collected its JS heap and buffers do too, and its RSS to near its idle level.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startListener, stopAll } from '../helpers/burrow.js';
 import { attachInspector, echoBurst, fdCount, fdLimits, INSPECT_ENV, MiB, rssBytes, settle } from '../helpers/load.js';
 import { eventually, startWorld, type World } from '../helpers/world.js';
+import { hashedRoundTrip } from '../helpers/load.js';
 
 const CONNECTIONS = 1000;
 /** 64 KiB to 256 KiB, spread over the connections. */
@@ -53,6 +56,7 @@ describe('burrow tcp: load', () => {
       const burst = await echoBurst(burrow.port, CONNECTIONS, sizeOf, 1000, 90_000);
       assert.equal(burst.ok, CONNECTIONS, `failed: ${burst.failures.join('; ')}`);
       assert.equal(burrow.child.exitCode, null, 'the listener is still running');
+      assert.doesNotMatch(burrow.stderr(), /Warning|error/, 'no Node warnings (e.g. MaxListenersExceeded) and no failures');
       await eventually(() => world.proxy.openTunnels === 0, 10_000, 'every tunnel to close at the proxy');
 
       // Every socket is closed: the descriptor count is back exactly where it was.
@@ -82,6 +86,53 @@ describe('burrow tcp: load', () => {
     } finally {
       inspector.close();
     }
+    assert.equal(await burrow.stop(), 0);
+  });
+
+  it('at the open-files limit: connections beyond it fail with a clear line, the listener stays up and recovers', async () => {
+    const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });
+    const pid = burrow.child.pid!;
+    assert.equal((await hashedRoundTrip(burrow.port, Buffer.from('warm'), 10_000)).bytes, 4);
+    await eventually(() => world.proxy.openTunnels === 0, 5000, 'the warm-up tunnel to close');
+    await new Promise((r) => setTimeout(r, 300));
+    const baseFds = fdCount(pid);
+    // Room for about 8 tunnels (two descriptors each), then 30 connections that stay open.
+    const limit = baseFds + 16;
+    try {
+      execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`]);
+    } catch (error) {
+      assert.fail(`prlimit (util-linux) is needed to lower burrow's limit: ${(error as Error).message}`);
+    }
+    assert.equal(fdLimits(pid).soft, limit);
+    const outcomes = await Promise.all(
+      Array.from({ length: 30 }, () => {
+        const socket = net.connect({ host: '127.0.0.1', port: burrow.port });
+        socket.on('error', () => {});
+        socket.write('x');
+        return new Promise<{ socket: net.Socket; echoed: boolean }>((resolve) => {
+          const timer = setTimeout(() => resolve({ socket, echoed: false }), 10_000);
+          socket.once('data', () => {
+            clearTimeout(timer);
+            resolve({ socket, echoed: true });
+          });
+          socket.once('close', () => {
+            clearTimeout(timer);
+            resolve({ socket, echoed: false });
+          });
+        });
+      }),
+    );
+    const echoed = outcomes.filter((o) => o.echoed).length;
+    // How many get through depends on how accepts and dials interleave; not all 30 can.
+    assert.ok(echoed < 30, `${echoed} of 30 tunnels opened under a limit of ${limit} descriptors`);
+    assert.match(burrow.stderr(), /^burrow: error: cannot (connect to https:\/\/localhost:\d+ \(for git\.corp\.test:22\)|accept a connection on 127\.0\.0\.1:\d+): too many open files — .*ulimit/m);
+    assert.doesNotMatch(burrow.stderr(), /Warning|\n\s+at /, 'no Node warnings or stack traces');
+    for (const o of outcomes) o.socket.destroy();
+    assert.equal(burrow.child.exitCode, null, 'the listener is still running');
+    const fds = await settle(() => fdCount(pid), (n) => n <= baseFds, 10_000);
+    assert.ok(fds <= baseFds, `every descriptor is given back: ${baseFds} before, ${fds} after`);
+    const data = Buffer.from('after the limit');
+    assert.equal((await hashedRoundTrip(burrow.port, data, 10_000)).bytes, data.length, 'new connections work again');
     assert.equal(await burrow.stop(), 0);
   });
 });

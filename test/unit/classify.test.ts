@@ -14,6 +14,8 @@ describe('classifyNetworkError', () => {
     ['ENOTFOUND', 'connect', 'BURROW_DNS', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): host "proxy.test" not found'],
     ['EAI_AGAIN', 'connect', 'BURROW_DNS', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): host "proxy.test" not found'],
     ['ECONNREFUSED', 'connect', 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): connection refused'],
+    ['EMFILE', 'connect', 'BURROW_TOO_MANY_FILES', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): too many open files'],
+    ['ENFILE', 'tls', 'BURROW_TOO_MANY_FILES', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): too many open files'],
     ['EHOSTUNREACH', 'connect', 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): EHOSTUNREACH'],
     ['SELF_SIGNED_CERT_IN_CHAIN', 'tls', 'BURROW_TLS_UNTRUSTED', ExitCode.tls, 'TLS: the certificate of https://proxy.test:8443 is not trusted (SELF_SIGNED_CERT_IN_CHAIN)'],
     ['CERT_HAS_EXPIRED', 'tls', 'BURROW_TLS', ExitCode.tls, 'TLS: the certificate of https://proxy.test:8443 has expired or is not yet valid (CERT_HAS_EXPIRED)'],
@@ -32,4 +34,8 @@ describe('classifyNetworkError', () => {
       assert.equal((error.cause as Error).message, code, 'keeps the cause');
     });
   }
+  it('getaddrinfo EBUSY (glibc out of descriptors) is too many open files; other EBUSY is not', () => {
+    assert.equal(classifyNetworkError(Object.assign(err('EBUSY'), { syscall: 'getaddrinfo' }), target, 'connect').code, 'BURROW_TOO_MANY_FILES');
+    assert.equal(classifyNetworkError(err('EBUSY'), target, 'connect').code, 'BURROW_PROXY_UNREACHABLE');
+  });
 });

@@ -2,8 +2,9 @@
  * `burrow tcp <destination>`: a local listener (or stdin/stdout) whose every connection becomes a
  * tunnel through the identity-aware proxy. The drop-in for `pomerium-cli tcp`.
  */
+import { setMaxListeners } from 'node:events';
 import type { Command } from 'commander';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, ListenError } from '../../errors.js';
 import { type ForwardProxy, forwardProxyFor, type ProxySettingValues } from '../../net/proxy-env.js';
 import { buildTls, type TlsFlags, type TlsSettings } from '../../net/tls.js';
 import { createLogger, type LogLevel, type Logger } from '../../output/log.js';
@@ -178,8 +179,20 @@ function sessionOptions(s: TcpSettings, label: string): SessionOptions {
 
 /** Listener mode: a session per connection until SIGINT/SIGTERM, then close everything. */
 async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind: 'tcp' }>, runtime: Runtime): Promise<number> {
-  const listener = await listenTcp(listen.host, listen.port);
+  let lastAcceptError = 0;
+  const listener = await listenTcp(listen.host, listen.port, {
+    onAcceptError: (error) => {
+      // At most one line a second: at the fd limit every pending connection fails the same way.
+      if (Date.now() - lastAcceptError < 1000) return;
+      lastAcceptError = Date.now();
+      const tooMany = error.code === 'EMFILE' || error.code === 'ENFILE';
+      const reason = tooMany ? 'too many open files' : (error.code ?? error.message);
+      s.logger.failure(new ListenError(text.acceptFailed(listener.address, reason), { hint: tooMany ? text.tooManyFilesHint : text.listenGenericHint, cause: error }));
+    },
+  });
   const stop = new AbortController();
+  // Every open tunnel listens for shutdown on this one signal: no "possible leak" warning at 11.
+  setMaxListeners(0, stop.signal);
   const open = new Set<Promise<void>>();
   // Signal handlers go in before the address is printed: whoever reads it may signal at once.
   const offSignals = runtime.onSignal(() => {
