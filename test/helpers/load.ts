@@ -161,3 +161,72 @@ export async function attachInspector(stderr: string): Promise<Inspector> {
     close: () => ws.close(),
   };
 }
+
+export interface SoakSample {
+  /** Seconds since the soak started. */
+  t: number;
+  cycle: number;
+  rssMiB: number;
+  fds: number;
+}
+
+export interface SoakResult {
+  cycles: number;
+  connections: number;
+  /** Connections whose echo did not match (or failed). */
+  failed: number;
+  failures: string[];
+  bytesEachWay: number;
+  seconds: number;
+  samples: SoakSample[];
+}
+
+/**
+ * Repeated connect/transfer/close cycles through the listener on `port`: each cycle runs
+ * `concurrency` echo round trips of `bytes` each (sha256-checked) and waits for all of them to
+ * close, then samples `pid`'s RSS and descriptors. Bounded by `durationMs` and `maxCycles`.
+ */
+export async function soak(options: {
+  port: number;
+  pid: number;
+  durationMs: number;
+  maxCycles: number;
+  concurrency: number;
+  bytes: number;
+  /** Sample every n-th cycle (default 1). */
+  sampleEvery?: number;
+  onSample?: (sample: SoakSample) => void;
+}): Promise<SoakResult> {
+  const started = Date.now();
+  const samples: SoakSample[] = [];
+  const failures: string[] = [];
+  let cycles = 0;
+  let failed = 0;
+  let bytesEachWay = 0;
+  while (cycles < options.maxCycles && Date.now() - started < options.durationMs) {
+    const burst = await echoBurst(options.port, options.concurrency, () => options.bytes, (cycles * 7919) % 100_000, 30_000);
+    cycles++;
+    failed += burst.connections - burst.ok;
+    bytesEachWay += burst.bytesEachWay;
+    if (failures.length < 5) failures.push(...burst.failures.slice(0, 5 - failures.length));
+    if (cycles % (options.sampleEvery ?? 1) === 0) {
+      const sample = { t: (Date.now() - started) / 1000, cycle: cycles, rssMiB: rssBytes(options.pid) / MiB, fds: fdCount(options.pid) };
+      samples.push(sample);
+      options.onSample?.(sample);
+    }
+  }
+  return { cycles, connections: cycles * options.concurrency, failed, failures, bytesEachWay, seconds: (Date.now() - started) / 1000, samples };
+}
+
+/**
+ * Flatness of a soak's RSS: after dropping the first `warmupFraction` of samples (JIT, heap
+ * growing to its working size), the median of the last third against the median of the first
+ * third of what remains.
+ */
+export function rssTrend(samples: SoakSample[], warmupFraction = 0.2): { earlyMiB: number; lateMiB: number; growthMiB: number; maxMiB: number } {
+  const steady = samples.slice(Math.floor(samples.length * warmupFraction));
+  const third = Math.max(1, Math.floor(steady.length / 3));
+  const earlyMiB = median(steady.slice(0, third).map((s) => s.rssMiB));
+  const lateMiB = median(steady.slice(-third).map((s) => s.rssMiB));
+  return { earlyMiB, lateMiB, growthMiB: lateMiB - earlyMiB, maxMiB: Math.max(...samples.map((s) => s.rssMiB)) };
+}
