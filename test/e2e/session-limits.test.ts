@@ -102,6 +102,18 @@ describe('burrow tcp: --max-duration and --close-on-token-expiry', () => {
     assert.ok(result.seconds >= 1, 'not before the limit');
   });
 
+  it('--json: the closed event says session_limit, with the code and exit code', async () => {
+    const result = await stdioIdle(world.tcpArgs(DEST, '--listen', '-', '--max-duration', '1', '--json'), world.env, Buffer.from('j'));
+    assert.equal(result.code, ExitCode.sessionLimit, result.stderr);
+    const events = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const closed = events.filter((e) => e.event === 'closed');
+    assert.equal(closed.length, 1, result.stderr);
+    assert.equal(closed[0]!.reason, 'session_limit');
+    assert.equal(closed[0]!.code, 'BURROW_SESSION_LIMIT');
+    assert.equal(closed[0]!.exit_code, ExitCode.sessionLimit);
+    assert.equal(closed[0]!.bytes_up, 1);
+  });
+
   it('a connection that ends by itself before the limit exits 0 as usual', async () => {
     const { code, stdout, stderr } = await runBurrow(world.tcpArgs(DEST, '--listen', '-', '--max-duration', '30m'), { env: world.env, input: 'short' });
     assert.equal(code, 0, stderr);
