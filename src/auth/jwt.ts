@@ -21,6 +21,15 @@ export const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 export const EXPIRY_SKEW_SECONDS = 10;
 
 
+/**
+ * The latest `exp` taken at face value (the end of year 9999). Beyond it (1e308, say) a token
+ * states no usable expiry: it is treated as having none, and the proxy's 302/401 decides.
+ */
+const MAX_EXP = 253_402_300_799;
+
+/** Control characters and bidi overrides: a claim is shown on a terminal, never obeyed by it. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/g;
+
 /** Decodes the payload's `exp` and user claims; never throws. */
 export function tokenInfo(jwt: string): TokenInfo {
   const payload = jwt.split('.')[1];
@@ -28,11 +37,11 @@ export function tokenInfo(jwt: string): TokenInfo {
   try {
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
     if (typeof claims !== 'object' || claims === null) return { expiresAt: undefined, user: undefined };
-    const exp = typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? claims.exp : undefined;
+    const exp = typeof claims.exp === 'number' && Math.abs(claims.exp) <= MAX_EXP ? claims.exp : undefined;
     const iat = typeof claims.iat === 'number' && Number.isFinite(claims.iat) ? claims.iat : undefined;
     const skew = exp !== undefined && iat !== undefined && exp > iat ? Math.min(EXPIRY_SKEW_SECONDS, (exp - iat) / 4) : EXPIRY_SKEW_SECONDS;
     const user = typeof claims.email === 'string' ? claims.email : typeof claims.sub === 'string' ? claims.sub : undefined;
-    return { expiresAt: exp === undefined ? undefined : exp - skew, user: user?.slice(0, 256) };
+    return { expiresAt: exp === undefined ? undefined : exp - skew, user: user?.slice(0, 256).replace(UNPRINTABLE, '?') };
   } catch {
     return { expiresAt: undefined, user: undefined };
   }

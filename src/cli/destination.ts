@@ -121,6 +121,9 @@ function endpoint(scheme: 'https' | 'http', host: string, port: number | undefin
   return { scheme, host, port: p, origin: `${scheme}://${formatAuthority(host, p)}` };
 }
 
+/** WHATWG URL accepts port 0; nothing can be dialled there. */
+const PORT_ZERO = 'the port must be from 1 to 65535';
+
 /** Parses a `scheme://host[:port]` URL's host part, rejecting the things WHATWG URL tolerates. */
 function urlHostPort(url: URL): { host: string; port: number | undefined } {
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -182,6 +185,7 @@ function parseWebSocketTarget(input: string, trimmed: string, scheme: 'wss' | 'w
   const { host, port } = urlHostPort(url);
   const bad = checkHost(host);
   if (bad) throw invalid(input, bad);
+  if (port === 0) throw invalid(input, PORT_ZERO);
   const proxy = endpoint(scheme === 'wss' ? 'https' : 'http', host, port);
   const href = `${scheme}://${formatAuthority(host, proxy.port)}${url.pathname}${url.search}`;
   return { proxy, destination: { host, port: proxy.port, authority: href }, websocket: { url: href } };
@@ -207,6 +211,7 @@ export function parseProxyUrl(input: string, what: string): ProxyEndpoint {
   const { host, port } = urlHostPort(url);
   const bad = checkHost(host);
   if (bad) throw fail(bad);
+  if (port === 0) throw fail(PORT_ZERO);
   return endpoint(url.protocol === 'https:' ? 'https' : 'http', host, port);
 }
 

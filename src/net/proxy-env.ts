@@ -46,6 +46,8 @@ export function parseForwardProxy(value: string, source: string): ForwardProxy {
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname.toLowerCase();
   const scheme = url.protocol === 'https:' ? 'https' : 'http';
   const port = url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port);
+  // WHATWG URL accepts port 0; nothing can be dialled there.
+  if (port === 0) throw fail('the port must be from 1 to 65535');
   let authorization: string | undefined;
   if (url.username || url.password) {
     try {
@@ -76,7 +78,10 @@ function matchesEntry(rawEntry: string, host: string, port: number): boolean {
   const slash = entry.indexOf('/');
   if (slash > 0) {
     const network = entry.slice(0, slash);
-    const bits = Number(entry.slice(slash + 1));
+    const prefix = entry.slice(slash + 1);
+    // "10.0.0.0/" must not read as /0 (Number('') is 0): that would bypass the proxy for everything.
+    if (!/^[0-9]{1,3}$/.test(prefix)) return false;
+    const bits = Number(prefix);
     const family = isIP(network);
     const hostFamily = isIP(host);
     if (!family || family !== hostFamily || !Number.isInteger(bits)) return false;

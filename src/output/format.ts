@@ -41,3 +41,17 @@ export function formatMs(ms: number): string {
   if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
   return duration(Math.round(ms / 1000));
 }
+
+/** Control characters, line and paragraph separators, bidi overrides (C0, DEL, C1, U+2028-E, U+2066-9). */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/g;
+
+/**
+ * Escapes what would break a line on a terminal: a line break in a hostile destination, an escape
+ * sequence in a proxy's answer. Every line burrow writes to stderr goes through this, so one
+ * failure is always one line, and nothing from outside can move the cursor or recolour the screen.
+ */
+export function printableLine(line: string): string {
+  return line.replace(UNPRINTABLE, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

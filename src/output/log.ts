@@ -8,7 +8,7 @@ import type { ChalkInstance } from 'chalk';
 import type { BurrowError } from '../errors.js';
 import { stderrChalk } from './color.js';
 import { type BurrowEvent, eventLevel, failureFields } from './events.js';
-import { formatBytes, formatMs } from './format.js';
+import { formatBytes, formatMs, printableLine } from './format.js';
 import { text } from './messages.js';
 import { redact } from './redact.js';
 
@@ -62,8 +62,10 @@ const rank: Record<LogLevel, number> = { silent: 0, error: 1, warn: 2, info: 3, 
 export function formatFailure(error: { message: string; hint?: string | undefined }, color?: ChalkInstance | boolean): string {
   const c = color === true ? stderrChalk({ FORCE_COLOR: '1' }, true) : color || undefined;
   const head = c ? c.red.bold('error:') : 'error:';
-  const hint = error.hint ? ` ${c ? c.dim('—') : '—'} ${c ? c.yellow(error.hint) : error.hint}` : '';
-  return redact(`burrow: ${head} ${error.message}${hint}`);
+  const message = printableLine(error.message);
+  const hintText = error.hint === undefined ? undefined : printableLine(error.hint);
+  const hint = hintText ? ` ${c ? c.dim('—') : '—'} ${c ? c.yellow(hintText) : hintText}` : '';
+  return redact(`burrow: ${head} ${message}${hint}`);
 }
 
 /** One event as a JSON line: `event` and `time` first, then the event's own fields. */
@@ -95,9 +97,9 @@ export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
       return text.shuttingDown(event.open);
     case 'failed':
     case 'error':
-      return event.message;
     case 'log':
-      return event.message;
+      // Messages may carry text from outside (arguments, a proxy's answer): one line, inert.
+      return printableLine(event.message);
   }
 }
 
