@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ProxyEndpoint } from '../cli/destination.js';
-import { LoginError } from '../errors.js';
+import { BurrowError, LoginError } from '../errors.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
 import type { CredentialStore, StoredCredential } from '../store/store.js';
@@ -106,6 +106,19 @@ export class Credentials {
   }
 
   async #signInOnce(proxy: ProxyEndpoint, signal?: AbortSignal): Promise<string> {
+    try {
+      return await this.#signInLocked(proxy, signal);
+    } catch (error) {
+      // Ctrl-C while waiting for the lock (or anywhere before the sign-in itself) surfaces as a bare
+      // AbortError: it is an interruption, not "unexpected error … this is a bug".
+      if (signal?.aborted && !(error instanceof BurrowError)) {
+        throw new LoginError('BURROW_LOGIN_ABORTED', text.loginAborted(proxy.origin), { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async #signInLocked(proxy: ProxyEndpoint, signal?: AbortSignal): Promise<string> {
     const origin = proxy.origin;
     const lockPath = join(this.#options.lockDir, `${createHash('sha256').update(origin).digest('hex').slice(0, 32)}.lock`);
     const timeoutMs = this.#options.signInTimeoutMs;

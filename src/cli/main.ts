@@ -13,15 +13,28 @@ import { registerTcp } from './commands/tcp.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
 
-export function program(runtime: ProcessRuntime): Command {
+/** Where main() writes besides the commands' own output; tests drive main() in-process with these. */
+export interface MainOptions {
+  runtime?: ProcessRuntime;
+  /** Help and version text (commander's own output). */
+  stdout?: (text: string) => void;
+  /** The final failure line. */
+  stderr?: (text: string) => void;
+}
+
+export function program(
+  runtime: ProcessRuntime,
+  out: (text: string) => void = (s) => void process.stdout.write(s),
+  err: (text: string) => void = (s) => void process.stderr.write(s),
+): Command {
   const root = new Command('burrow')
     .description('Carry TCP (ssh, git, databases) through an identity-aware HTTPS proxy such as Pomerium.')
     .version(runtime.version, '-V, --version', 'print the version')
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
-      writeOut: (s) => process.stdout.write(s),
-      writeErr: (s) => process.stderr.write(s),
+      writeOut: out,
+      writeErr: err,
       // Commander's own errors (unknown flag, missing argument) are reported by main(), below.
       outputError: () => {},
     });
@@ -54,14 +67,17 @@ function usageFromCommander(error: CommanderError, argv: string[]): UsageError {
   return new UsageError(message, { hint: `run "${help}" for usage`, cause: error });
 }
 
-export async function main(argv: string[] = process.argv): Promise<number> {
-  const runtime = processRuntime();
+/** Parses `argv`, runs the command, and returns the exit code (never exits the process itself). */
+export async function main(argv: string[] = process.argv, options: MainOptions = {}): Promise<number> {
+  const runtime = options.runtime ?? processRuntime();
+  const out = options.stdout ?? ((s: string) => void process.stdout.write(s));
+  const err = options.stderr ?? ((s: string) => void process.stderr.write(s));
   // Failures that escape a command (bad flags among them) follow --json too, parsed or not.
   const end = argv.indexOf('--');
   const json = (end === -1 ? argv : argv.slice(0, end)).includes('--json');
-  const logger = createLogger({ level: 'error', json });
+  const logger = createLogger({ level: 'error', json, env: runtime.env, ...(options.stderr ? { write: (line: string) => err(`${line}\n`) } : {}) });
   try {
-    await program(runtime).parseAsync(argv);
+    await program(runtime, out, err).parseAsync(argv);
     return runtime.exitCode();
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -75,7 +91,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     }
     const failure = toBurrowError(error);
     logger.failure(failure);
-    if (failure.code === 'BURROW_INTERNAL' && process.env.BURROW_DEBUG) process.stderr.write(`${String((error as Error).stack)}\n`);
+    if (failure.code === 'BURROW_INTERNAL' && runtime.env.BURROW_DEBUG) err(`${String((error as Error).stack)}\n`);
     return failure.exitCode;
   }
 }

@@ -44,7 +44,8 @@ const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 export function classifyNetworkError(error: unknown, target: Target, phase: 'connect' | 'tls' | 'answer'): BurrowError {
   if (error instanceof BurrowError) return error;
   const err = error as NodeJS.ErrnoException & { reason?: string };
-  const code = err.code ?? '';
+  // Not every error's code is a string: a DOMException (AbortError) has the number 20.
+  const code = typeof err.code === 'string' ? err.code : '';
   const origin = target.proxy.origin;
   const dest = target.destination.authority;
   if (code === 'ECONNREFUSED') {

@@ -106,6 +106,8 @@ export class WebSocketTransport implements Transport {
       };
       const onError = (error: Error) => {
         if (error instanceof BurrowError) return fail(error);
+        // Aborted while dialling (Ctrl-C): the dialler's AbortError, which the session expects.
+        if (signal?.aborted) return fail(error);
         if (/handshake has timed out/i.test(error.message)) {
           return fail(timeoutError(target, 'the WebSocket handshake', options.connectTimeoutMs));
         }

@@ -122,6 +122,8 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
   const forward = forwardProxyFor(target.proxy, values, runtime.env);
   // TLS settings also serve an https:// forward proxy in front of a plain-http identity proxy.
   const tls = target.proxy.scheme === 'https' || forward?.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
+  const transport = chooseTransport(destination, target, values, { tls, forward, connectTimeoutMs, userAgent: `burrow/${runtime.version}` });
+  // Every flag is validated before anything is logged: a usage error stays the only line.
   if (forward) logger.debug(`reaching ${target.proxy.origin} through forward proxy ${forward.origin}`);
   if (values.disableTlsVerification) logger.warn(text.tlsDisabledWarning);
   if (target.proxy.scheme === 'http' && !isLoopback(target.proxy.host)) logger.warn(text.plainHttpWarning(target.proxy.origin));
@@ -130,7 +132,7 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
     listen,
     logger,
     limits,
-    transport: chooseTransport(destination, target, values, { tls, forward, connectTimeoutMs, userAgent: `burrow/${runtime.version}` }),
+    transport,
     tokens: createCredentials({ serviceAccount, settings: signIn, tls, forward, connectTimeoutMs, runtime, logger }),
   };
 }
