@@ -42,14 +42,22 @@ export async function startCallbackServer(proxyOrigin: string): Promise<Callback
   let accept!: (token: string) => void;
   const token = new Promise<string>((resolve) => (accept = resolve));
   let done = false;
+  // Set once listening; read from here because server.address() is null once closed.
+  let port = 0;
   const server = http.createServer((req, res) => {
     res.setHeader('Connection', 'close');
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Referrer-Policy', 'no-referrer');
-    const port = (server.address() as AddressInfo).port;
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const jwt = url.searchParams.get('pomerium_jwt') ?? '';
-    if (done || req.method !== 'GET' || url.pathname !== path || !loopbackHost(req.headers.host, port) || !JWT_SHAPE.test(jwt)) {
+    // An absolute-form target WHATWG URL rejects ("GET http://[ HTTP/1.1") must
+    // not throw in here, which would be an uncaught exception ending the sign-in.
+    let url: URL | undefined;
+    try {
+      url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    } catch {
+      url = undefined;
+    }
+    const jwt = url?.searchParams.get('pomerium_jwt') ?? '';
+    if (done || !url || req.method !== 'GET' || url.pathname !== path || !loopbackHost(req.headers.host, port) || !JWT_SHAPE.test(jwt)) {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
       return;
     }
@@ -64,7 +72,7 @@ export async function startCallbackServer(proxyOrigin: string): Promise<Callback
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
+  port = (server.address() as AddressInfo).port;
   let closed = false;
   const close = () => {
     if (closed) return;

@@ -111,8 +111,9 @@ export class WebSocketTransport implements Transport {
         if (/handshake has timed out/i.test(error.message)) {
           return fail(timeoutError(target, 'the WebSocket handshake', options.connectTimeoutMs));
         }
-        // ws's own protocol complaints (bad Sec-WebSocket-Accept, a 101 without Upgrade, …).
-        if (!(error as NodeJS.ErrnoException).code || /^WS_ERR/.test((error as NodeJS.ErrnoException).code ?? '')) {
+        // ws's own protocol complaints (bad Sec-WebSocket-Accept, a 101 without Upgrade, …), and
+        // Node's HTTP parser refusing the answer (HPE_*): the proxy was reached, it spoke nonsense.
+        if (!(error as NodeJS.ErrnoException).code || /^(WS_ERR|HPE_)/.test(String((error as NodeJS.ErrnoException).code))) {
           return fail(
             new ProxyProtocolError(text.malformedAnswer(target.proxy.origin, target.destination.authority, printable(error.message, 80)), {
               hint: text.notWebSocketHint,
@@ -123,7 +124,15 @@ export class WebSocketTransport implements Transport {
         fail(classifyNetworkError(error, target, 'answer'));
       };
       const onAbort = () => fail(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      // ws's own handshakeTimeout never fires with an asynchronous createConnection (found by
+      // fuzzing: a gateway that accepts TLS and stays silent hung burrow forever), so the
+      // deadline is kept here.
+      const timer = setTimeout(
+        () => fail(timeoutError(target, 'the WebSocket handshake', options.connectTimeoutMs)),
+        Math.max(0, deadline - Date.now()),
+      );
       const cleanup = () => {
+        clearTimeout(timer);
         ws.off('open', onOpen);
         ws.off('unexpected-response', onResponse);
         ws.off('error', onError);
