@@ -325,5 +325,8 @@ describe('fuzz: the command line', () => {
       HTTPS_PROXY: 'http://10.0.0.1:3128',
     });
     assert.equal(checkContract(late, 'late usage error'), 'usage error');
+    // `logout` opened the store (and printed its keychain fallback line) before checking the URL.
+    const logout = await run(['logout', 'http"://[::1]:8080'], { BURROW_CREDENTIAL_STORE: 'auto' });
+    assert.equal(checkContract(logout, 'logout'), 'usage error');
   });
 });

@@ -40,10 +40,17 @@ function rawExchange(port: number, chunks: Buffer[], endAfter: boolean, ms = 400
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     const received: Buffer[] = [];
-    const timer = setTimeout(() => {
+    // A request left incomplete waits for the server's header timeout (10 s) unless the client
+    // goes away: after a second of silence, leave, and then the server must close.
+    let timer = setTimeout(() => {
+      if (endAfter) return giveUp();
+      socket.end();
+      timer = setTimeout(giveUp, ms);
+    }, endAfter ? ms : 1000);
+    const giveUp = () => {
       socket.destroy();
       reject(new Error(`the server neither answered nor closed within ${ms} ms`));
-    }, ms);
+    };
     socket.on('connect', () => {
       for (const chunk of chunks) socket.write(chunk);
       if (endAfter) socket.end();

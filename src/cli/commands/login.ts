@@ -58,12 +58,13 @@ export function registerLogin(program: Command, runtime: Runtime): void {
   addSignInOptions(logout);
   logout.action(async (url: string | undefined, values: SignInValues) => {
     const logger = createLogger({ level: 'info' });
+    // Validated before the store is opened: its fallback warning must not precede a usage error.
+    const proxy = url === undefined ? undefined : parseProxyUrl(url, 'proxy URL');
     const store = await storeOpener(signInSettings(values), runtime, logger)();
-    if (url === undefined) {
+    if (proxy === undefined) {
       logger.notice(text.loggedOutAll(await store.clear()));
       return;
     }
-    const proxy = parseProxyUrl(url, 'proxy URL');
     if (await store.delete(proxy.origin)) {
       logger.notice(text.loggedOut(proxy.origin));
     } else {
