@@ -234,7 +234,6 @@ async function runInProcess({ argv, env }: CliCase): Promise<CliOutcome> {
       runtime: interruptedRuntime(env, out),
       stdout: (s) => (out.text += s),
       stderr: (s) => (stderr += s),
-      color: false,
     });
     return { code, stdout: out.text, stderr };
   } finally {
