@@ -200,6 +200,13 @@ export const text = {
   tokenExpiredCloseHint: 'tunnels are closed when their token expires (--close-on-token-expiry); connect again to sign in anew',
   tokenWithoutExpiry: (dest: string) => `the token for ${dest} has no expiry (exp): --close-on-token-expiry cannot apply to this tunnel`,
   keepaliveLost: (seconds: number) => `no answer to keepalive pings for ${seconds} s`,
+  webSocketLost: 'the connection was lost without a WebSocket close (1006)',
+  stallSending: (seconds: number) => `the proxy took none of the data waiting to be sent for ${seconds} s (--stall-timeout)`,
+  stallSilent: (seconds: number) => `nothing came back for ${seconds} s after the local side finished sending (--stall-timeout)`,
+  closedBeforeData: 'it was closed from the far end before any data came back',
+  closedBeforeDataHint:
+    'the proxy accepted the tunnel, then it or the service behind the route hung up at once: check that the service is up and accepts connections from the proxy',
+  stallHint: 'the proxy or the network stopped responding; run the command again (raise --stall-timeout for servers that stay silent longer)',
   notWebSocketHint: 'check that the URL is a WebSocket tunnel endpoint (websockify, or the proxy\'s wss:// route)',
   connectRefusedHint:
     'this proxy does not accept CONNECT tunnels; if it offers a WebSocket route for this service, use its wss:// URL as the destination',

@@ -2,7 +2,7 @@
  * One tunnel for one local stream: get a token, open the transport, splice, report.
  * Listener mode runs one session per accepted connection; stdio mode runs exactly one.
  */
-import type { Duplex } from 'node:stream';
+import { Socket } from 'node:net';
 import type { ProxyEndpoint, Target } from '../cli/destination.js';
 import { AuthRequiredError, type BurrowError, LoginError, TunnelBrokenError, toBurrowError } from '../errors.js';
 import { type ConnectionFields, failureFields } from '../output/events.js';
@@ -10,7 +10,8 @@ import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
 import { armLimits, type SessionLimits } from './limits.js';
 import { destroyLocal, isNormalEnding, type LocalEnd, type Side, type SpliceResult, splice } from './splice.js';
-import type { Transport } from './transport.js';
+import type { Transport, TunnelStream } from './transport.js';
+import { StallError, watchStalls } from './watchdog.js';
 
 /** Where tokens come from (src/auth/credentials.ts). */
 export interface TokenSource {
@@ -35,6 +36,8 @@ export interface SessionOptions {
   conn?: number;
   /** `--max-duration` and `--close-on-token-expiry` (limits.ts). */
   limits?: SessionLimits | undefined;
+  /** `--stall-timeout` (watchdog.ts); 0 or undefined = off. */
+  stallTimeoutMs?: number | undefined;
 }
 
 /** Bytes read from the local side (sent up the tunnel) and written to it; null when unknown. */
@@ -61,7 +64,7 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   local.input.on('error', earlyError);
   local.output.on('error', earlyError);
   logger.event({ event: 'connecting', ...base });
-  let remote: Duplex;
+  let remote: TunnelStream;
   let token: string | undefined;
   try {
     ({ remote, token } = await openSignedIn(options, base));
@@ -100,11 +103,22 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     limitReached = error;
     onAbort();
   });
+  const wire = remote.wire ?? (remote instanceof Socket ? remote : undefined);
+  const stopWatching = options.stallTimeoutMs && wire ? watchStalls({ local, remote, wire, timeoutMs: options.stallTimeoutMs }) : undefined;
+  // Bytes already read but not yet delivered (sent with the 200) count as data that came back.
+  const readAtOpen = wire ? wire.bytesRead - remote.readableLength : 0;
+  // A tunnel that breaks (reset, stall, lost WebSocket) resets the local connection too, so the
+  // client sees an error rather than an EOF it could take for the end of the data. Registered
+  // before splice's own listeners, which destroy the socket (a FIN) right after.
+  remote.once('error', () => {
+    if (local.input instanceof Socket && !local.input.destroyed) local.input.resetAndDestroy();
+  });
   const result = await splice(local, remote, {
     // Destroying local ends the upload pipeline, which ends the splice.
     onRemoteEnd: options.endOnRemoteEof ? () => destroyLocal(local) : undefined,
   });
   disarm();
+  stopWatching?.();
   options.signal?.removeEventListener('abort', onAbort);
   const aborted = options.signal?.aborted === true;
   const broken = brokenReason(result, aborted);
@@ -114,7 +128,15 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     return { error: limitReached };
   }
   if (broken) {
-    const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, broken), { hint: text.tunnelBrokenHint, cause: result.error });
+    const hint = result.error instanceof StallError ? text.stallHint : text.tunnelBrokenHint;
+    const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, broken), { hint, cause: result.error });
+    logger.event({ ...closed, reason: 'broken', ...failureFields(error) });
+    return { error };
+  }
+  // Closed by the far end before a single byte came back, while we still had the floor: ssh
+  // would only say "Connection closed"; this line says where.
+  if (!aborted && firstEnd === 'remote' && wire && wire.bytesRead === readAtOpen) {
+    const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, text.closedBeforeData), { hint: text.closedBeforeDataHint });
     logger.event({ ...closed, reason: 'broken', ...failureFields(error) });
     return { error };
   }
@@ -139,7 +161,7 @@ export function localCounters(local: LocalEnd): ByteCounts {
  * tunnel or process just got) and retries exactly once. A fresh token refused again is an
  * error, never a loop.
  */
-async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<{ remote: Duplex; token: string | undefined }> {
+async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<{ remote: TunnelStream; token: string | undefined }> {
   const { target, transport, tokens, signal } = options;
   const token = await tokens.get(target.proxy);
   try {

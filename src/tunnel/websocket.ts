@@ -14,6 +14,7 @@
  *   server may still send until it answers with its own.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Target } from '../cli/destination.js';
 import { tokenInfo } from '../auth/jwt.js';
@@ -24,7 +25,7 @@ import type { TlsSettings } from '../net/tls.js';
 import { text } from '../output/messages.js';
 import { printable } from '../net/http-answer.js';
 import { statusToError } from './status.js';
-import type { OpenRequest, Transport } from './transport.js';
+import type { OpenRequest, Transport, TunnelStream } from './transport.js';
 
 export interface WebSocketTransportOptions {
   tls: TlsSettings | undefined;
@@ -52,13 +53,14 @@ export class WebSocketTransport implements Transport {
     this.#options = options;
   }
 
-  async open(request: OpenRequest): Promise<Duplex> {
+  async open(request: OpenRequest): Promise<TunnelStream> {
     const { target, token, signal } = request;
     if (!target.websocket) throw new Error('WebSocketTransport: the target has no WebSocket URL');
     const { WebSocket, createWebSocketStream } = await import('ws');
     const options = this.#options;
     const deadline = Date.now() + options.connectTimeoutMs;
     const headers: Record<string, string> = { 'User-Agent': options.userAgent };
+    let wire: Socket | undefined;
     for (const [name, value] of options.headers) headers[name] = value;
     if (token) headers.Authorization = `Pomerium ${token}`;
 
@@ -70,7 +72,10 @@ export class WebSocketTransport implements Transport {
       maxPayload: 64 * 1024 * 1024,
       createConnection: ((_opts: unknown, callback: (error: Error | null, socket?: Duplex) => void) => {
         dialProxy({ target, tls: options.tls, forward: options.forward, deadline, signal }).then(
-          (socket) => callback(null, socket),
+          (socket) => {
+            wire = socket;
+            callback(null, socket);
+          },
           (error: Error) => callback(error),
         );
         return undefined;
@@ -145,9 +150,10 @@ export class WebSocketTransport implements Transport {
     });
 
     const stream = createWebSocketStream(ws);
-    lingerBeforeClose(ws, stream, LINGER_QUIET_MS);
+    const closing = lingerBeforeClose(ws, stream, LINGER_QUIET_MS);
     if (options.pingIntervalMs > 0) keepalive(ws, stream, options.pingIntervalMs);
-    return stream;
+    if (wire) reportLostConnection(ws, stream, wire, closing);
+    return Object.assign(stream, { wire });
   }
 }
 
@@ -161,13 +167,15 @@ export const LINGER_QUIET_MS = 1000;
  * command's answer still arrives. The frame carries code 1000: ws sends none by default, which
  * websockify answers with the illegal 1005.
  */
-function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): void {
+function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): () => boolean {
+  let closing = false;
   let lastMessage = Date.now();
   ws.on('message', () => (lastMessage = Date.now()));
   const close = ws.close.bind(ws);
   ws.close = (code?: number, reason?: string | Buffer) => close(code ?? 1000, reason);
   const final = stream._final.bind(stream);
   stream._final = (callback: (error?: Error | null) => void) => {
+    closing = true;
     const check = () => {
       if (ws.readyState !== ws.OPEN) return final(callback);
       const quietFor = Date.now() - lastMessage;
@@ -176,6 +184,25 @@ function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: 
     };
     check();
   };
+  return () => closing;
+}
+
+/**
+ * A connection that ends without a close frame (1006) while we were not closing is a lost
+ * tunnel, not the end of the data: ws reports it as a plain close (it swallows the socket's
+ * error), which would look like a clean EOF. Destroy the stream with the reason instead.
+ */
+function reportLostConnection(ws: import('ws').WebSocket, stream: Duplex, wire: Socket, closing: () => boolean): void {
+  let wireError: NodeJS.ErrnoException | undefined;
+  wire.once('error', (error) => (wireError = error));
+  ws.once('close', (code: number) => {
+    if (code !== 1006 || closing() || stream.destroyed) return;
+    stream.destroy(
+      wireError?.code === 'ECONNRESET'
+        ? Object.assign(new Error('connection reset'), { code: 'ECONNRESET' })
+        : new KeepaliveError(text.webSocketLost),
+    );
+  });
 }
 
 /** Pings every interval; destroys `stream` with a KeepaliveError when pongs stop. */
