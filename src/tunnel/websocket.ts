@@ -176,12 +176,23 @@ function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: 
   const final = stream._final.bind(stream);
   stream._final = (callback: (error?: Error | null) => void) => {
     closing = true;
-    const check = () => {
-      if (ws.readyState !== ws.OPEN) return final(callback);
-      const quietFor = Date.now() - lastMessage;
-      if (quietFor >= quietMs) return final(callback);
-      setTimeout(check, quietMs - quietFor).unref();
+    let timer: NodeJS.Timeout | undefined;
+    // The wait ends early when the connection closes meanwhile. Once it is closed, ws's own
+    // _final would wait for a 'finish' that never comes (a destroyed socket), and with nothing
+    // else pending the process would end mid-await (exit 13): finish here instead.
+    const done = () => {
+      clearTimeout(timer);
+      ws.off('close', done);
+      if (ws.readyState === ws.CLOSED) callback();
+      else final(callback);
     };
+    const check = () => {
+      if (ws.readyState !== ws.OPEN) return done();
+      const quietFor = Date.now() - lastMessage;
+      if (quietFor >= quietMs) return done();
+      timer = setTimeout(check, quietMs - quietFor);
+    };
+    ws.once('close', done);
     check();
   };
   return () => closing;

@@ -447,3 +447,207 @@ describe('faults: the proxy dies, resets or stops answering', () => {
     });
   });
 });
+
+describe('faults: the upstream behind the proxy half-closes, resets, or is slow', () => {
+  after(async () => {
+    await stopAll();
+  });
+
+  it('the upstream ends its side first: the client still sends 8 MB, and the upstream gets every byte (listener)', { timeout: 60_000 }, async () => {
+    let got: Promise<string> | undefined;
+    const server = await startTcpServer((s) => {
+      const hash = createHash('sha256');
+      got = new Promise((resolve) => {
+        s.on('data', (d: Buffer) => hash.update(d));
+        s.once('end', () => resolve(hash.digest('hex')));
+      });
+      s.end('done talking\n');
+    });
+    const w = await startWorld({ extraRoutes: [{ from: 'tcp+https://early.corp.test:22', to: `tcp://${server.address}` }] });
+    try {
+      const burrow = await startListener(w.tcpArgs('early.corp.test:22').slice(1), { env: w.env });
+      const client = await connectClient(burrow.port);
+      await within(client.ended, 10_000, undefined);
+      assert.ok(client.eof(), 'an EOF, not a close');
+      assert.equal(client.received().toString(), 'done talking\n');
+      const data = payload(8 * MB, 21);
+      chunked(data).pipe(client.socket);
+      await within(client.closed, 30_000, undefined);
+      await eventually(() => got !== undefined, 5000, 'the upstream connection');
+      assert.equal(await within(got!, 10_000, 'no end'), sha256(data));
+      assert.equal(await burrow.stop(), 0);
+    } finally {
+      await w.close();
+      await server.close();
+    }
+  });
+
+  it('the upstream resets mid-stream: stdio exits 10 within 5 s; a listener client is closed within 5 s', { timeout: 60_000 }, async () => {
+    // Takes the first bytes, then resets.
+    const server = await startTcpServer((s) => s.once('data', () => s.resetAndDestroy()));
+    const w = await startWorld({ extraRoutes: [{ from: 'tcp+https://rst.corp.test:22', to: `tcp://${server.address}` }] });
+    try {
+      const proc = stdioBurrow(w.tcpArgs('rst.corp.test:22', '--listen', '-'), w.env);
+      proc.child.stdin.write('hello');
+      const code = await within(proc.exited, 5000, -1);
+      assert.equal(code, ExitCode.tunnelBroken, proc.stderr());
+      assert.match(oneLineFailure(proc.stderr(), w.token), /the tunnel to rst\.corp\.test:22 via https:\/\/localhost:\d+ broke: /);
+
+      const burrow = await startListener(w.tcpArgs('rst.corp.test:22').slice(1), { env: w.env });
+      const client = await connectClient(burrow.port);
+      client.socket.write('hello');
+      assert.equal(await within(client.ended.then(() => true), 5000, false), true);
+      // The proxy passes the upstream's reset on as a FIN (or a reset): the client ends too, as ssh
+      // does on EOF, and the tunnel is reported as closed before any data came back.
+      client.socket.end();
+      await eventually(() => errorLines(burrow.stderr()).length === 1, 5000, 'one error line');
+      assert.match(errorLines(burrow.stderr())[0]!, /the tunnel to rst\.corp\.test:22 via https:\/\/localhost:\d+ broke: /);
+      assert.equal(await burrow.stop(), 0);
+    } finally {
+      await w.close();
+      await server.close();
+    }
+  });
+
+  it('a proxy slow to answer (1.5 s, the upstream slow to accept) is waited for within --connect-timeout', { timeout: 30_000 }, async () => {
+    const w = await startWorld({ onConnectDelayMs: 1500 });
+    try {
+      const r = await runBurrow(w.tcpArgs(undefined, '--listen', '-', '--connect-timeout', '5', '--stall-timeout', '0.5'), { env: w.env, input: 'patience' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'patience');
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+describe('faults: the proxy answers garbage', () => {
+  const huge = `${'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(1200)}`; // ~100 kB
+  const chunkedBody = (size: number) => `${size.toString(16)}\r\n${'x'.repeat(size)}\r\n0\r\n\r\n`;
+  const binary = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x00, 0x1b, 0x07, 0xff, 0xfe]), Buffer.from('\r\n\r\n')]);
+  /** The canned answers, by CONNECT authority and by WebSocket path. */
+  const answers: Record<string, (headers: Record<string, string | string[] | undefined>) => string | Buffer> = {
+    binary: () => binary,
+    'status-200-then-close': () => 'HTTP/1.1 200 Connection established\r\n\r\n',
+    'forbidden-chunked': () => `HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nContent-Type: text/html\r\n\r\n${chunkedBody(50_000)}`,
+    'unavailable-length': () => `HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20000\r\n\r\n${'y'.repeat(20_000)}`,
+    'missing-chunked-huge': () => `HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n${chunkedBody(1_000_000)}`,
+    'interim-flood': () => 'HTTP/1.1 100 Continue\r\n\r\n'.repeat(5000),
+    'bare-lf': () => 'HTTP/1.1 200 OK\n\n',
+    'huge-head': () => `HTTP/1.1 200 OK\r\n${huge}\r\n`,
+    'not-http': () => 'SSH-2.0-OpenSSH_9.2\r\n\r\n',
+    truncated: () => 'HTTP/1.1 2',
+    'ws-ok-not-101': () => 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello',
+    'ws-bad-accept': () => 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bogus\r\n\r\n',
+    'ws-101-then-close': (headers) => {
+      const key = String(headers['sec-websocket-key'] ?? '').trim();
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+    },
+  };
+  let world: Awaited<ReturnType<typeof startWorld>>;
+  before(async () => {
+    world = await startWorld({
+      respond: (req) => {
+        const name = req.method === 'CONNECT' ? req.url.replace(/\.corp\.test:22$/, '') : req.upgrade ? req.url.slice(1) : undefined;
+        const answer = name === undefined ? undefined : answers[name];
+        return answer ? { raw: answer(req.headers) } : undefined;
+      },
+    });
+  });
+  after(async () => {
+    await stopAll();
+    await world.close();
+  });
+
+  /** Stdio burrow with stdin left open, as ssh keeps it, until burrow exits (bounded). */
+  const held = async (args: string[]) => {
+    const proc = stdioBurrow(args, world.env);
+    proc.child.stdin.write('hi');
+    const code = await within(proc.exited, 20_000, -1);
+    await proc.stop('SIGKILL');
+    return { code, stdout: proc.out(), stderr: proc.stderr() };
+  };
+  const viaConnect = (name: string) => held(world.tcpArgs(`${name}.corp.test:22`, '--listen', '-', '--connect-timeout', '3'));
+  const viaWebSocket = (name: string) =>
+    held(['tcp', `${world.proxy.url.replace(/^https:/, 'wss:')}/${name}`, '--listen', '-', '--alternate-ca-path', world.proxy.caPath, '--connect-timeout', '3']);
+
+  /** Asserts the one-line contract, printable text only, and nothing on stdout. */
+  function failed(r: { code: number; stdout: Buffer; stderr: string }, exit: number, pattern: RegExp): void {
+    assert.equal(r.code, exit, r.stderr);
+    const line = oneLineFailure(r.stderr, world.token);
+    assert.match(line, pattern);
+    assert.match(line, /^[\x20-\x7e—…]+$/, 'printable text only');
+    assert.equal(r.stdout.length, 0, 'nothing on stdout');
+  }
+
+  for (const [name, exit, pattern] of [
+    ['binary', ExitCode.proxyProtocol, /malformed answer .*expected an HTTP\/1\.1 status line/],
+    ['status-200-then-close', ExitCode.tunnelBroken, /broke: it was closed from the far end before any data came back/],
+    ['forbidden-chunked', ExitCode.accessDenied, /access denied by .* \(HTTP 403/],
+    ['unavailable-length', ExitCode.upstreamUnavailable, /could not reach .* \(HTTP 503\)/],
+    ['missing-chunked-huge', ExitCode.routeNotFound, /has no route for missing-chunked-huge\.corp\.test:22 \(HTTP 404\)/],
+    ['interim-flood', ExitCode.proxyProtocol, /closed the connection before answering/],
+    ['bare-lf', ExitCode.proxyProtocol, /the answer was cut off/],
+  ] as const) {
+    it(`CONNECT answered with ${name}: exit ${exit}, one line`, { timeout: 30_000 }, async () => {
+      failed(await viaConnect(name), exit, pattern);
+    });
+  }
+
+  for (const [name, exit, pattern] of [
+    ['not-http', ExitCode.proxyProtocol, /malformed answer/],
+    ['binary', ExitCode.proxyProtocol, /malformed answer/],
+    ['truncated', ExitCode.proxyProtocol, /closed the connection before answering|malformed answer/],
+    ['huge-head', ExitCode.proxyProtocol, /malformed answer/],
+    ['ws-ok-not-101', ExitCode.proxyProtocol, /with HTTP 200/],
+    ['forbidden-chunked', ExitCode.accessDenied, /access denied by .* \(HTTP 403/],
+    ['unavailable-length', ExitCode.upstreamUnavailable, /could not reach .* \(HTTP 503\)/],
+    ['ws-bad-accept', ExitCode.proxyProtocol, /malformed answer .*Sec-WebSocket-Accept/],
+    ['ws-101-then-close', ExitCode.tunnelBroken, /broke: the connection was lost without a WebSocket close \(1006\)/],
+  ] as const) {
+    it(`WebSocket upgrade answered with ${name}: exit ${exit}, one line`, { timeout: 30_000 }, async () => {
+      failed(await viaWebSocket(name), exit, pattern);
+    });
+  }
+
+  it('WebSocket 101 then an immediate close, stdin already ended, pings off: ends (exit 0), never exit 13 with a pending await', { timeout: 30_000 }, async () => {
+    const r = await runBurrow(
+      ['tcp', `${world.proxy.url.replace(/^https:/, 'wss:')}/ws-101-then-close`, '--listen', '-', '--alternate-ca-path', world.proxy.caPath, '--ping-interval', '0'],
+      { env: world.env, input: 'hi' },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+  });
+
+  describe('a TLS handshake that never completes, or is not TLS at all', () => {
+    let silent: TcpServer;
+    let plain: TcpServer;
+    before(async () => {
+      silent = await startTcpServer((s) => s.resume());
+      plain = await startTcpServer((s) => {
+        s.resume();
+        s.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+      });
+    });
+    after(async () => {
+      await silent.close();
+      await plain.close();
+    });
+
+    for (const transport of ['connect', 'websocket'] as const) {
+      const args = (server: TcpServer) =>
+        transport === 'connect'
+          ? ['tcp', 'git.corp.test:22', '--pomerium-url', `https://${server.address}`, '--listen', '-', '--connect-timeout', '0.5']
+          : ['tcp', `wss://${server.address}/ssh`, '--listen', '-', '--connect-timeout', '0.5'];
+      it(`${transport}: silence after the ClientHello is a timeout (exit 7); a plain-text answer is a TLS error (exit 8)`, { timeout: 30_000 }, async () => {
+        const r = await runBurrow(args(silent), { env: { BURROW_SERVICE_ACCOUNT: world.token } });
+        assert.equal(r.code, ExitCode.proxyUnreachable, r.stderr);
+        assert.match(oneLineFailure(r.stderr, world.token), /the TLS handshake to https:\/\/127\.0\.0\.1:\d+ \(for .+\) timed out after 0\.5s/);
+        const p = await runBurrow(args(plain), { env: { BURROW_SERVICE_ACCOUNT: world.token } });
+        assert.equal(p.code, ExitCode.tls, p.stderr);
+        assert.match(oneLineFailure(p.stderr, world.token), /TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed/);
+      });
+    }
+  });
+});
