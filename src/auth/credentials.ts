@@ -12,7 +12,7 @@ import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
 import type { CredentialStore, StoredCredential } from '../store/store.js';
 import { isExpired, tokenInfo } from './jwt.js';
-import { withLock } from './lock.js';
+import { LockUnavailableError, type LockResult, withLock } from './lock.js';
 
 export interface CredentialsOptions {
   /** A machine token: used as is, never replaced by a sign-in. */
@@ -123,7 +123,15 @@ export class Credentials {
     const lockPath = join(this.#options.lockDir, `${createHash('sha256').update(origin).digest('hex').slice(0, 32)}.lock`);
     const timeoutMs = this.#options.signInTimeoutMs;
     const started = this.#now();
-    const result = await withLock(
+    const signIn = async () => {
+      // Another process may have finished just before we took the lock.
+      const fresh = await this.#storedSince(origin, started);
+      if (fresh) return fresh;
+      const token = await this.#options.signIn(proxy, signal);
+      await this.#remember(origin, token);
+      return token;
+    };
+    const result: LockResult<string> = await withLock(
       lockPath,
       {
         timeoutMs: timeoutMs + 15_000,
@@ -132,20 +140,20 @@ export class Credentials {
         now: this.#now,
         onWait: (owner) => this.#options.logger.notice(text.waitingForOtherSignIn(origin, owner.pid)),
       },
-      async () => {
-        // Another process may have finished just before we took the lock.
-        const fresh = await this.#storedSince(origin, started);
-        if (fresh) return fresh;
-        const token = await this.#options.signIn(proxy, signal);
-        await this.#remember(origin, token);
-        return token;
-      },
+      signIn,
       () => this.#storedSince(origin, started),
       (owner) =>
         new LoginError('BURROW_LOCK_TIMEOUT', text.lockTimedOut(origin, owner.pid, Math.round((this.#now() - started) / 1000)), {
           hint: text.lockTimedOutHint,
         }),
-    );
+    ).catch(async (error: unknown) => {
+      // The lock only spares other processes a second prompt; a cache directory that cannot
+      // hold it (full, read-only) must not stop this sign-in. Saving the token will fail there
+      // too, and that says so once.
+      if (!(error instanceof LockUnavailableError)) throw error;
+      this.#options.logger.debug(error.message);
+      return { acquired: true, value: await signIn() };
+    });
     if (!result.acquired) this.#memory.set(origin, this.#fromToken(origin, result.value));
     return result.value;
   }

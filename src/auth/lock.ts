@@ -8,14 +8,32 @@
  * already single-flight (credentials.ts), so a process never waits on its own lock.
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
+import { ensureDir } from '../store/ensure-dir.js';
 
 export interface LockOwner {
   pid: number;
   host: string;
   since: number;
+}
+
+/**
+ * The lock file itself cannot be used (a full disk, a read-only or impossible cache directory).
+ * Callers may go on without the lock: it only saves duplicate browser prompts.
+ */
+export class LockUnavailableError extends Error {
+  override readonly name = 'LockUnavailableError';
+}
+
+/** Runs one file operation of the lock, turning its failure into a LockUnavailableError. */
+async function lockStep<T>(path: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw new LockUnavailableError(`cannot use the sign-in lock ${path}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 export type LockResult<T> = { acquired: true; value: T } | { acquired: false; value: T };
@@ -134,7 +152,8 @@ async function release(path: string, content: string): Promise<void> {
 /**
  * Runs `whileOwner` holding the lock at `path`, or, if another live process holds it, polls
  * `whileWaiting` until it yields a value or the lock is released (then tries to take it).
- * Throws `timeoutError(owner)` when waiting exceeds `timeoutMs`.
+ * Throws `timeoutError(owner)` when waiting exceeds `timeoutMs`, and a LockUnavailableError
+ * when the lock file cannot be created or read at all.
  */
 export async function withLock<T>(
   path: string,
@@ -146,22 +165,22 @@ export async function withLock<T>(
   const now = options.now ?? Date.now;
   const poll = options.pollMs ?? 100;
   const started = now();
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await lockStep(path, () => ensureDir(dirname(path), 0o700));
   let announced = false;
   for (;;) {
     options.signal?.throwIfAborted();
     const mine = JSON.stringify({ pid: process.pid, host: hostname(), since: now() } satisfies LockOwner);
-    if (await tryCreate(path, mine)) {
+    if (await lockStep(path, () => tryCreate(path, mine))) {
       try {
         return { acquired: true, value: await whileOwner() };
       } finally {
         await release(path, mine);
       }
     }
-    const current = await readOwner(path);
+    const current = await lockStep(path, () => readOwner(path));
     if (current === undefined) continue; // released between our attempt and the read
     if (isStale(current, now(), options.staleAfterMs)) {
-      await takeOver(path, current.raw, now());
+      await lockStep(path, () => takeOver(path, current.raw, now()));
       continue;
     }
     const owner = current.owner!;

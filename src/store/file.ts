@@ -9,9 +9,10 @@
  * the next run signs in again.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CredentialStoreError } from '../errors.js';
+import { ensureDir } from './ensure-dir.js';
 import { text } from '../output/messages.js';
 import type { CredentialStore, CredentialSummary, StoredCredential } from './store.js';
 
@@ -190,7 +191,7 @@ export class FileStore implements CredentialStore {
   /** Creates the cache and credentials directories 0700, and tightens them if they are looser. */
   async #ensureDirectory(): Promise<void> {
     try {
-      await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+      await ensureDir(this.#dir, 0o700);
       // mkdir's mode only applies to directories it creates. Windows has no such modes (its ACLs
       // already limit a profile's AppData to its user).
       if (isWindows) return;

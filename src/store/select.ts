@@ -51,7 +51,14 @@ export async function selectStore(options: SelectStoreOptions): Promise<Credenti
   const { env, warn } = options;
   const fromEnv = env.BURROW_CREDENTIAL_STORE;
   const choice = options.choice ?? (fromEnv ? parseStoreChoice(fromEnv) : 'auto');
-  const files = () => new FileStore(cacheDir(env), { onCorrupt: (path) => warn(text.credentialFileCorrupt(path)) });
+  // Each damaged file is worth one line per process, however often it is read.
+  const warned = new Set<string>();
+  const onCorrupt = (path: string) => {
+    if (warned.has(path)) return;
+    warned.add(path);
+    warn(text.credentialFileCorrupt(path));
+  };
+  const files = () => new FileStore(cacheDir(env), { onCorrupt });
   if (choice === 'file') return files();
 
   const keychain = await loadKeychain({ env, timeoutMs: options.keychainTimeoutMs });

@@ -10,17 +10,21 @@
  * the server does not answer in websocket.test.ts.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { oneLineFailure } from '../helpers/assertions.js';
-import { type BurrowProcess, runBurrow, spawnBurrow, startListener, stopAll } from '../helpers/burrow.js';
+import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
+import { type BurrowProcess, runBurrow, spawnBurrow, startListener, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
 import { chunked, payload, sha256 } from '../helpers/data.js';
 import { startEchoServer, startSinkServer, startTcpServer, type TcpServer } from '../helpers/echo-server.js';
 import { fixture } from '../helpers/fixtures.js';
 import { type ProxyProcess, startProxyProcess, stopProxyProcesses } from '../helpers/proxy-process.js';
-import { eventually, startWorld } from '../helpers/world.js';
+import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
 const MB = 1024 * 1024;
 
@@ -649,5 +653,124 @@ describe('faults: the proxy answers garbage', () => {
         assert.match(oneLineFailure(p.stderr, world.token), /TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed/);
       });
     }
+  });
+});
+
+describe('faults: the credential store cannot be used', () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld();
+  });
+  after(async () => {
+    await stopAll();
+    await world.close();
+  });
+
+  /** A user without a token, signing in through the scripted browser, with the file store under `cache`. */
+  function user(cache: string) {
+    const log = join(tempDir('burrow-browser-'), 'browser.log');
+    return {
+      log,
+      env: { XDG_CACHE_HOME: cache, BURROW_CREDENTIAL_STORE: 'file', ...browserEnv({ log }) },
+      args: (...more: string[]) => [...world.tcpArgs(DEST, '--browser-cmd', followBrowser), ...more],
+    };
+  }
+
+  /**
+   * Two connections through one listener: the first signs in, the second reuses the token kept in
+   * memory. Returns the listener's stderr.
+   */
+  async function twoConnections(u: ReturnType<typeof user>): Promise<string> {
+    const launches = browserLaunches(u.log).length;
+    const burrow = await startListener(u.args().slice(1), { env: u.env });
+    for (const word of ['one', 'two']) {
+      const client = await connectClient(burrow.port);
+      client.socket.end(word);
+      await within(client.closed, 20_000, undefined);
+      assert.equal(client.received().toString(), word, burrow.stderr());
+    }
+    assert.equal(browserLaunches(u.log).length - launches, 1, `one sign-in for both connections: ${burrow.stderr()}`);
+    assert.equal(await burrow.stop(), 0);
+    return burrow.stderr();
+  }
+
+  const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('burrow: warning:'));
+
+  it('the cache directory cannot exist (its parent is a regular file): sign-in works, one warning line', { timeout: 60_000 }, async () => {
+    const file = join(tempDir(), 'not-a-directory');
+    writeFileSync(file, 'x');
+    const u = user(join(file, 'cache'));
+    const stdio = await runBurrow(u.args('--listen', '-'), { env: u.env, input: 'first' });
+    assert.equal(stdio.code, 0, stdio.stderr);
+    assert.equal(stdio.stdout.toString(), 'first');
+    assert.equal(warnings(stdio.stderr).length, 1, stdio.stderr);
+    assert.match(warnings(stdio.stderr)[0]!, /cannot save the sign-in to .*: a file is in the way of the directory; the sign-in is kept for this process only$/);
+    const listener = await twoConnections(u);
+    assert.equal(warnings(listener).length, 1, listener);
+  });
+
+  it('the cache directory is somewhere nothing can be created (/proc): sign-in works, one warning line', { timeout: 60_000 }, async () => {
+    const u = user('/proc/burrow-cannot-live-here');
+    const stdio = await runBurrow(u.args('--listen', '-'), { env: u.env, input: 'proc' });
+    assert.equal(stdio.code, 0, stdio.stderr);
+    assert.equal(stdio.stdout.toString(), 'proc');
+    assert.equal(warnings(stdio.stderr).length, 1, stdio.stderr);
+    assert.match(warnings(stdio.stderr)[0]!, /the sign-in is kept for this process only$/);
+  });
+
+  it('the disk is full (a 64 KiB tmpfs, filled): sign-in works, one warning line naming "no space left"', { timeout: 60_000 }, async () => {
+    const mountPoint = tempDir('burrow-full-');
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', mountPoint], { stdio: 'pipe' });
+    } catch (error) {
+      // Needs root (or CAP_SYS_ADMIN), which the test machines and CI have.
+      throw new Error(`cannot mount a tmpfs for the disk-full case (run the tests as root): ${(error as Error).message}`);
+    }
+    try {
+      // The directories exist; the disk has no room left for a single data block.
+      mkdirSync(join(mountPoint, 'burrow', 'credentials'), { recursive: true, mode: 0o700 });
+      mkdirSync(join(mountPoint, 'burrow', 'locks'), { recursive: true, mode: 0o700 });
+      try {
+        writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(1024 * 1024));
+      } catch (error) {
+        assert.equal((error as NodeJS.ErrnoException).code, 'ENOSPC');
+      }
+      const u = user(mountPoint);
+      const stdio = await runBurrow(u.args('--listen', '-'), { env: u.env, input: 'full' });
+      assert.equal(stdio.code, 0, stdio.stderr);
+      assert.equal(stdio.stdout.toString(), 'full');
+      assert.equal(warnings(stdio.stderr).length, 1, stdio.stderr);
+      assert.match(warnings(stdio.stderr)[0]!, /cannot save the sign-in to .*: no space left on the device; the sign-in is kept for this process only$/);
+      const listener = await twoConnections(u);
+      assert.equal(warnings(listener).length, 1, listener);
+    } finally {
+      execFileSync('umount', ['-l', mountPoint], { stdio: 'pipe' });
+    }
+  });
+
+  it('a corrupt credential file: one warning naming it, a fresh sign-in replaces it, the next run is silent', { timeout: 60_000 }, async () => {
+    const cache = tempDir('burrow-corrupt-');
+    const u = user(cache);
+    const first = await runBurrow(u.args('--listen', '-'), { env: u.env, input: 'a' });
+    assert.equal(first.code, 0, first.stderr);
+    const dir = join(cache, 'burrow', 'credentials');
+    const [entry] = (await import('node:fs')).readdirSync(dir).filter((f) => f.endsWith('.json'));
+    assert.ok(entry, 'a credential file');
+    for (const garbage of ['{"version": 1, "proxy": "https://loc', '\u0000\u0000\u0000', '[]']) {
+      writeFileSync(join(dir, entry), garbage);
+      const r = await runBurrow(u.args('--listen', '-'), { env: u.env, input: 'b' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'b');
+      assert.equal(warnings(r.stderr).length, 1, r.stderr);
+      assert.match(warnings(r.stderr)[0]!, /ignoring the unreadable credential file ".*\.json"$/);
+      const [token] = storedTokens(cache);
+      assert.ok(token && world.proxy.verifyToken(token), 'replaced by a valid entry');
+    }
+    const launches = browserLaunches(u.log).length;
+    const silent = await runBurrow(u.args('--listen', '-'), { env: u.env, input: 'c' });
+    assert.equal(silent.stdout.toString(), 'c');
+    assert.equal(silent.stderr, '');
+    assert.equal(browserLaunches(u.log).length, launches, 'no sign-in');
+    assert.ok(!readFileSync(join(dir, entry), 'utf8').includes('\u0000'));
   });
 });

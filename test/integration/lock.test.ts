@@ -6,7 +6,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { withLock } from '../../src/auth/lock.js';
+import { LockUnavailableError, withLock } from '../../src/auth/lock.js';
+import { ensureDir } from '../../src/store/ensure-dir.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'burrow-lock-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -103,5 +104,30 @@ describe('withLock', () => {
       assert.deepEqual([lines[i], lines[i + 1]], [`enter ${pid}`, `exit ${pid}`], 'no overlap');
     }
     assert.ok(!existsSync(path));
+  });
+
+  it('a lock that cannot be created is a LockUnavailableError, never a hang (a file in the way, /proc)', async () => {
+    const file = join(dir, 'in-the-way');
+    writeFileSync(file, 'x');
+    for (const path of [join(file, 'locks', 'x.lock'), '/proc/burrow-no-such/locks/x.lock']) {
+      await assert.rejects(
+        withLock(path, opts, async () => assert.fail('must not run without the lock'), async () => undefined, timeoutError),
+        (error: unknown) => error instanceof LockUnavailableError,
+        path,
+      );
+    }
+  });
+});
+
+describe('ensureDir', () => {
+  it('creates missing parents, accepts existing ones, and ends with an error where nothing can be made', async () => {
+    const deep = join(dir, 'a', 'b', 'c');
+    await ensureDir(deep, 0o700);
+    assert.ok(existsSync(deep));
+    await ensureDir(deep, 0o700);
+    // Node's own recursive mkdir never returns for this path (it spins on ENOENT).
+    await assert.rejects(ensureDir('/proc/burrow-no-such/x/y', 0o700), { code: 'ENOENT' });
+    writeFileSync(join(dir, 'file'), 'x');
+    await assert.rejects(ensureDir(join(dir, 'file', 'sub'), 0o700), { code: 'ENOTDIR' });
   });
 });
