@@ -774,3 +774,55 @@ describe('faults: the credential store cannot be used', () => {
     assert.ok(!readFileSync(join(dir, entry), 'utf8').includes('\u0000'));
   });
 });
+
+describe('faults: a sign-in lock whose owner was SIGKILLed', () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld();
+  });
+  after(async () => {
+    await stopAll();
+    await world.close();
+  });
+
+  it('a process waiting for it takes over within seconds of the kill; a later one does not wait at all', { timeout: 60_000 }, async () => {
+    const cache = tempDir('burrow-lock-');
+    const log = join(cache, 'browser.log');
+    const args = [...world.tcpArgs(DEST, '--listen', '-', '--browser-cmd', followBrowser)];
+    const env = (mode: 'ignore' | 'follow') => ({ XDG_CACHE_HOME: cache, BURROW_CREDENTIAL_STORE: 'file', ...browserEnv({ log, mode }) });
+
+    // The owner: its browser never comes back, so it sits in the sign-in holding the lock.
+    const owner = spawnBurrow(args, { env: env('ignore'), collectStdout: false });
+    await eventually(() => owner.stderr().includes('opened your browser'), 15_000, 'the owner to start signing in');
+    const waiter = stdioBurrow(args, env('follow'));
+    waiter.child.stdin.write('waited');
+    await eventually(() => /another burrow process \(pid \d+\) is signing in/.test(waiter.stderr()), 15_000, 'the waiter to wait');
+    assert.match(waiter.stderr(), new RegExp(`pid ${owner.child.pid}\\)`));
+
+    owner.child.kill('SIGKILL');
+    await owner.exited;
+    const killedAt = Date.now();
+    await eventually(() => waiter.out().toString() === 'waited', 15_000, 'the waiter to sign in and carry bytes');
+    assert.ok(Date.now() - killedAt < 10_000, `took over ${Date.now() - killedAt} ms after the kill`);
+    waiter.child.stdin.end();
+    assert.equal(await within(waiter.exited, 10_000, -1), 0, waiter.stderr());
+    assert.equal(browserLaunches(log).length, 2, 'the owner\'s launch, then the waiter\'s own');
+
+    // A stale lock left on disk by a killed owner: the next process goes straight ahead.
+    // Forget the token first, so that a sign-in (and so the lock) is needed again.
+    const logout = await runBurrow(['logout', world.proxy.url], { env: env('follow') });
+    assert.equal(logout.code, 0, logout.stderr);
+    const second = spawnBurrow(args, { env: env('ignore'), collectStdout: false });
+    await eventually(() => second.stderr().includes('opened your browser'), 15_000, 'a second owner');
+    second.child.kill('SIGKILL');
+    await second.exited;
+    const lockDir = join(cache, 'burrow', 'locks');
+    assert.ok((await import('node:fs')).readdirSync(lockDir).some((f) => f.endsWith('.lock')), 'the killed owner left its lock behind');
+    const startedAt = Date.now();
+    const next = await runBurrow(args, { env: env('follow'), input: 'no wait' });
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal(next.stdout.toString(), 'no wait');
+    assert.doesNotMatch(next.stderr, /another burrow process/, 'a dead owner is not waited for');
+    assert.ok(Date.now() - startedAt < 10_000);
+  });
+});
