@@ -3,6 +3,7 @@
  * the token, read the answer head, and hand back the socket. Bytes that arrive in the same
  * read as the answer head belong to the stream and are pushed back with `unshift`.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { tokenInfo } from '../auth/jwt.js';
 import type { Target } from '../cli/destination.js';
@@ -68,10 +69,45 @@ export class ConnectTransport implements Transport {
       const answer = await readAnswer(socket, deadline, answerErrors(target, totalMs), signal);
       const error = statusToError(answer, target, token ? tokenInfo(token).user : undefined);
       if (error) throw error;
+      if (this.#options.forward) holdHalfClose(socket, HALF_CLOSE_QUIET_MS);
       return socket;
     } catch (error) {
       socket.destroy();
       throw error instanceof BurrowError ? error : classifyNetworkError(error, target, 'answer');
     }
   }
+}
+
+/** Through a forward proxy, our FIN waits until the server has been quiet this long. */
+export const HALF_CLOSE_QUIET_MS = 1000;
+
+/**
+ * Squid (and other forward proxies) tear the whole tunnel down when the client half-closes, so
+ * an answer still on its way is lost (`printf cmd | burrow tcp --listen - …`). Through a forward
+ * proxy, the FIN that ends our side therefore waits until the server has sent nothing for
+ * `quietMs` while we were ready to read (or has closed first), as the WebSocket transport
+ * lingers before its close frame. Counters are sampled by a timer: no work per chunk.
+ */
+function holdHalfClose(socket: Socket, quietMs: number): void {
+  const final = socket._final.bind(socket);
+  socket._final = (callback: (error?: Error | null) => void) => {
+    let read = socket.bytesRead;
+    let quietSince = Date.now();
+    const done = () => {
+      clearInterval(timer);
+      socket.off('end', done);
+      socket.off('close', done);
+      final(callback);
+    };
+    const timer = setInterval(() => {
+      if (socket.bytesRead !== read || socket.isPaused() || socket.readableLength > 0) {
+        read = socket.bytesRead;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= quietMs) {
+        done();
+      }
+    }, Math.max(10, Math.floor(quietMs / 10)));
+    socket.once('end', done);
+    socket.once('close', done);
+  };
 }

@@ -24,6 +24,7 @@ import { chunked, payload, sha256 } from '../helpers/data.js';
 import { startEchoServer, startSinkServer, startTcpServer, type TcpServer } from '../helpers/echo-server.js';
 import { fixture } from '../helpers/fixtures.js';
 import { type ProxyProcess, startProxyProcess, stopProxyProcesses } from '../helpers/proxy-process.js';
+import { requireSquid, type Squid, startSquid, stopAllSquid } from '../helpers/squid.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
 const MB = 1024 * 1024;
@@ -824,5 +825,30 @@ describe('faults: a sign-in lock whose owner was SIGKILLed', () => {
     assert.equal(next.stdout.toString(), 'no wait');
     assert.doesNotMatch(next.stderr, /another burrow process/, 'a dead owner is not waited for');
     assert.ok(Date.now() - startedAt < 10_000);
+  });
+});
+
+describe('faults: a forward proxy that tears tunnels down on a half-close (squid)', () => {
+  let world: World;
+  let squid: Squid;
+  before(async () => {
+    requireSquid();
+    world = await startWorld();
+    squid = await startSquid();
+  });
+  after(async () => {
+    await stopAll();
+    await stopAllSquid();
+    await world?.close();
+  });
+
+  it('stdin ended right after the request: burrow holds its FIN until the server is quiet, so the answer still arrives', { timeout: 60_000 }, async () => {
+    for (const size of [5, 1024 * 1024]) {
+      const data = payload(size, 31);
+      const r = await runBurrow(world.tcpArgs(DEST, '--listen', '-'), { env: { ...world.env, HTTPS_PROXY: squid.url }, input: data, timeoutMs: 30_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.length, data.length, `all ${size} bytes echoed through squid`);
+      assert.equal(sha256(r.stdout), sha256(data));
+    }
   });
 });
