@@ -110,8 +110,15 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   // A tunnel that breaks (reset, stall, lost WebSocket) resets the local connection too, so the
   // client sees an error rather than an EOF it could take for the end of the data. Registered
   // before splice's own listeners, which destroy the socket (a FIN) right after.
+  // Only a listener's TCP socket: stdin may be a pipe socket, which cannot be reset.
   remote.once('error', () => {
-    if (local.input instanceof Socket && !local.input.destroyed) local.input.resetAndDestroy();
+    const socket = local.input;
+    if (socket !== (local.output as unknown) || !(socket instanceof Socket) || socket.destroyed) return;
+    try {
+      socket.resetAndDestroy();
+    } catch {
+      socket.destroy(); // not a TCP handle after all
+    }
   });
   const result = await splice(local, remote, {
     // Destroying local ends the upload pipeline, which ends the splice.
