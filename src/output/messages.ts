@@ -201,6 +201,7 @@ export const text = {
   tokenWithoutExpiry: (dest: string) => `the token for ${dest} has no expiry (exp): --close-on-token-expiry cannot apply to this tunnel`,
   keepaliveLost: (seconds: number) => `no answer to keepalive pings for ${seconds} s`,
   webSocketLost: 'the connection was lost without a WebSocket close (1006)',
+  webSocketClosedWhileSending: 'the WebSocket was closed while data was still being sent',
   stallSending: (seconds: number) => `the proxy took none of the data waiting to be sent for ${seconds} s (--stall-timeout)`,
   stallSilent: (seconds: number) => `nothing came back for ${seconds} s after the local side finished sending (--stall-timeout)`,
   closedBeforeData: 'it was closed from the far end before any data came back',

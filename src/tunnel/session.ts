@@ -103,6 +103,9 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     limitReached = error;
     onAbort();
   });
+  // Two pipelines, splice, events and the watchdog each listen once: a WebSocket stream reaches
+  // Node's default of 10 'error' listeners, which is no leak (nothing is added per chunk).
+  remote.setMaxListeners(Math.max(remote.getMaxListeners(), 20));
   const wire = remote.wire ?? (remote instanceof Socket ? remote : undefined);
   const stopWatching = options.stallTimeoutMs && wire ? watchStalls({ local, remote, wire, timeoutMs: options.stallTimeoutMs }) : undefined;
   // Bytes already read but not yet delivered (sent with the 200) count as data that came back.
@@ -204,6 +207,8 @@ function brokenReason({ error, failedSide }: SpliceResult, aborted: boolean): st
 }
 
 function describe(error: Error): string {
+  // ws's words for a write that met the WebSocket closing ("WebSocket is not open: readyState 2").
+  if (/^WebSocket is not open/.test(error.message)) return text.webSocketClosedWhileSending;
   const code = (error as NodeJS.ErrnoException).code;
   return code ? `${code}` : error.message;
 }
