@@ -110,10 +110,10 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   const stopWatching = options.stallTimeoutMs && wire ? watchStalls({ local, remote, wire, timeoutMs: options.stallTimeoutMs }) : undefined;
   // Bytes already read but not yet delivered (sent with the 200) count as data that came back.
   const readAtOpen = wire ? wire.bytesRead - remote.readableLength : 0;
-  // A tunnel that breaks (reset, stall, lost WebSocket) resets the local connection too, so the
-  // client sees an error rather than an EOF it could take for the end of the data. Registered
-  // before splice's own listeners, which destroy the socket (a FIN) right after.
-  // Only a listener's TCP socket: stdin may be a pipe socket, which cannot be reset.
+  // A tunnel that breaks (reset, stall, lost WebSocket) resets a listener's client connection
+  // too, so the client sees an error rather than an EOF it could take for the end of the data.
+  // Registered before splice's own listeners, which destroy the socket (a FIN) right after.
+  // Stdio is left alone: stdin may be a pipe socket, which cannot be reset.
   remote.once('error', () => {
     const socket = local.input;
     if (socket !== (local.output as unknown) || !(socket instanceof Socket) || socket.destroyed) return;
