@@ -179,7 +179,7 @@ function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: 
     let timer: NodeJS.Timeout | undefined;
     // The wait ends early when the connection closes meanwhile. Once it is closed, ws's own
     // _final would wait for a 'finish' that never comes (a destroyed socket), and with nothing
-    // else pending the process would end mid-await (exit 13): finish here instead.
+    // else pending the process would end mid-await (Node's exit 13): finish here instead.
     const done = () => {
       clearTimeout(timer);
       ws.off('close', done);
