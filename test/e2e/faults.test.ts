@@ -617,7 +617,7 @@ describe('faults: the proxy answers garbage', () => {
     });
   }
 
-  it('WebSocket 101 then an immediate close, stdin already ended, pings off: ends, never mid-await (Node's exit 13 for an unsettled top-level await)', { timeout: 30_000 }, async () => {
+  it('WebSocket 101 then an immediate close, stdin already ended, pings off: ends, never mid-await (Node exits 13 on an unsettled top-level await)', { timeout: 30_000 }, async () => {
     for (let i = 0; i < 5; i++) {
       const r = await runBurrow(
         ['tcp', `${world.proxy.url.replace(/^https:/, 'wss:')}/ws-101-then-close`, '--listen', '-', '--alternate-ca-path', world.proxy.caPath, '--ping-interval', '0'],
