@@ -208,9 +208,13 @@ describe('burrow tcp: browser sign-in', () => {
     const proc = spawnBurrow([...world.tcpArgs(DEST, '--listen', '-'), '--no-browser'], { env: u.env, collectStdout: false });
     let out = '';
     proc.child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    await eventually(() => /open this address in a browser: (\S+)/.test(proc.stderr()), 10_000, 'the printed address');
+    // Both lines, which may arrive in separate reads.
+    await eventually(
+      () => /open this address in a browser: (\S+)/.test(proc.stderr()) && /waiting up to 5 min for the sign-in to finish/.test(proc.stderr()),
+      10_000,
+      'the printed address and the wait line',
+    );
     const url = /open this address in a browser: (\S+)/.exec(proc.stderr())![1]!;
-    assert.match(proc.stderr(), /waiting up to 5 min for the sign-in to finish/);
     // "Another device": the stand-in browser run by the test, not by burrow.
     const { spawn } = await import('node:child_process');
     const browser = spawn(followBrowser, [url], { env: { ...process.env, ...browserEnv({}) }, stdio: 'ignore' });
