@@ -51,13 +51,16 @@ export interface SessionResult {
   error: BurrowError | undefined;
 }
 
+/** Monotonic milliseconds. Not `performance.now()`: its first use loads perf_hooks (~0.5 ms of start-up). */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
 /** Opens a tunnel for `local` and splices until either side is done. Never rejects. */
 export async function runSession(local: LocalEnd, options: SessionOptions): Promise<SessionResult> {
   const { target, transport, logger, label } = options;
   const dest = target.destination.authority;
   const base: ConnectionFields = { conn: options.conn ?? 1, peer: label, dest, proxy: target.proxy.origin, transport: transport.name };
-  const started = performance.now();
-  const since = (t: number) => Math.round(performance.now() - t);
+  const started = now();
+  const since = (t: number) => Math.round(now() - t);
   const bytes = () => localCounters(local);
   // A local peer that leaves while we are still connecting must not crash us with 'error'.
   const earlyError = (error: Error) => logger.debug(`${label}: local stream error before the tunnel opened: ${error.message}`);
@@ -88,7 +91,7 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     return { error: undefined };
   }
   logger.event({ event: 'connected', ...base, ms: since(started) });
-  const opened = performance.now();
+  const opened = now();
   // Who ended first, for the closed event: one listener per side, nothing per chunk.
   let firstEnd: Side | undefined;
   local.input.once('end', () => (firstEnd ??= 'local'));
