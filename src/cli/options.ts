@@ -78,15 +78,31 @@ export function parseHeaders(values: string[]): Array<[string, string]> {
   });
 }
 
+/** How long tunnels may live and stall (`tcp`, and passed on by `ssh-config`). */
 export function addSessionLimitOptions(command: Command): Command {
   return command
+    .option(
+      '--stall-timeout <seconds>',
+      'close a tunnel when data waiting for the proxy does not move, or nothing comes back after the local side finished, for this long (0 = off)',
+      DEFAULT_STALL_TIMEOUT,
+    )
     .option('--max-duration <time>', 'close each tunnel when it is this old, e.g. 90s, 30m, 8h (the proxy checks policy only when a tunnel opens)')
     .option('--close-on-token-expiry', 'close each tunnel when the token it was opened with expires');
 }
 
+export const DEFAULT_STALL_TIMEOUT = '60';
+
 export interface SessionLimitValues {
+  /** Commander fills in the default. */
+  stallTimeout?: string;
   maxDuration?: string;
   closeOnTokenExpiry?: boolean;
+}
+
+/** `--stall-timeout` in ms; 0 = off. */
+export function stallTimeout(values: SessionLimitValues): number {
+  const value = values.stallTimeout ?? DEFAULT_STALL_TIMEOUT;
+  return value === '0' ? 0 : parseSeconds('--stall-timeout', value, { min: 0.1, max: 86_400 });
 }
 
 /** The validated limits, or undefined when none was asked for. */

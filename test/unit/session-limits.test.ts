@@ -94,10 +94,19 @@ describe('armLimits', () => {
 
 describe('ssh-config passes the limits on', () => {
   const runtime = { env: {}, version: '9.9.9', selfCommand: () => ['/usr/bin/node', '/opt/burrow/bin/burrow.js'] } as unknown as Runtime;
-  const defaults = { loginTimeout: '300', serverAliveInterval: '30' };
+  const defaults = { loginTimeout: '300', serverAliveInterval: '30', stallTimeout: '60' };
   it('adds --max-duration and --close-on-token-expiry to the ProxyCommand', () => {
     const block = sshConfigBlock('git.corp.test', { ...defaults, maxDuration: '8h', closeOnTokenExpiry: true }, runtime);
     assert.match(block, /^ {2}ProxyCommand \/usr\/bin\/node \/opt\/burrow\/bin\/burrow\.js tcp --listen - %h:%p --max-duration 8h --close-on-token-expiry$/m);
+  });
+  it('adds --stall-timeout only when it is not the default, and checks it now', () => {
+    assert.doesNotMatch(sshConfigBlock('git.corp.test', defaults, runtime), /--stall-timeout/);
+    assert.match(sshConfigBlock('git.corp.test', { ...defaults, stallTimeout: '300' }, runtime), /%h:%p --stall-timeout 300$/m);
+    assert.match(sshConfigBlock('git.corp.test', { ...defaults, stallTimeout: '0' }, runtime), /%h:%p --stall-timeout 0$/m);
+    assert.throws(
+      () => sshConfigBlock('git.corp.test', { ...defaults, stallTimeout: 'soon' }, runtime),
+      (e: unknown) => e instanceof BurrowError && e.exitCode === 2 && e.message.includes('--stall-timeout'),
+    );
   });
   it('rejects a bad --max-duration now rather than at every ssh', () => {
     assert.throws(

@@ -11,7 +11,7 @@ const runtime = {
   version: '9.9.9',
   selfCommand: () => ['/usr/bin/node', '/opt/burrow dir/bin/burrow.js'],
 } as unknown as Runtime;
-const defaults = { loginTimeout: '300', serverAliveInterval: '30' };
+const defaults = { loginTimeout: '300', serverAliveInterval: '30', stallTimeout: '60' };
 
 describe('proxyCommandArg', () => {
   it('leaves plain words alone and quotes the rest so /bin/sh gives them back unchanged', () => {

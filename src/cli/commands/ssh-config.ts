@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { buildTls, type TlsFlags } from '../../net/tls.js';
 import { text } from '../../output/messages.js';
 import { parseProxyUrl } from '../destination.js';
-import { addSessionLimitOptions, addSignInOptions, addTlsOptions, sessionLimits, type SessionLimitValues } from '../options.js';
+import { addSessionLimitOptions, addSignInOptions, addTlsOptions, DEFAULT_STALL_TIMEOUT, sessionLimits, type SessionLimitValues, stallTimeout } from '../options.js';
 import type { Runtime } from '../runtime.js';
 import { type SignInValues, signInSettings } from '../sign-in.js';
 
@@ -88,6 +88,7 @@ export function sshConfigBlock(argument: string, values: SshConfigValues, runtim
   }
   signInSettings(values);
   const limits = sessionLimits(values);
+  stallTimeout(values);
   const file = (flag: string, path: string | undefined) => path !== undefined && args.push(flag, resolve(path));
   if (values.disableTlsVerification) args.push('--disable-tls-verification');
   file('--alternate-ca-path', values.alternateCaPath);
@@ -99,6 +100,7 @@ export function sshConfigBlock(argument: string, values: SshConfigValues, runtim
   if (values.browser === false) args.push('--no-browser');
   if (values.loginTimeout !== '300') args.push('--login-timeout', values.loginTimeout);
   if (values.credentialStore !== undefined) args.push('--credential-store', values.credentialStore);
+  if (values.stallTimeout !== undefined && values.stallTimeout !== DEFAULT_STALL_TIMEOUT) args.push('--stall-timeout', values.stallTimeout.trim());
   if (limits?.maxDurationLabel !== undefined) args.push('--max-duration', limits.maxDurationLabel);
   if (limits?.closeOnTokenExpiry) args.push('--close-on-token-expiry');
 

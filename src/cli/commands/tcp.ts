@@ -33,6 +33,7 @@ import {
   parseSeconds,
   serviceAccountToken,
   sessionLimits,
+  stallTimeout,
   type ServiceAccountValues,
   type SessionLimitValues,
 } from '../options.js';
@@ -42,7 +43,6 @@ interface TcpOptionValues extends TlsFlags, ServiceAccountValues, SignInValues, 
   listen: string;
   pomeriumUrl?: string;
   connectTimeout: string;
-  stallTimeout: string;
   transport: 'auto' | 'connect' | 'websocket';
   pingInterval: string;
   header: string[];
@@ -98,12 +98,7 @@ export function registerTcp(program: Command, runtime: Runtime): void {
     .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port | wss://host[:port]/path')
     .option('--listen <addr>', 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout', DEFAULT_LISTEN)
     .option('--pomerium-url <url>', 'the proxy to use instead of the one derived from <destination>')
-    .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30')
-    .option(
-      '--stall-timeout <seconds>',
-      'close a tunnel when data waiting for the proxy does not move, or nothing comes back after the local side finished, for this long (0 = off)',
-      '60',
-    );
+    .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30');
   addSessionLimitOptions(command);
   addTransportOptions(command);
   addForwardProxyOptions(command);
@@ -124,7 +119,7 @@ function settings(destination: string, values: TcpOptionValues, runtime: Runtime
   const logger = createLogger({ level: logLevel(values, listen.kind === 'stdio' && !values.json ? 'warn' : 'info'), json: values.json });
   const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
   const limits = sessionLimits(values);
-  const stallTimeoutMs = values.stallTimeout === '0' ? 0 : parseSeconds('--stall-timeout', values.stallTimeout, { min: 0.1, max: 86_400 });
+  const stallTimeoutMs = stallTimeout(values);
   const serviceAccount = serviceAccountToken(values, runtime.env);
   if (values.serviceAccount !== undefined) runtime.hideArguments();
   const signIn = signInSettings(values);
