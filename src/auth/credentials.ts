@@ -17,8 +17,11 @@ import { LockUnavailableError, type LockResult, withLock } from './lock.js';
 export interface CredentialsOptions {
   /** A machine token: used as is, never replaced by a sign-in. */
   serviceAccount: string | undefined;
-  /** Opens the store on first use (the keychain is slow to load; service accounts never need it). */
-  store: () => Promise<CredentialStore>;
+  /**
+   * Opens the store on first use (the keychain is slow to load; service accounts never need it).
+   * `peek` names the proxy about to be read, which spares a working keychain its probe.
+   */
+  store: (peek?: string) => Promise<CredentialStore>;
   /** Runs one interactive sign-in. */
   signIn: (proxy: ProxyEndpoint, signal?: AbortSignal) => Promise<string>;
   /** Directory for the cross-process lock files. */
@@ -49,8 +52,8 @@ export class Credentials {
     return this.#options.serviceAccount === undefined;
   }
 
-  #openStore(): Promise<CredentialStore> {
-    this.#store ??= this.#options.store();
+  #openStore(peek?: string): Promise<CredentialStore> {
+    this.#store ??= this.#options.store(peek);
     return this.#store;
   }
 
@@ -65,7 +68,7 @@ export class Credentials {
     const now = this.#now();
     const inMemory = this.#memory.get(origin);
     if (inMemory && !isExpired(inMemory.expiresAt, now)) return inMemory;
-    const stored = await (await this.#openStore()).get(origin).catch(() => undefined);
+    const stored = await (await this.#openStore(origin)).get(origin).catch(() => undefined);
     if (stored && !isExpired(stored.expiresAt, now)) {
       this.#memory.set(origin, stored);
       return stored;

@@ -47,12 +47,12 @@ export function storeOpener(
   runtime: Runtime,
   logger: Logger,
   announce: 'on-open' | 'on-save' = 'on-open',
-): () => Promise<CredentialStore> {
+): (peek?: string) => Promise<CredentialStore> {
   let store: Promise<CredentialStore> | undefined;
   const held: string[] = [];
   const warn = (line: string) => (announce === 'on-open' ? logger.warn(line) : held.push(line));
-  const open = async (): Promise<CredentialStore> => {
-    const inner = await selectStore({ choice: settings.storeChoice, env: runtime.env, warn });
+  const open = async (peek: string | undefined): Promise<CredentialStore> => {
+    const inner = await selectStore({ choice: settings.storeChoice, env: runtime.env, warn, peek });
     if (announce === 'on-open') return inner;
     const set = inner.set.bind(inner);
     inner.set = async (credential) => {
@@ -61,7 +61,7 @@ export function storeOpener(
     };
     return inner;
   };
-  return () => (store ??= open());
+  return (peek) => (store ??= open(peek));
 }
 
 export function createCredentials(options: {

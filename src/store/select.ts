@@ -45,6 +45,8 @@ export interface SelectStoreOptions {
   warn: (line: string) => void;
   /** Bound on each keychain call (tests shorten it). */
   keychainTimeoutMs?: number | undefined;
+  /** The proxy whose credential is read first, if known: lets a working keychain skip its probe. */
+  peek?: string | undefined;
 }
 
 export async function selectStore(options: SelectStoreOptions): Promise<CredentialStore> {
@@ -61,7 +63,7 @@ export async function selectStore(options: SelectStoreOptions): Promise<Credenti
   const files = () => new FileStore(cacheDir(env), { onCorrupt });
   if (choice === 'file') return files();
 
-  const keychain = await loadKeychain({ env, timeoutMs: options.keychainTimeoutMs });
+  const keychain = await loadKeychain({ env, timeoutMs: options.keychainTimeoutMs, peek: options.peek });
   if (!('unavailable' in keychain)) return keychain;
   if (choice === 'keychain') {
     throw new CredentialStoreError(text.keychainRequired(keychain.unavailable), { hint: text.keychainRequiredHint });

@@ -3,7 +3,8 @@
  * with what happened, for store-keychain.test.ts to check:
  *
  *   roundtrip <tokenA> <tokenA2> <tokenB>   store, read, list, overwrite, delete, clear
- *   select <auto|keychain|file|default>     which store selectStore picks, its warnings or its error
+ *   select <auto|keychain|file|default> [peek]  which store selectStore picks, its warnings or its
+ *                                           error; with a proxy to peek at, what get() of it returns
  *   store <proxy> <token> | get <proxy>     one operation through loadKeychain
  *   freeze                                  stop the Secret Service mid-use: calls must time out
  *
@@ -64,15 +65,17 @@ async function roundtrip(tokenA: string, tokenA2: string, tokenB: string) {
   return result;
 }
 
-async function select(choice: string) {
+async function select(choice: string, peek?: string) {
   const warnings: string[] = [];
   try {
     const store = await selectStore({
       choice: choice === 'default' ? undefined : parseStoreChoice(choice),
       env: process.env,
       warn: (l) => warnings.push(l),
+      peek,
     });
-    return { kind: store.kind, location: store.location(), warnings };
+    const got = peek === undefined ? undefined : ((await store.get(peek)) ?? null);
+    return { kind: store.kind, location: store.location(), warnings, ...(got === undefined ? {} : { got }) };
   } catch (error) {
     return { error: errorInfo(error), warnings };
   }
@@ -111,7 +114,7 @@ async function main(): Promise<unknown> {
     case 'roundtrip':
       return roundtrip(args[0]!, args[1]!, args[2]!);
     case 'select':
-      return select(args[0]!);
+      return select(args[0]!, args[1]);
     case 'store':
       await (await keychain()).set({ proxy: args[0]!, token: args[1]!, storedAt: Date.now() });
       return { stored: true };

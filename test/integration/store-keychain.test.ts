@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
@@ -23,6 +24,7 @@ interface ProbeError {
   message: string;
 }
 interface SelectResult {
+  got?: { token: string } | null;
   kind?: string;
   location?: string;
   warnings: string[];
@@ -40,14 +42,26 @@ async function probe<T>(session: KeyringSession, args: string[], home?: string):
   return { result, run };
 }
 
-/** `choice` must fail with BURROW_CREDENTIAL_STORE; auto must fall back to files with one warning line. */
-async function assertUnusable(session: KeyringSession, home?: string): Promise<void> {
-  const asked = (await probe<SelectResult>(session, ['select', 'keychain'], home)).result;
+/** What gnome-keyring keeps on disk under `home`: it rewrites its file on every change. */
+function keyringFiles(home: string): string {
+  const dir = join(home, 'data', 'keyrings');
+  const hash = createHash('sha256');
+  for (const name of readdirSync(dir).sort()) hash.update(name).update(readFileSync(join(dir, name)));
+  return hash.digest('hex');
+}
+
+/**
+ * `choice` must fail with BURROW_CREDENTIAL_STORE; auto must fall back to files with one warning
+ * line. With `peek`, the same while reading that proxy's entry first (as a tunnel does).
+ */
+async function assertUnusable(session: KeyringSession, home?: string, peek?: string): Promise<void> {
+  const extra = peek === undefined ? [] : [peek];
+  const asked = (await probe<SelectResult>(session, ['select', 'keychain', ...extra], home)).result;
   assert.equal(asked.error?.code, 'BURROW_CREDENTIAL_STORE', JSON.stringify(asked));
   assert.equal(asked.error?.exitCode, ExitCode.credentialStore);
   assert.deepEqual(asked.warnings, []);
 
-  const auto = (await probe<SelectResult>(session, ['select', 'default'], home)).result;
+  const auto = (await probe<SelectResult>(session, ['select', 'default', ...extra], home)).result;
   assert.equal(auto.error, undefined, JSON.stringify(auto));
   assert.equal(auto.kind, 'file');
   assert.equal(auto.warnings.length, 1, JSON.stringify(auto.warnings));
@@ -118,6 +132,28 @@ describe('keychain store (gnome-keyring in a private D-Bus session)', () => {
     }
   });
 
+  it('a tunnel whose token is in the keychain reads it without writing to the keychain (no probe entry)', async () => {
+    const home = keyringHome();
+    const proxy = 'https://proxy.corp.test:443';
+    const stored = token('peek');
+    try {
+      await probe('unlocked', ['store', proxy, stored], home);
+      const before = keyringFiles(home);
+      const { result } = await probe<SelectResult>('unlocked', ['select', 'default', proxy], home);
+      assert.equal(result.kind, 'keychain');
+      assert.deepEqual(result.warnings, []);
+      assert.equal(result.got?.token, stored);
+      assert.equal(keyringFiles(home), before, 'the keyring was written to');
+      // Without the entry to read, the check writes and removes its probe entry: the file changes.
+      const other = (await probe<SelectResult>('unlocked', ['select', 'default', 'https://other.corp.test:443'], home)).result;
+      assert.equal(other.kind, 'keychain');
+      assert.equal(other.got, null);
+      assert.notEqual(keyringFiles(home), before, 'the probe left no trace on disk, so the first check proves nothing');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it('without a D-Bus session: an error when asked for, files plus one warning on auto', async () => {
     await assertUnusable('no-dbus');
   });
@@ -136,6 +172,8 @@ describe('keychain store (gnome-keyring in a private D-Bus session)', () => {
       // Create the login keyring with an entry in it, then start the next session without its password.
       await probe('unlocked', ['store', proxy, stored], home);
       await assertUnusable('locked', home);
+      // Reading the entry first (as a tunnel does) finds nothing in a locked keyring: the same.
+      await assertUnusable('locked', home, proxy);
       const { result } = await probe<{ got: { token: string } | null }>('unlocked', ['get', proxy], home);
       assert.equal(result.got?.token, stored);
     });
