@@ -25,19 +25,9 @@ import { startEchoServer, startSinkServer, startTcpServer, type TcpServer } from
 import { fixture } from '../helpers/fixtures.js';
 import { type ProxyProcess, startProxyProcess, stopProxyProcesses } from '../helpers/proxy-process.js';
 import { requireSquid, type Squid, startSquid, stopAllSquid } from '../helpers/squid.js';
-import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
+import { DEST, eventually, startWorld, suiteWorld, within, type World } from '../helpers/world.js';
 
 const MB = 1024 * 1024;
-
-/** Resolves with `promise`'s value, or `onTimeout` after `ms`; the timer never outlives the race. */
-async function within<T>(promise: Promise<T>, ms: number, onTimeout: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(onTimeout), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A client of a burrow listener that records what it receives and when it closed. */
 interface Client {
@@ -667,14 +657,7 @@ describe('faults: the proxy answers garbage', () => {
 });
 
 describe('faults: the credential store cannot be used', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld();
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
-  });
+  const world = suiteWorld();
 
   /** A user without a token, signing in through the scripted browser, with the file store under `cache`. */
   function user(cache: string) {
@@ -786,14 +769,7 @@ describe('faults: the credential store cannot be used', () => {
 });
 
 describe('faults: a sign-in lock whose owner was SIGKILLed', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld();
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
-  });
+  const world = suiteWorld();
 
   it('a process waiting for it takes over within seconds of the kill; a later one does not wait at all', { timeout: 60_000 }, async () => {
     const cache = tempDir('burrow-lock-');

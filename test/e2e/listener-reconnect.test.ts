@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { startListener, stopAll } from '../helpers/burrow.js';
+import { describe, it } from 'node:test';
+import { startListener } from '../helpers/burrow.js';
 import { chunked, payload, sha256 } from '../helpers/data.js';
-import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
+import { DEST, eventually, suiteWorld } from '../helpers/world.js';
 
 /** Sends `data`, half-closes, resolves with what came back by the time the connection closed. */
 function roundTrip(port: number, data: Buffer, timeoutMs = 15_000): Promise<Buffer> {
@@ -32,14 +32,7 @@ function roundTrip(port: number, data: Buffer, timeoutMs = 15_000): Promise<Buff
 }
 
 describe('burrow tcp listener: the proxy restarts', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld();
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
-  });
+  const world = suiteWorld();
 
   for (const transport of ['connect', 'websocket'] as const) {
     it(`${transport}: open tunnels close, attempts while down fail with a clear line, new connections work after the restart`, async () => {

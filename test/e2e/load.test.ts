@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { startListener, stopAll } from '../helpers/burrow.js';
+import { describe, it } from 'node:test';
+import { startListener } from '../helpers/burrow.js';
 import { attachInspector, echoBurst, fdCount, fdLimits, INSPECT_ENV, MiB, rssBytes, settle } from '../helpers/load.js';
-import { eventually, startWorld, type World } from '../helpers/world.js';
+import { eventually, suiteWorld } from '../helpers/world.js';
 import { hashedRoundTrip } from '../helpers/load.js';
 
 const CONNECTIONS = 1000;
@@ -17,14 +17,7 @@ const CONNECTIONS = 1000;
 const sizeOf = (i: number) => (64 + ((i * 37) % 193)) * 1024;
 
 describe('burrow tcp: load', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld();
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
-  });
+  const world = suiteWorld();
 
   it(`${CONNECTIONS} concurrent connections, each verified by sha256; fds and memory return to baseline`, async () => {
     // This process holds every connection 4 times (client, proxy TLS, proxy→echo, echo), burrow

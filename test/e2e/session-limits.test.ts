@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { browserEnv, followBrowser } from '../helpers/browsers/index.js';
-import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
+import { runBurrow, spawnBurrow, startListener, tempDir } from '../helpers/burrow.js';
 import { payload, sha256 } from '../helpers/data.js';
 import { join } from 'node:path';
-import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
+import { DEST, eventually, startWorld, suiteWorld } from '../helpers/world.js';
 
 /** A local connection that sends `data`, does NOT half-close, and records what comes back and when it closes. */
 function openIdle(port: number, data: Buffer) {
@@ -60,14 +60,7 @@ async function stdioIdle(args: string[], env: NodeJS.ProcessEnv, data: Buffer, t
 }
 
 describe('burrow tcp: --max-duration and --close-on-token-expiry', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld();
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
-  });
+  const world = suiteWorld();
 
   it('listener mode: each tunnel is closed at --max-duration, bytes before it arrive intact, the listener stays up', async () => {
     const burrow = await startListener(world.tcpArgs(DEST, '--max-duration', '1s').slice(1), { env: world.env });

@@ -6,22 +6,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { browserEnv, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
-import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
-import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
+import { BURROW_BIN, runBurrow, spawnBurrow, startListener, storedTokens, tempDir } from '../helpers/burrow.js';
+import { DEST, eventually, startWorld, suiteWorld } from '../helpers/world.js';
 
 describe('burrow tcp: browser sign-in', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld({
-      extraRoutes: [{ from: 'tcp+https://bob-only.corp.test:22', to: `tcp://127.0.0.1:1`, allow: ['bob@corp.test'] }],
-    });
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
+  const world = suiteWorld({
+    extraRoutes: [{ from: 'tcp+https://bob-only.corp.test:22', to: `tcp://127.0.0.1:1`, allow: ['bob@corp.test'] }],
   });
 
   /** A fresh user: own cache dir, own browser log. */

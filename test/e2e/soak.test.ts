@@ -4,24 +4,17 @@
  * The long run (10 minutes) is `npm run soak` (test/bench/soak.ts).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startListener, stopAll } from '../helpers/burrow.js';
+import { after, describe, it } from 'node:test';
+import { startListener } from '../helpers/burrow.js';
 import { attachInspector, echoBurst, fdCount, INSPECT_ENV, MiB, rssBytes, rssTrend, settle, soak } from '../helpers/load.js';
-import { eventually, startWorld, type World } from '../helpers/world.js';
+import { eventually, suiteWorld } from '../helpers/world.js';
 
 const SECONDS = 25;
 const CONCURRENCY = 20;
 const BYTES = 64 * 1024;
 
 describe('burrow tcp: soak', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld();
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
-  });
+  const world = suiteWorld();
 
   it(`${SECONDS} s of connect/transfer/close cycles: flat RSS, descriptors back to baseline`, async () => {
     const burrow = await startListener(world.tcpArgs().slice(1), { env: { ...world.env, ...INSPECT_ENV } });

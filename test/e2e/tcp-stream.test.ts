@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { runBurrow, spawnBurrow, startListener, stopAll } from '../helpers/burrow.js';
+import { describe, it } from 'node:test';
+import { runBurrow, spawnBurrow, startListener } from '../helpers/burrow.js';
 import { chunked, payload, sha256 } from '../helpers/data.js';
 import { startSourceServer, startTcpServer } from '../helpers/echo-server.js';
-import { eventually, startWorld, type World } from '../helpers/world.js';
+import { eventually, startWorld, suiteWorld } from '../helpers/world.js';
 
 /** Connects to a local listener, sends `data`, half-closes, and returns everything received. */
 async function roundTrip(port: number, data: Buffer): Promise<Buffer> {
@@ -33,14 +33,7 @@ function rssOf(pid: number): number {
 }
 
 describe('burrow tcp: streams', () => {
-  let world: World;
-  before(async () => {
-    world = await startWorld();
-  });
-  after(async () => {
-    await stopAll();
-    await world.close();
-  });
+  const world = suiteWorld();
 
   it('listener mode carries 50 MB both ways, byte for byte', async () => {
     const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });

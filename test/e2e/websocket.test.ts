@@ -28,7 +28,7 @@ import { type FakePomerium, type FakePomeriumOptions, startFakePomerium } from '
 import { fixture } from '../helpers/fixtures.js';
 import { missingSshTools, run, shQuote, type Sshd, startSshd, stopAllCommands } from '../helpers/sshd.js';
 import { requireWebsockify, startWebsockify, stopAllWebsockify, type Websockify } from '../helpers/websockify.js';
-import { eventually } from '../helpers/world.js';
+import { eventually, within } from '../helpers/world.js';
 
 const MB = 1024 * 1024;
 const CA = fixture('ca.pem');
@@ -67,16 +67,6 @@ async function echoThrough(port: number, data: Buffer, timeoutMs = 60_000): Prom
     socket.destroy();
   }
   return Buffer.concat(chunks);
-}
-
-/** Resolves with `promise`'s value, or `onTimeout` after `ms`; the timer never outlives the race. */
-async function within<T>(promise: Promise<T>, ms: number, onTimeout: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(onTimeout), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function rssOf(pid: number): number {
