@@ -9,21 +9,24 @@ export interface Timing {
   runs: number;
 }
 
+/** What a run measured with (run.ts's settings, as written into the results). */
+export interface BenchSettings {
+  quick: boolean;
+  sizeMiB: number;
+  reps: number;
+  rounds: number;
+  setupReps: number;
+  scaleConnections: number;
+  scaleReps: number;
+  slowSeconds: number;
+  slowConcurrent: number;
+  paths: PathId[];
+  sections: string[];
+}
+
 export interface BenchResult {
   date: string;
-  settings: {
-    quick: boolean;
-    sizeMiB: number;
-    reps: number;
-    rounds: number;
-    setupReps: number;
-    scaleConnections: number;
-    scaleReps: number;
-    slowSeconds: number;
-    slowConcurrent: number;
-    paths: PathId[];
-    sections: string[];
-  };
+  settings: BenchSettings;
   machine: Machine;
   loadAverage: { start: number; end: number };
   /** Cores' worth of CPU the machine used in the second before the run (other work). */

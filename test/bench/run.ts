@@ -15,24 +15,14 @@ import { killChildren, startPath, type BenchPath, type PathId } from './clients.
 import { firstByte, latency, median, MiB, nodeStartup, percentile, scale, slowConsumer, spawnToExit, throughput, type Direction } from './measure.js';
 import { loadAverage, machine, machineBusySeconds, proxytunnelVersion } from './proc.js';
 import { profileBurrow } from './profile.js';
-import { summarize, toMarkdown, toSvg, type BenchResult } from './report.js';
+import { type BenchResult, type BenchSettings, summarize, toMarkdown, toSvg } from './report.js';
 import type { ServersReady } from './protocol.js';
 
 const ALL_PATHS: PathId[] = ['direct', 'tls', 'proxytunnel', 'plain', 'listener', 'stdio', 'ws'];
 const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'scale', 'slow'] as const;
 type Section = (typeof SECTIONS)[number] | 'profile';
 
-export interface Settings {
-  quick: boolean;
-  sizeMiB: number;
-  reps: number;
-  rounds: number;
-  setupReps: number;
-  scaleConnections: number;
-  scaleReps: number;
-  slowSeconds: number;
-  slowConcurrent: number;
-  paths: PathId[];
+export interface Settings extends BenchSettings {
   sections: Section[];
   out: string;
   name: string;

@@ -22,7 +22,8 @@ import { ExitCode } from '../../src/errors.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
 import { runBurrow, startListener, stdioEcho, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
-import { chunked, payload, sha256 } from '../helpers/data.js';
+import { payload, sha256 } from '../helpers/data.js';
+import { echoThrough } from '../helpers/echo-server.js';
 import { fixture } from '../helpers/fixtures.js';
 import { requireSquid, type Squid, type SquidLogEntry, startSquid, stopAllSquid } from '../helpers/squid.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
@@ -49,33 +50,6 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/**
- * Connects to a local listener, sends `data`, reads until as many bytes came back, then ends its
- * side and waits for the close (bounded). The side stays open until the echo is in because squid
- * does not carry a half-close: a client FIN tears the whole tunnel down (see helpers/squid.ts).
- */
-async function echoThrough(port: number, data: Buffer, timeoutMs = 60_000): Promise<Buffer> {
-  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const chunks: Buffer[] = [];
-  let received = 0;
-  const timer = setTimeout(() => socket.destroy(new Error(`echo of ${data.length} bytes incomplete after ${timeoutMs} ms (got ${received})`)), timeoutMs);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.once('connect', () => chunked(data).pipe(socket, { end: false }));
-      socket.on('data', (d: Buffer) => {
-        chunks.push(d);
-        received += d.length;
-        if (received >= data.length) socket.end();
-      });
-      socket.once('close', () => resolve());
-    });
-  } finally {
-    clearTimeout(timer);
-    socket.destroy();
-  }
-  return Buffer.concat(chunks);
-}
 
 /** `http://user:password@127.0.0.1:PORT` with the userinfo percent-encoded. */
 function withCredentials(url: string, user: string, password: string): string {

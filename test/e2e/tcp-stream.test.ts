@@ -3,12 +3,12 @@
  * Byte-exactness is checked with sha256; half-close and backpressure are checked by behaviour.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { runBurrow, spawnBurrow, startListener } from '../helpers/burrow.js';
 import { chunked, payload, sha256 } from '../helpers/data.js';
 import { startSourceServer, startTcpServer } from '../helpers/echo-server.js';
+import { rssBytes } from '../helpers/load.js';
 import { eventually, startWorld, suiteWorld } from '../helpers/world.js';
 
 /** Connects to a local listener, sends `data`, half-closes, and returns everything received. */
@@ -24,12 +24,6 @@ async function roundTrip(port: number, data: Buffer): Promise<Buffer> {
   chunked(data).pipe(socket);
   await closed;
   return Buffer.concat(chunks);
-}
-
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb * 1024;
 }
 
 describe('burrow tcp: streams', () => {
@@ -180,7 +174,7 @@ describe('burrow tcp: streams', () => {
       // Stall for a while the source could fill hundreds of MB; sample burrow's memory.
       let peak = 0;
       for (let i = 0; i < 30; i++) {
-        peak = Math.max(peak, rssOf(burrow.child.pid!));
+        peak = Math.max(peak, rssBytes(burrow.child.pid!));
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.ok(peak < 120 * 1024 * 1024, `burrow RSS peaked at ${(peak / 2 ** 20).toFixed(0)} MiB while the reader was stalled`);

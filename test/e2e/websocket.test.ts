@@ -22,10 +22,11 @@ import { ExitCode } from '../../src/errors.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
 import { BURROW_BIN, runBurrow, spawnBurrow, startListener, stdioEcho, stopAll, tempDir } from '../helpers/burrow.js';
-import { chunked, payload, sha256 } from '../helpers/data.js';
-import { startEchoServer, startSourceServer, type TcpServer } from '../helpers/echo-server.js';
+import { payload, sha256 } from '../helpers/data.js';
+import { echoThrough, startEchoServer, startSourceServer, type TcpServer } from '../helpers/echo-server.js';
 import { type FakePomerium, type FakePomeriumOptions, startFakePomerium } from '../helpers/fake-pomerium.js';
 import { fixture } from '../helpers/fixtures.js';
+import { rssBytes } from '../helpers/load.js';
 import { missingSshTools, run, shQuote, type Sshd, startSshd, stopAllCommands } from '../helpers/sshd.js';
 import { requireWebsockify, startWebsockify, stopAllWebsockify, type Websockify } from '../helpers/websockify.js';
 import { eventually, within } from '../helpers/world.js';
@@ -40,39 +41,6 @@ const wsArgs = (url: string, ...extra: string[]) => ['tcp', url, '--alternate-ca
 const wssOf = (proxy: FakePomerium, path: string) => `${proxy.url.replace(/^https:/, 'wss:')}${path}`;
 
 
-/**
- * Connects to a burrow listener, sends `data`, reads until as many bytes came back, then ends
- * its side and waits for the connection to close. Bounded by `timeoutMs`.
- */
-async function echoThrough(port: number, data: Buffer, timeoutMs = 60_000): Promise<Buffer> {
-  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const chunks: Buffer[] = [];
-  let received = 0;
-  const timer = setTimeout(() => socket.destroy(new Error(`echo of ${data.length} bytes incomplete after ${timeoutMs} ms (got ${received})`)), timeoutMs);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        chunked(data).pipe(socket, { end: false });
-      });
-      socket.on('data', (d: Buffer) => {
-        chunks.push(d);
-        received += d.length;
-        if (received >= data.length) socket.end();
-      });
-      socket.once('close', () => resolve());
-    });
-  } finally {
-    clearTimeout(timer);
-    socket.destroy();
-  }
-  return Buffer.concat(chunks);
-}
-
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-}
 
 async function closedPort(): Promise<number> {
   const server = net.createServer();
@@ -390,7 +358,7 @@ describe('burrow tcp over WebSocket', () => {
         await new Promise<void>((resolve) => socket.once('connect', resolve));
         let peak = 0;
         for (let i = 0; i < 30; i++) {
-          peak = Math.max(peak, rssOf(burrow.child.pid!));
+          peak = Math.max(peak, rssBytes(burrow.child.pid!));
           await delay(100);
         }
         assert.ok(peak < 150 * MB, `burrow RSS peaked at ${(peak / MB).toFixed(0)} MiB while the reader was stalled`);

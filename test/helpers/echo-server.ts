@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { payload as makePayload, sha256 } from './data.js';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { chunked, payload as makePayload, sha256 } from './data.js';
 
 /** A plain TCP server on a loopback address and a free port, for tunnels to point at. */
 export interface TcpServer {
@@ -154,4 +154,33 @@ function deferred<T>(): Deferred<T> {
   // Nobody may be waiting on a connection that fails; that must not become an unhandled rejection.
   promise.catch(() => {});
   return { promise, resolve, reject };
+}
+
+/**
+ * The client side of an echo through a burrow listener on loopback `port`: sends `data`, reads
+ * until as many bytes came back, then ends its side and waits for the close (bounded by
+ * `timeoutMs`). Its side stays open until the echo is in, because squid does not carry a
+ * half-close (a client FIN tears the whole tunnel down, see helpers/squid.ts) and WebSocket has none.
+ */
+export async function echoThrough(port: number, data: Buffer, timeoutMs = 60_000): Promise<Buffer> {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const timer = setTimeout(() => socket.destroy(new Error(`echo of ${data.length} bytes incomplete after ${timeoutMs} ms (got ${received})`)), timeoutMs);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.once('connect', () => chunked(data).pipe(socket, { end: false }));
+      socket.on('data', (d: Buffer) => {
+        chunks.push(d);
+        received += d.length;
+        if (received >= data.length) socket.end();
+      });
+      socket.once('close', () => resolve());
+    });
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
+  return Buffer.concat(chunks);
 }
