@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
-import { browserEnv, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
+import { browserEnv, browserFailures, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
 import { BURROW_BIN, runBurrow, spawnBurrow, startListener, storedTokens, tempDir } from '../helpers/burrow.js';
 import { DEST, eventually, startWorld, suiteWorld } from '../helpers/world.js';
 
@@ -288,17 +288,18 @@ describe('burrow tcp: browser sign-in', () => {
     requireChromium();
     const u = user();
     const screenshot = join(u.cache, 'signed-in.png');
-    const burrow = await startListener([...world.tcpArgs().slice(1), '--browser-cmd', chromiumBrowser], {
+    // Bounded well below the default 5 min, so a browser that never signs in fails the test with its reason.
+    const burrow = await startListener([...world.tcpArgs().slice(1), '--browser-cmd', chromiumBrowser, '--login-timeout', '120'], {
       env: { ...u.env, ...browserEnv({ log: u.log, screenshot }) },
     });
     const net = await import('node:net');
-    const got = await new Promise<string>((resolve, reject) => {
+    const got = await new Promise<string>((resolve) => {
       const socket = net.connect({ host: '127.0.0.1', port: burrow.port, allowHalfOpen: true }, () => socket.end('via chromium'));
       let text = '';
       socket.setEncoding('utf8').on('data', (d: string) => (text += d));
-      socket.on('end', () => resolve(text)).on('error', reject);
+      socket.on('end', () => resolve(text)).on('error', (error) => resolve(`(${error.message}) ${text}`));
     });
-    assert.equal(got, 'via chromium', burrow.stderr());
+    assert.equal(got, 'via chromium', `burrow:\n${burrow.stderr()}\nbrowser:\n${browserFailures(u.log)}`);
     assert.equal(browserLaunches(u.log).length, 1);
     // The browser saves its screenshot after the callback answered; the tunnel may be faster.
     await eventually(() => existsSync(screenshot) && readFileSync(screenshot).length > 1000, 20_000, 'the screenshot');

@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Browser, Response } from 'playwright-core';
-import { die, envMs, ENV, exitIfRunAsTestFile, recordLaunch, redact, watchdog } from './common.js';
+import { die, envMs, ENV, exitIfRunAsTestFile, recordLaunch, redact, reportFailure, watchdog } from './common.js';
 
 const NAME = 'chromium-browser';
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   // Loaded only now: the test-runner pass and the ignore/print modes stay fast.
   const { chromium } = await import('playwright-core');
   const started = Date.now();
-  browser = await chromium.launch({
+  const launch = () => chromium.launch({
     executablePath: CHROMIUM_PATH, // never a playwright-downloaded browser
     headless: true,
     timeout: stepMs,
@@ -57,6 +57,12 @@ async function main(): Promise<void> {
     handleSIGHUP: false,
     // Root (CI, containers) needs --no-sandbox. The rest keeps Chromium off the network.
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  // Starting Chromium is the one step that is the machine's, not burrow's: on a loaded CI machine
+  // it once stalled past its timeout. One more try; the failure is reported either way.
+  browser = await launch().catch((error: unknown) => {
+    reportFailure(NAME, `launching Chromium failed, trying once more: ${error instanceof Error ? error.message : String(error)}`);
+    return launch();
   });
   // The proxy's certificate is signed by the test CA, which Chromium does not know.
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -93,7 +99,7 @@ for (const [signal, number] of [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]] a
 main().then(
   () => finish(0),
   (error: unknown) => {
-    process.stderr.write(`${NAME}: ${redact(error instanceof Error ? error.message : String(error)).split('\n')[0]}\n`);
+    reportFailure(NAME, error instanceof Error ? error.message : String(error));
     return finish(1);
   },
 );

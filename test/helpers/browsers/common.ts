@@ -36,9 +36,20 @@ export function redact(text: string): string {
   return text.replace(/(pomerium_jwt=)[^&#\s]*/g, '$1[hidden]');
 }
 
-/** Prints one line to stderr and exits with `code`. */
+/**
+ * Says why the stand-in failed, in one line: on stderr, and (burrow runs a browser with its output
+ * ignored) appended to `$BROWSER_LOG.errors`, so a test can show it.
+ */
+export function reportFailure(name: string, message: string): void {
+  const line = `${name}: ${redact(message).split('\n')[0]}`;
+  process.stderr.write(`${line}\n`);
+  const file = process.env[ENV.log];
+  if (file) appendFileSync(`${file}.errors`, `${new Date().toISOString()} ${process.pid} ${line}\n`);
+}
+
+/** Reports one line (see reportFailure) and exits with `code`. */
 export function die(name: string, message: string, code = 1): never {
-  process.stderr.write(`${name}: ${redact(message).split('\n')[0]}\n`);
+  reportFailure(name, message);
   process.exit(code);
 }
 

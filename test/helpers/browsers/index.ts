@@ -96,3 +96,9 @@ export function browserLaunches(logFile: string): string[] {
   if (!existsSync(logFile)) return [];
   return readFileSync(logFile, 'utf8').split('\n').filter((line) => line !== '');
 }
+
+/** What the stand-in browsers reported as failures (`$BROWSER_LOG.errors`, see common.ts); empty if none. */
+export function browserFailures(logFile: string): string {
+  const file = `${logFile}.errors`;
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
+}
