@@ -4,6 +4,7 @@
  * vanished peer is noticed) and no-delay (interactive ssh must not wait for Nagle).
  */
 import { on } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { LocalEnd } from '../tunnel/splice.js';
 import { ListenError } from '../errors.js';
@@ -33,6 +34,36 @@ export interface ListenOptions {
    * listener itself keeps serving.
    */
   onAcceptError?: (error: NodeJS.ErrnoException) => void;
+  /**
+   * Called when a connection is refused because the open-files limit has no room for another
+   * tunnel (see `tunnelCapacity`): the client's connection is closed at once.
+   */
+  onFull?: (peer: string, capacity: { tunnels: number; limit: number }) => void;
+}
+
+/**
+ * Descriptors kept free beyond the tunnels: a sign-in (callback server, browser pipes, lock and
+ * credential files, the keychain's D-Bus socket) and name lookups use a few for a moment.
+ */
+const FD_SLACK = 16;
+
+/**
+ * How many tunnels (two descriptors each: the local connection and the proxy's) fit under this
+ * process's open-files limit, counted from the descriptors it holds now. Linux only; elsewhere,
+ * or when the limit is unlimited or unreadable, undefined (no cap). A cap makes the connection
+ * beyond it a reported refusal: without one, libuv accepts and closes connections it has no
+ * descriptor for without telling anyone.
+ */
+export function tunnelCapacity(): { tunnels: number; limit: number } | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const soft = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    if (soft === undefined) return undefined;
+    const limit = Number(soft);
+    return { tunnels: Math.max(1, Math.floor((limit - readdirSync('/proc/self/fd').length - FD_SLACK) / 2)), limit };
+  } catch {
+    return undefined;
+  }
 }
 
 export async function listenTcp(host: string, port: number, options: ListenOptions = {}): Promise<TcpListener> {
@@ -51,6 +82,11 @@ export async function listenTcp(host: string, port: number, options: ListenOptio
   const stop = new AbortController();
   // After start-up, accept errors (EMFILE and the like) are reported, not fatal.
   server.on('error', (error: NodeJS.ErrnoException) => options.onAcceptError?.(error));
+  const capacity = tunnelCapacity();
+  if (capacity) {
+    server.maxConnections = capacity.tunnels;
+    server.on('drop', (peer?: net.DropArgument) => options.onFull?.(formatAuthority(peer?.remoteAddress ?? '?', peer?.remotePort ?? 0), capacity));
+  }
   return {
     address: formatAuthority(bound.address, bound.port),
     host: bound.address,

@@ -61,6 +61,8 @@ export const text = {
   listenGenericHint: 'check the --listen address',
   shuttingDown: (open: number) => `shutting down (${open} open ${open === 1 ? 'tunnel' : 'tunnels'})`,
   acceptFailed: (address: string, reason: string) => `cannot accept a connection on ${address}: ${reason}`,
+  listenerFull: (peer: string, tunnels: number, limit: number) =>
+    `refused the connection from ${peer}: ${tunnels} tunnels are open, all that the open-files limit of ${limit} leaves room for`,
   tooManyFiles: (proxy: string, dest: string) => `cannot connect to ${proxy} (for ${dest}): too many open files`,
   tooManyFilesHint:
     'burrow uses two file descriptors per open tunnel: raise the open-files limit (ulimit -Hn / ulimit -n, or LimitNOFILE= for a service), or open fewer connections at once',

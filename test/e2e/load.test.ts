@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { startListener } from '../helpers/burrow.js';
@@ -82,24 +83,11 @@ describe('burrow tcp: load', () => {
     assert.equal(await burrow.stop(), 0);
   });
 
-  it('at the open-files limit: connections beyond it fail with a clear line, the listener stays up and recovers', async () => {
-    const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });
-    const pid = burrow.child.pid!;
-    assert.equal((await hashedRoundTrip(burrow.port, Buffer.from('warm'), 10_000)).bytes, 4);
-    await eventually(() => world.proxy.openTunnels === 0, 5000, 'the warm-up tunnel to close');
-    await new Promise((r) => setTimeout(r, 300));
-    const baseFds = fdCount(pid);
-    // Room for about 8 tunnels (two descriptors each), then 30 connections that stay open.
-    const limit = baseFds + 16;
-    try {
-      execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`]);
-    } catch (error) {
-      assert.fail(`prlimit (util-linux) is needed to lower burrow's limit: ${(error as Error).message}`);
-    }
-    assert.equal(fdLimits(pid).soft, limit);
-    const outcomes = await Promise.all(
-      Array.from({ length: 30 }, () => {
-        const socket = net.connect({ host: '127.0.0.1', port: burrow.port });
+  /** Opens `count` connections that each send a byte and stay open; which ones got their echo. */
+  async function holdOpen(port: number, count: number) {
+    return Promise.all(
+      Array.from({ length: count }, () => {
+        const socket = net.connect({ host: '127.0.0.1', port });
         socket.on('error', () => {});
         socket.write('x');
         return new Promise<{ socket: net.Socket; echoed: boolean }>((resolve) => {
@@ -115,15 +103,64 @@ describe('burrow tcp: load', () => {
         });
       }),
     );
-    const echoed = outcomes.filter((o) => o.echoed).length;
-    // How many get through depends on how accepts and dials interleave; not all 30 can.
-    assert.ok(echoed < 30, `${echoed} of 30 tunnels opened under a limit of ${limit} descriptors`);
-    assert.match(burrow.stderr(), /^burrow: error: cannot (connect to https:\/\/localhost:\d+ \(for git\.corp\.test:22\)|accept a connection on 127\.0\.0\.1:\d+): too many open files — .*ulimit/m);
-    assert.doesNotMatch(burrow.stderr(), /Warning|\n\s+at /, 'no Node warnings or stack traces');
+  }
+
+  function prlimit(args: string[]): void {
+    try {
+      execFileSync('prlimit', args);
+    } catch (error) {
+      assert.fail(`prlimit (util-linux) is needed to set burrow's open-files limit: ${(error as Error).message}`);
+    }
+  }
+
+  it('under a low open-files limit: connections beyond its room are refused with a clear line, the listener stays up and recovers', async () => {
+    const limit = 64;
+    const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env, wrapper: ['prlimit', `--nofile=${limit}:${limit}`, '--'] });
+    const pid = burrow.child.pid!;
+    assert.equal(fdLimits(pid).soft, limit);
+    assert.equal((await hashedRoundTrip(burrow.port, Buffer.from('warm'), 10_000)).bytes, 4);
+    await eventually(() => world.proxy.openTunnels === 0, 5000, 'the warm-up tunnel to close');
+    const baseFds = fdCount(pid);
+
+    const outcomes = await holdOpen(burrow.port, 30);
+    const full = /^burrow: error: refused the connection from 127\.0\.0\.1:\d+: (\d+) tunnels are open, all that the open-files limit of 64 leaves room for — .*ulimit/m;
+    await eventually(() => full.test(burrow.stderr()), 5000, `the refusal line; stderr: ${burrow.stderr()}`);
+    const room = Number(full.exec(burrow.stderr())![1]);
+    assert.ok(room >= 1 && room < 30, `room for ${room} tunnels under a limit of ${limit}`);
+    // Every connection within the room works (the slack covers the listener's other descriptors),
+    // every one beyond it is refused: none is closed without a word.
+    assert.equal(outcomes.filter((o) => o.echoed).length, room);
+    assert.doesNotMatch(burrow.stderr(), /too many open files|Warning|\n\s+at /, 'no descriptor ran out; no warnings or stack traces');
     for (const o of outcomes) o.socket.destroy();
     assert.equal(burrow.child.exitCode, null, 'the listener is still running');
     const fds = await settle(() => fdCount(pid), (n) => n <= baseFds, 10_000);
     assert.ok(fds <= baseFds, `every descriptor is given back: ${baseFds} before, ${fds} after`);
+    const data = Buffer.from('after the limit');
+    assert.equal((await hashedRoundTrip(burrow.port, data, 10_000)).bytes, data.length, 'new connections work again');
+    assert.equal(await burrow.stop(), 0);
+  });
+
+  it('out of descriptors while dialling (the limit lowered under a running listener): a clear line, and it recovers', async () => {
+    const burrow = await startListener(world.tcpArgs().slice(1), { env: world.env });
+    const pid = burrow.child.pid!;
+    assert.equal((await hashedRoundTrip(burrow.port, Buffer.from('warm'), 10_000)).bytes, 4);
+    await eventually(() => world.proxy.openTunnels === 0, 5000, 'the warm-up tunnel to close');
+    await new Promise((r) => setTimeout(r, 300));
+    const before = fdLimits(pid);
+    // The limit bounds descriptor numbers, not their count: set it just above the lowest free
+    // number, so the accept takes that one and the dial to the proxy finds none.
+    const open = new Set(readdirSync(`/proc/${pid}/fd`).map(Number));
+    let lowestFree = 0;
+    while (open.has(lowestFree)) lowestFree++;
+    prlimit(['--pid', String(pid), `--nofile=${lowestFree + 1}:${before.hard}`]);
+    const [outcome] = await holdOpen(burrow.port, 1);
+    assert.equal(outcome!.echoed, false);
+    await eventually(() => /too many open files/.test(burrow.stderr()), 5000, `the error line; stderr: ${burrow.stderr()}`);
+    assert.match(burrow.stderr(), /^burrow: error: cannot connect to https:\/\/localhost:\d+ \(for git\.corp\.test:22\): too many open files — .*ulimit/m);
+    assert.doesNotMatch(burrow.stderr(), /Warning|\n\s+at /, 'no Node warnings or stack traces');
+    outcome!.socket.destroy();
+    assert.equal(burrow.child.exitCode, null, 'the listener is still running');
+    prlimit(['--pid', String(pid), `--nofile=${before.soft}:${before.hard}`]);
     const data = Buffer.from('after the limit');
     assert.equal((await hashedRoundTrip(burrow.port, data, 10_000)).bytes, data.length, 'new connections work again');
     assert.equal(await burrow.stop(), 0);

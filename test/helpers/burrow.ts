@@ -29,6 +29,8 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   /** Collect stdout as text (listener mode); stdio tests read `child.stdout` themselves. */
   collectStdout?: boolean;
+  /** A command that execs burrow with its arguments appended, e.g. `['prlimit', '--nofile=64:64', '--']`. */
+  wrapper?: string[];
 }
 
 /** A fresh cache directory per process tree, removed by stopAll. */
@@ -48,7 +50,8 @@ export function spawnBurrow(args: string[], options: SpawnOptions = {}): BurrowP
     NO_COLOR: '1',
     ...options.env,
   };
-  const child = spawn(process.execPath, [BURROW_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const [command, ...argv] = [...(options.wrapper ?? []), process.execPath, BURROW_BIN, ...args];
+  const child = spawn(command!, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));

@@ -186,15 +186,19 @@ function sessionOptions(s: TcpSettings, label: string): SessionOptions {
 
 /** Listener mode: a session per connection until SIGINT/SIGTERM, then close everything. */
 async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind: 'tcp' }>, runtime: Runtime): Promise<number> {
-  let lastAcceptError = 0;
+  // At most one line a second about refused connections: at the fd limit every one fails alike.
+  let lastRefusal = 0;
+  const quiet = () => Date.now() - lastRefusal < 1000 || ((lastRefusal = Date.now()), false);
   const listener = await listenTcp(listen.host, listen.port, {
     onAcceptError: (error) => {
-      // At most one line a second: at the fd limit every pending connection fails the same way.
-      if (Date.now() - lastAcceptError < 1000) return;
-      lastAcceptError = Date.now();
+      if (quiet()) return;
       const tooMany = error.code === 'EMFILE' || error.code === 'ENFILE';
       const reason = tooMany ? 'too many open files' : (error.code ?? error.message);
       s.logger.failure(new ListenError(text.acceptFailed(listener.address, reason), { hint: tooMany ? text.tooManyFilesHint : text.listenGenericHint, cause: error }));
+    },
+    onFull: (peer, capacity) => {
+      if (quiet()) return;
+      s.logger.failure(new ListenError(text.listenerFull(peer, capacity.tunnels, capacity.limit), { hint: text.tooManyFilesHint }));
     },
   });
   const stop = new AbortController();
