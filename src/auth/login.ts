@@ -6,7 +6,7 @@
  * The login API call travels the same dial path as tunnels (src/net/dial.ts), through undici
  * with a custom connector, so TLS flags and (later) forward proxies apply to it too.
  */
-import { openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import tty from 'node:tty';
 import type { ProxyEndpoint, Target } from '../cli/destination.js';
@@ -109,13 +109,17 @@ export function tokenFromPaste(line: string): string | undefined {
  * tunnel (ssh ProxyCommand), so this opens /dev/tty itself; without one it never resolves.
  */
 function pastedToken(logger: Logger): { token: Promise<string>; close(): void } {
-  let fd: number;
+  let fd: number | undefined;
+  let input: tty.ReadStream;
   try {
     fd = openSync('/dev/tty', 'r');
+    input = new tty.ReadStream(fd);
   } catch {
+    if (fd !== undefined) closeSync(fd);
     return { token: new Promise(() => {}), close: () => {} };
   }
-  const input = new tty.ReadStream(fd);
+  // A terminal that cannot be read (hung up, EIO) only ends pasting; the browser callback still works.
+  input.on('error', () => lines.close());
   const lines = createInterface({ input, terminal: false });
   const token = new Promise<string>((resolve) => {
     lines.on('line', (line) => {

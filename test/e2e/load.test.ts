@@ -124,7 +124,7 @@ describe('burrow tcp: load', () => {
 
     const outcomes = await holdOpen(burrow.port, 30);
     const full = /^burrow: error: refused the connection from 127\.0\.0\.1:\d+: (\d+) tunnels are open, all that the open-files limit of 64 leaves room for — .*ulimit/m;
-    await eventually(() => full.test(burrow.stderr()), 5000, `the refusal line; stderr: ${burrow.stderr()}`);
+    await eventually(() => full.test(burrow.stderr()), 5000, () => `the refusal line; stderr: ${burrow.stderr()}`);
     const room = Number(full.exec(burrow.stderr())![1]);
     assert.ok(room >= 1 && room < 30, `room for ${room} tunnels under a limit of ${limit}`);
     // Every connection within the room works (the slack covers the listener's other descriptors),
@@ -155,7 +155,7 @@ describe('burrow tcp: load', () => {
     prlimit(['--pid', String(pid), `--nofile=${lowestFree + 1}:${before.hard}`]);
     const [outcome] = await holdOpen(burrow.port, 1);
     assert.equal(outcome!.echoed, false);
-    await eventually(() => /too many open files/.test(burrow.stderr()), 5000, `the error line; stderr: ${burrow.stderr()}`);
+    await eventually(() => /too many open files/.test(burrow.stderr()), 5000, () => `the error line; stderr: ${burrow.stderr()}`);
     assert.match(burrow.stderr(), /^burrow: error: cannot connect to https:\/\/localhost:\d+ \(for git\.corp\.test:22\): too many open files — .*ulimit/m);
     assert.doesNotMatch(burrow.stderr(), /Warning|\n\s+at /, 'no Node warnings or stack traces');
     outcome!.socket.destroy();

@@ -233,16 +233,18 @@ describe('burrow tcp: browser sign-in', () => {
     term.stdout.setEncoding('utf8').on('data', (d: string) => (screen += d));
     const exited = new Promise((resolve) => term.once('exit', resolve));
     try {
-      await eventually(() => /127\.0\.0\.1:(\d+)\r?\n/.test(screen), 15_000, 'the listener address');
+      await eventually(() => /127\.0\.0\.1:(\d+)\r?\n/.test(screen), 15_000, () => `the listener address; the terminal shows: ${screen}`);
       const port = Number(/127\.0\.0\.1:(\d+)\r?\n/.exec(screen)![1]);
       const net = await import('node:net');
-      const reply = new Promise<string>((resolve, reject) => {
+      const reply = new Promise<string>((resolve) => {
         const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => socket.end('pasted'));
         let got = '';
         socket.setEncoding('utf8').on('data', (d: string) => (got += d));
-        socket.on('end', () => resolve(got)).on('error', reject);
+        // Settled either way (an early reset must not become an unhandled rejection), and what
+        // burrow printed is in the assertion message below.
+        socket.on('end', () => resolve(got)).on('error', (error) => resolve(`(${error.message}) ${got}`));
       });
-      await eventually(() => /open this address in a browser: (\S+)/.test(screen), 15_000, 'the sign-in address');
+      await eventually(() => /open this address in a browser: (\S+)/.test(screen), 15_000, () => `the sign-in address; the terminal shows: ${screen}`);
       assert.match(screen, /paste here the address it ends on/);
       const signInUrl = new URL(/open this address in a browser: (\S+)/.exec(screen)![1]!);
       // The other device: sign in there and note where the browser ends up (it cannot load it).
@@ -260,7 +262,7 @@ describe('burrow tcp: browser sign-in', () => {
       term.stdin.write('not the right thing\n');
       await eventually(() => screen.includes('that is not the address with pomerium_jwt='), 10_000, 'the retry hint');
       term.stdin.write(`${finalAddress}\n`);
-      assert.equal(await reply, 'pasted');
+      assert.equal(await reply, 'pasted', `the terminal shows: ${screen}`);
       assert.equal(storedTokens(u.cache).length, 1, 'the pasted token is cached');
       const token = storedTokens(u.cache)[0]!;
       assert.ok(!screen.replace(finalAddress, '').includes(token), 'burrow itself never echoes the token');

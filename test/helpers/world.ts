@@ -63,10 +63,10 @@ export function suiteWorld(options: Parameters<typeof startWorld>[0] = {}): Worl
 }
 
 /** Polls `check` every 20 ms until it is true or `timeoutMs` passes (bounded waits only). */
-export async function eventually(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function eventually(check: () => boolean, timeoutMs = 5000, what: string | (() => string) = 'condition'): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
