@@ -147,16 +147,16 @@ export async function signIn(options: SignInOptions): Promise<string> {
     const signInUrl = await fetchSignInUrl(options, callback.url);
     const choice = chooseBrowser(options.browser, options.env);
     const opened = await openUrl(choice, signInUrl, options.env);
-    const wait = duration(Math.round(options.timeoutMs / 1000));
+    const waitSeconds = Math.round(options.timeoutMs / 1000);
+    const wait = duration(waitSeconds);
     const paste = options.paste ? pastedToken(logger) : undefined;
     if (paste) cleanups.push(paste.close);
+    // Printed even at --log-level error: without it the user cannot sign in at all.
+    logger.event({ event: 'sign_in', proxy: proxy.origin, url: signInUrl, browser_opened: opened, wait_s: waitSeconds });
     if (opened) {
-      logger.notice(text.browserOpened(proxy.origin, wait));
       // Only when a browser was opened: with a printed address the user may be pasting here.
       cleanups.push(logger.spinner(text.waitingForSignInSpinner));
     } else {
-      // Printed even at --log-level error: without it the user cannot sign in at all.
-      logger.notice(text.openThisUrl(proxy.origin, signInUrl));
       logger.notice(paste ? text.pasteInstructions(wait) : text.waitingForBrowser(wait));
     }
     let timer: NodeJS.Timeout | undefined;

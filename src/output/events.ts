@@ -47,6 +47,12 @@ export type BurrowEvent =
   | ({ event: 'connecting' } & ConnectionFields)
   /** The proxy answered 302/401: burrow signs in (or waits for the sign-in in progress), then retries once. */
   | ({ event: 'sign_in_required'; status: number | null } & ConnectionFields)
+  /**
+   * A browser sign-in started: `url` is the proxy's sign-in address, opened in the browser
+   * (`browser_opened`) or printed for the user to open (--no-browser, or no browser found);
+   * `wait_s` is how long burrow waits for it (--login-timeout). Shown at every level but silent.
+   */
+  | { event: 'sign_in'; proxy: string; url: string; browser_opened: boolean; wait_s: number }
   /** The tunnel is open; `ms` is the time since `connecting`, sign-in included. */
   | ({ event: 'connected'; ms: number } & ConnectionFields)
   /**
@@ -87,6 +93,9 @@ export function eventLevel(e: BurrowEvent): 'error' | 'warn' | 'info' | 'debug' 
     case 'connecting':
       // Followed within milliseconds by connected or failed: only useful when chasing a hang.
       return 'debug';
+    case 'sign_in':
+      // Without it the user cannot sign in at all.
+      return 'error';
     case 'log':
       return e.level === 'notice' ? 'error' : e.level;
     default:

@@ -8,7 +8,7 @@ import type { ChalkInstance } from 'chalk';
 import type { BurrowError } from '../errors.js';
 import { stderrChalk } from './color.js';
 import { type BurrowEvent, eventLevel, failureFields } from './events.js';
-import { formatBytes, formatMs, printableLine } from './format.js';
+import { duration, formatBytes, formatMs, printableLine } from './format.js';
 import { text } from './messages.js';
 import { redact } from './redact.js';
 
@@ -93,6 +93,8 @@ export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
       const bytes = (n: number | null) => (n === null ? text.unknownBytes : formatBytes(n));
       return `${prefix(event)}${text.closed(formatMs(event.ms), bytes(event.bytes_up), bytes(event.bytes_down), event.reason)}`;
     }
+    case 'sign_in':
+      return event.browser_opened ? text.browserOpened(event.proxy, duration(event.wait_s)) : text.openThisUrl(event.proxy, event.url);
     case 'shutdown':
       return text.shuttingDown(event.open);
     case 'failed':
@@ -134,7 +136,8 @@ export function createLogger(options: LoggerOptions): Logger {
       return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c));
     }
     const level = eventLevel(e);
-    const head = e.event === 'log' && e.level === 'notice' ? '' : level === 'info' ? '' : label(level);
+    const notice = e.event === 'sign_in' || (e.event === 'log' && e.level === 'notice');
+    const head = notice || level === 'info' ? '' : label(level);
     write(redact(`burrow: ${head}${formatEvent(e, c)}`));
   };
   const log = (level: 'error' | 'warn' | 'info' | 'debug' | 'notice') => (message: string) => event({ event: 'log', level, message });

@@ -214,18 +214,35 @@ describe('observability', () => {
       }
     });
 
-    it('--json sign-in: sign_in_required, the browser notice as a log event, connected; never the token', async () => {
+    it('--json sign-in: sign_in_required, sign_in with the address, connected; never the token', async () => {
       const cache = tempDir('burrow-obs-');
       const env = { XDG_CACHE_HOME: cache, ...browserEnv({}) };
       const result = await runBurrow([...world.tcpArgs(DEST, '--listen', '-', '--json'), '--browser-cmd', followBrowser], { env, input: 'hello' });
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stdout.toString(), 'hello');
       const events = jsonEvents(result.stderr);
-      assert.deepEqual(events.map((e) => e.event), ['sign_in_required', 'log', 'connected', 'closed']);
+      assert.deepEqual(events.map((e) => e.event), ['sign_in_required', 'sign_in', 'connected', 'closed']);
       assert.equal(events[0]!.status, 302);
       assert.deepEqual(keys(events[0]!), [...CONNECTION_FIELDS, 'status'].sort());
-      assert.equal(events[1]!.level, 'notice');
-      assert.match(String(events[1]!.message), /opened your browser to sign in/);
+      const signIn = events[1]!;
+      assert.deepEqual(keys(signIn), ['browser_opened', 'event', 'proxy', 'time', 'url', 'wait_s']);
+      assert.deepEqual([signIn.proxy, signIn.browser_opened, signIn.wait_s], [world.proxy.url, true, 300]);
+      // The address the browser was sent to: the proxy's sign-in page, back to burrow's callback.
+      const url = new URL(String(signIn.url));
+      assert.equal(url.origin, world.proxy.url);
+      assert.match(url.searchParams.get('pomerium_redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\//);
+
+      // --no-browser: the same event says the address was not opened; the wait line follows.
+      const printed = spawnBurrow([...world.tcpArgs(DEST, '--listen', '-', '--json'), '--no-browser', '--login-timeout', '60'], {
+        env: { XDG_CACHE_HOME: tempDir('burrow-obs-') },
+      });
+      await eventually(() => printed.stderr().includes('"event":"log"'), 10_000, () => `the sign-in lines; stderr: ${printed.stderr()}`);
+      const lines = jsonEvents(printed.stderr());
+      assert.deepEqual(lines.map((e) => e.event), ['sign_in_required', 'sign_in', 'log']);
+      assert.deepEqual([lines[1]!.browser_opened, lines[1]!.wait_s], [false, 60]);
+      assert.equal(new URL(String(lines[1]!.url)).origin, world.proxy.url);
+      assert.match(String(lines[2]!.message), /waiting up to 60 s/);
+      assert.equal(await printed.stop('SIGINT'), ExitCode.interrupted);
       const [token] = storedTokens(cache);
       assert.ok(token, 'signed in');
       assert.ok(!result.stderr.includes(token!), 'the token is in no field');

@@ -50,6 +50,20 @@ describe('events: human text', () => {
     ]);
   });
 
+  it('renders sign_in as the browser line or the address to open, at every level but silent', () => {
+    const signIn = { event: 'sign_in', proxy: 'https://proxy.corp.example.com:443', url: 'https://proxy.corp.example.com/.pomerium/sign_in?x=1', wait_s: 300 } as const;
+    const { logger, lines } = collect('error');
+    logger.event({ ...signIn, browser_opened: true });
+    logger.event({ ...signIn, browser_opened: false });
+    assert.deepEqual(lines, [
+      'burrow: opened your browser to sign in to https://proxy.corp.example.com:443; waiting up to 5 min (Ctrl-C to cancel)',
+      'burrow: to sign in to https://proxy.corp.example.com:443, open this address in a browser: https://proxy.corp.example.com/.pomerium/sign_in?x=1',
+    ]);
+    const silent = collect('silent');
+    silent.logger.event({ ...signIn, browser_opened: false });
+    assert.deepEqual(silent.lines, []);
+  });
+
   it('levels: connecting is debug, failures are errors, the rest info; notices show at every level but silent', () => {
     const at = (e: BurrowEvent) => eventLevel(e);
     assert.equal(at({ event: 'connecting', ...conn }), 'debug');
