@@ -4,10 +4,11 @@
  * credential store in a temporary XDG_CACHE_HOME, and many processes sharing it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
+import { encodeCredential, entryName } from '../../src/store/file.js';
 import { browserEnv, browserFailures, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
 import { BURROW_BIN, runBurrow, spawnBurrow, startListener, storedTokens, tempDir } from '../helpers/burrow.js';
 import { DEST, eventually, startWorld, suiteWorld } from '../helpers/world.js';
@@ -165,6 +166,17 @@ describe('burrow tcp: browser sign-in', () => {
     const out = status.stdout.toString();
     assert.match(out, new RegExp(`${world.proxy.url.replace(/[/.]/g, '\\$&')}:?\\d*\\s+alice@corp\\.test\\s+expires in 60 min`));
     assert.ok(!out.includes(token!), 'no token in status');
+    // An entry written by something else (an older burrow, a hand edit): its fields are shown inert.
+    const hostile = 'https://evil.test:443';
+    writeFileSync(
+      join(u.cache, 'burrow', 'credentials', entryName(hostile)),
+      encodeCredential({ proxy: hostile, token: 'x.y.z', user: '\x1b[31mmallory\nroot', storedAt: Date.now() }),
+      { mode: 0o600 },
+    );
+    const shown = (await runBurrow(['status'], { env: u.env })).stdout.toString();
+    assert.match(shown, /^https:\/\/evil\.test:443\s+\\u001b\[31mmallory\\nroot\s+no expiry$/m);
+    assert.doesNotMatch(shown, /\x1b/);
+    rmSync(join(u.cache, 'burrow', 'credentials', entryName(hostile)));
 
     const logout = await runBurrow(['logout', world.proxy.url], { env: u.env });
     assert.equal(logout.code, 0, logout.stderr);

@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { formatExpiry, table } from '../../output/format.js';
+import { formatExpiry, printableLine, table } from '../../output/format.js';
 import { createLogger } from '../../output/log.js';
 import { text } from '../../output/messages.js';
 import { cacheDir } from '../../store/select.js';
@@ -42,7 +42,8 @@ export function registerCache(program: Command, runtime: Runtime): void {
       return;
     }
     const now = Date.now();
-    const rows = [['PROXY', 'USER', 'EXPIRES'], ...entries.map((e) => [e.proxy, e.user ?? '-', formatExpiry(e.expiresAt, now)])];
+    // Stored fields may come from elsewhere (an older burrow, a hand edit): shown inert, one line each.
+    const rows = [['PROXY', 'USER', 'EXPIRES'], ...entries.map((e) => [printableLine(e.proxy), printableLine(e.user ?? '-'), formatExpiry(e.expiresAt, now)])];
     runtime.stdout.write(`${table(rows)}\n(${store.location()})\n`);
   });
 }
