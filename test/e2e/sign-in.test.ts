@@ -256,8 +256,12 @@ describe('burrow tcp: browser sign-in', () => {
         // burrow printed is in the assertion message below.
         socket.on('end', () => resolve(got)).on('error', (error) => resolve(`(${error.message}) ${got}`));
       });
-      await eventually(() => /open this address in a browser: (\S+)/.test(screen), 15_000, () => `the sign-in address; the terminal shows: ${screen}`);
-      assert.match(screen, /paste here the address it ends on/);
+      // Both lines, which may arrive in separate reads.
+      await eventually(
+        () => /open this address in a browser: (\S+)/.test(screen) && /paste here the address it ends on/.test(screen),
+        15_000,
+        () => `the sign-in address and the paste instructions; the terminal shows: ${screen}`,
+      );
       const signInUrl = new URL(/open this address in a browser: (\S+)/.exec(screen)![1]!);
       // The other device: sign in there and note where the browser ends up (it cannot load it).
       signInUrl.searchParams.set('submit', '1');
