@@ -59,9 +59,14 @@ export interface LoggerOptions {
 const rank: Record<LogLevel, number> = { silent: 0, error: 1, warn: 2, info: 3, debug: 4 };
 
 /** Formats a failure as the single line users see (also used by ssh, which shows our stderr). */
-export function formatFailure(error: { message: string; hint?: string | undefined }, color?: ChalkInstance | boolean): string {
+export function formatFailure(
+  error: { message: string; hint?: string | undefined },
+  color?: ChalkInstance | boolean,
+  /** Which connection failed (listener mode): `#3 127.0.0.1:50312: `. */
+  prefix = '',
+): string {
   const c = color === true ? stderrChalk({ FORCE_COLOR: '1' }, true) : color || undefined;
-  const head = c ? c.red.bold('error:') : 'error:';
+  const head = `${prefix && c ? c.dim(prefix) : prefix}${c ? c.red.bold('error:') : 'error:'}`;
   const message = printableLine(error.message);
   const hintText = error.hint === undefined ? undefined : printableLine(error.hint);
   const hint = hintText ? ` ${c ? c.dim('—') : '—'} ${c ? c.yellow(hintText) : hintText}` : '';
@@ -133,7 +138,9 @@ export function createLogger(options: LoggerOptions): Logger {
     if (!enabled(eventLevel(e))) return;
     if (json) return write(formatJson(e, now()));
     if (e.event === 'failed' || e.event === 'error' || (e.event === 'closed' && (e.reason === 'broken' || e.reason === 'session_limit') && e.message !== undefined)) {
-      return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c));
+      // A listener's failures name their connection, as its other lines do; stdio has only one.
+      const which = 'conn' in e && e.peer !== 'stdio' ? text.connectionPrefix(e.conn, e.peer) : '';
+      return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c, which));
     }
     const level = eventLevel(e);
     const notice = e.event === 'sign_in' || (e.event === 'log' && e.level === 'notice');

@@ -194,11 +194,9 @@ export const text = {
   // --- established tunnels ----------------------------------------------------------------------
   tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,
   tunnelBrokenHint: 'the proxy or the network dropped the connection; run the command again',
-  sessionLimitReached: (dest: string, peer: string, limit: string) =>
-    `closed the tunnel to ${dest}${peer === 'stdio' ? '' : ` (from ${peer})`}: it reached --max-duration ${limit}`,
+  sessionLimitReached: (dest: string, limit: string) => `closed the tunnel to ${dest}: it reached --max-duration ${limit}`,
   sessionLimitHint: 'tunnels are closed at the age set with --max-duration; connect again to continue',
-  tokenExpiredClose: (dest: string, peer: string, age: string) =>
-    `closed the tunnel to ${dest}${peer === 'stdio' ? '' : ` (from ${peer})`} after ${age}: the token it was opened with expired`,
+  tokenExpiredClose: (dest: string, age: string) => `closed the tunnel to ${dest} after ${age}: the token it was opened with expired`,
   tokenExpiredCloseHint: 'tunnels are closed when their token expires (--close-on-token-expiry); connect again to sign in anew',
   tokenWithoutExpiry: (dest: string) => `the token for ${dest} has no expiry (exp): --close-on-token-expiry cannot apply to this tunnel`,
   keepaliveLost: (seconds: number) => `no answer to keepalive pings for ${seconds} s`,

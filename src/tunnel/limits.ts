@@ -23,8 +23,6 @@ export interface LimitContext {
   /** The token the tunnel was opened with (undefined: a public route, nothing expires). */
   token: string | undefined;
   dest: string;
-  /** The session's label: the local peer, or `stdio`. */
-  label: string;
   logger: Logger;
   now?: () => number;
 }
@@ -60,7 +58,7 @@ export function armLimits(limits: SessionLimits | undefined, context: LimitConte
   if (limits.maxDurationMs !== undefined) {
     const label = limits.maxDurationLabel ?? `${limits.maxDurationMs / 1000}s`;
     at(opened + limits.maxDurationMs, () =>
-      new SessionLimitError(text.sessionLimitReached(context.dest, context.label, label), { hint: text.sessionLimitHint }),
+      new SessionLimitError(text.sessionLimitReached(context.dest, label), { hint: text.sessionLimitHint }),
     );
   }
   if (limits.closeOnTokenExpiry && context.token !== undefined) {
@@ -70,7 +68,7 @@ export function armLimits(limits: SessionLimits | undefined, context: LimitConte
     } else {
       at(expiresAt * 1000, () => {
         const age = duration(Math.round((now() - opened) / 1000));
-        return new SessionLimitError(text.tokenExpiredClose(context.dest, context.label, age), { hint: text.tokenExpiredCloseHint });
+        return new SessionLimitError(text.tokenExpiredClose(context.dest, age), { hint: text.tokenExpiredCloseHint });
       });
     }
   }

@@ -102,7 +102,7 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let limitReached: BurrowError | undefined;
-  const disarm = armLimits(options.limits, { token, dest, label, logger }, (error) => {
+  const disarm = armLimits(options.limits, { token, dest, logger }, (error) => {
     limitReached = error;
     onAbort();
   });

@@ -94,7 +94,8 @@ function stdioBurrow(args: string[], env: NodeJS.ProcessEnv): BurrowProcess & { 
 }
 
 /** Lines of `stderr` that are errors. */
-const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('burrow: error:'));
+/** Failure lines: `burrow: error: …`, or in listener mode `burrow: #N 127.0.0.1:PORT: error: …`. */
+const errorLines = (stderr: string) => stderr.split('\n').filter((l) => /^burrow: (#\d+ \S+: )?error:/.test(l));
 
 describe('faults: the proxy dies, resets or stops answering', () => {
   let echo: TcpServer;

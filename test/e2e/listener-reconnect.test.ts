@@ -66,7 +66,7 @@ describe('burrow tcp listener: the proxy restarts', () => {
       for (let i = 0; i < 3; i++) assert.equal((await roundTrip(burrow.port, Buffer.from('lost'))).length, 0);
       await eventually(() => (burrow.stderr().slice(stderrBefore).match(/connection refused/g) ?? []).length >= 3, 5000, 'three refusal lines');
       const failure = burrow.stderr().slice(stderrBefore).split('\n').find((l) => l.includes('connection refused'))!;
-      assert.match(failure, new RegExp(`^burrow: error: cannot connect to https://localhost:${port} \\(for .+\\): connection refused — .+`));
+      assert.match(failure, new RegExp(`^burrow: #\\d+ 127\\.0\\.0\\.1:\\d+: error: cannot connect to https://localhost:${port} \\(for .+\\): connection refused — .+`));
       assert.equal(burrow.child.exitCode, null, 'the listener is still running');
 
       await world.proxy.start();

@@ -156,7 +156,7 @@ describe('burrow tcp: load', () => {
     const [outcome] = await holdOpen(burrow.port, 1);
     assert.equal(outcome!.echoed, false);
     await eventually(() => /too many open files/.test(burrow.stderr()), 5000, () => `the error line; stderr: ${burrow.stderr()}`);
-    assert.match(burrow.stderr(), /^burrow: error: cannot connect to https:\/\/localhost:\d+ \(for git\.corp\.test:22\): too many open files — .*ulimit/m);
+    assert.match(burrow.stderr(), /^burrow: #\d+ 127\.0\.0\.1:\d+: error: cannot connect to https:\/\/localhost:\d+ \(for git\.corp\.test:22\): too many open files — .*ulimit/m);
     assert.doesNotMatch(burrow.stderr(), /Warning|\n\s+at /, 'no Node warnings or stack traces');
     outcome!.socket.destroy();
     assert.equal(burrow.child.exitCode, null, 'the listener is still running');

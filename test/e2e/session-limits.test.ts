@@ -74,7 +74,7 @@ describe('burrow tcp: --max-duration and --close-on-token-expiry', () => {
     await eventually(() => world.proxy.openTunnels === 0, 3000, 'the proxy side to close too');
     await eventually(() => /--max-duration 1s/.test(burrow.stderr()), 2000, 'the message');
     const line = burrow.stderr().split('\n').find((l) => l.includes('--max-duration 1s'))!;
-    assert.match(line, /^burrow: error: closed the tunnel to git\.corp\.test:22 \(from 127\.0\.0\.1:\d+\): it reached --max-duration 1s — .+/);
+    assert.match(line, /^burrow: #\d+ 127\.0\.0\.1:\d+: error: closed the tunnel to git\.corp\.test:22: it reached --max-duration 1s — .+/);
 
     // A new connection gets a new tunnel with its own full allowance.
     const again = openIdle(burrow.port, Buffer.from('again'));

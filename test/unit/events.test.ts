@@ -37,16 +37,18 @@ describe('events: human text', () => {
     ]);
   });
 
-  it('renders failures (failed, broken, error) as the one-line error with its hint', () => {
+  it('renders failures (failed, broken, error) as the one-line error with its hint; a listener\'s name their connection', () => {
     const { logger, lines } = collect('error');
     const failure = { code: 'BURROW_ACCESS_DENIED', exit_code: 4, message: 'access denied by p for d (HTTP 403)', hint: 'ask an admin' };
     logger.event({ event: 'failed', ...conn, ms: 5, ...failure });
     logger.event({ event: 'closed', ...conn, ms: 5, bytes_up: 1, bytes_down: 1, reason: 'broken', ...failure, code: 'BURROW_TUNNEL_BROKEN' });
     logger.event({ event: 'error', ...failure, message: `bad token ${JWT}` });
+    logger.event({ event: 'failed', ...conn, peer: 'stdio', ms: 5, ...failure });
     assert.deepEqual(lines, [
-      'burrow: error: access denied by p for d (HTTP 403) — ask an admin',
-      'burrow: error: access denied by p for d (HTTP 403) — ask an admin',
+      'burrow: #3 127.0.0.1:50312: error: access denied by p for d (HTTP 403) — ask an admin',
+      'burrow: #3 127.0.0.1:50312: error: access denied by p for d (HTTP 403) — ask an admin',
       'burrow: error: bad token eyJh…[hidden] — ask an admin',
+      'burrow: error: access denied by p for d (HTTP 403) — ask an admin',
     ]);
   });
 

@@ -44,7 +44,7 @@ describe('parseDuration', () => {
 });
 
 describe('armLimits', () => {
-  const context = { dest: 'git.corp.test:22', label: '127.0.0.1:5555', logger };
+  const context = { dest: 'git.corp.test:22', logger };
 
   it('closes at --max-duration with a BURROW_SESSION_LIMIT error naming the limit, once', async () => {
     const errors: SessionLimitError[] = [];
