@@ -5,6 +5,7 @@
  * DISPLAY/WAYLAND_DISPLAY (a server, an SSH login) has no browser to open.
  */
 import { spawn } from 'node:child_process';
+import { importExternal } from '../external.js';
 
 export type BrowserChoice = { kind: 'command'; command: string } | { kind: 'default' } | { kind: 'none' };
 
@@ -41,7 +42,7 @@ export async function openUrl(choice: BrowserChoice, url: string, env: NodeJS.Pr
     });
   }
   try {
-    const { default: open } = await import('open');
+    const { default: open } = await importExternal<typeof import('open')>('open');
     const child = await open(url, { wait: false });
     child.once('error', () => {});
     child.unref();

@@ -20,6 +20,7 @@ import { text } from '../output/messages.js';
 import { type BrowserOptions, chooseBrowser, openUrl } from './browser.js';
 import { startCallbackServer } from './callback.js';
 import { JWT_SHAPE } from './jwt.js';
+import { importExternal } from '../external.js';
 
 export interface SignInOptions {
   proxy: ProxyEndpoint;
@@ -47,7 +48,7 @@ function proxyOnly(proxy: ProxyEndpoint): Target {
 
 /** Asks the proxy where to sign in: `GET /.pomerium/api/v1/login?pomerium_redirect_uri=…`. */
 export async function fetchSignInUrl(options: SignInOptions, redirectUri: string): Promise<string> {
-  const { Client } = await import('undici');
+  const { Client } = await importExternal<typeof import('undici')>('undici');
   const target = proxyOnly(options.proxy);
   const client = new Client(options.proxy.origin, {
     connect: (_opts, callback) => {

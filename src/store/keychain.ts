@@ -14,6 +14,7 @@ import { CredentialStoreError } from '../errors.js';
 import { text } from '../output/messages.js';
 import { decodeCredential, encodeCredential, summarize } from './file.js';
 import type { CredentialStore, CredentialSummary, StoredCredential } from './store.js';
+import { importExternal } from '../external.js';
 
 /** The keychain's service name for every burrow entry. */
 export const KEYCHAIN_SERVICE = 'burrow';
@@ -190,10 +191,9 @@ function formatSeconds(ms: number): string {
   return `${Math.round(ms / 100) / 10} s`;
 }
 
-/** `import('keytar')` behind a variable, so TypeScript does not need keytar's types to build. */
+/** keytar, typed here: TypeScript must not need keytar's types to build (it is optional). */
 async function importKeytar(): Promise<Keytar> {
-  const specifier = 'keytar';
-  const module = (await import(specifier)) as Partial<Keytar> & { default?: Keytar };
+  const module = await importExternal<Partial<Keytar> & { default?: Keytar }>('keytar');
   // keytar is CommonJS: its exports arrive as `default` (and, when Node's lexer finds them, as names).
   const keytar = module.default ?? module;
   if (typeof keytar.getPassword !== 'function' || typeof keytar.findCredentials !== 'function') {

@@ -6,10 +6,8 @@
  * Importing this module loads no native code: keytar is imported by keychain.ts only when a keychain
  * is actually tried.
  */
-import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
-import envPaths from 'env-paths';
 import { CredentialStoreError, UsageError } from '../errors.js';
+import { cacheDir } from './cache-dir.js';
 import { text } from '../output/messages.js';
 import { FileStore } from './file.js';
 import { loadKeychain } from './keychain.js';
@@ -23,18 +21,6 @@ export function parseStoreChoice(value: string): StoreChoice {
   const choice = value.trim().toLowerCase();
   if (choice === 'keychain' || choice === 'file' || choice === 'auto') return choice;
   throw new UsageError(text.invalidCredentialStore(value), { hint: text.invalidCredentialStoreHint });
-}
-
-/**
- * burrow's cache directory (credentials, lock files). On Linux and the BSDs `$XDG_CACHE_HOME/burrow`
- * or `~/.cache/burrow`, computed here from `env` because env-paths reads the real process.env;
- * elsewhere env-paths' answer (`~/Library/Caches/burrow`, `%LOCALAPPDATA%\burrow\Cache`).
- */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (process.platform === 'darwin' || process.platform === 'win32') return envPaths('burrow', { suffix: '' }).cache;
-  // The XDG spec says a relative value is invalid and must be ignored.
-  const xdg = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : undefined;
-  return join(xdg ?? join(env.HOME || homedir(), '.cache'), 'burrow');
 }
 
 export interface SelectStoreOptions {

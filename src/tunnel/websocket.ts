@@ -26,6 +26,7 @@ import { text } from '../output/messages.js';
 import { printable } from '../net/http-answer.js';
 import { statusToError } from './status.js';
 import type { OpenRequest, Transport, TunnelStream } from './transport.js';
+import { importExternal } from '../external.js';
 
 export interface WebSocketTransportOptions {
   tls: TlsSettings | undefined;
@@ -56,7 +57,7 @@ export class WebSocketTransport implements Transport {
   async open(request: OpenRequest): Promise<TunnelStream> {
     const { target, token, signal } = request;
     if (!target.websocket) throw new Error('WebSocketTransport: the target has no WebSocket URL');
-    const { WebSocket, createWebSocketStream } = await import('ws');
+    const { WebSocket, createWebSocketStream } = await importExternal<typeof import('ws')>('ws');
     const options = this.#options;
     const deadline = Date.now() + options.connectTimeoutMs;
     const headers: Record<string, string> = { 'User-Agent': options.userAgent };

@@ -198,12 +198,21 @@ export function burrowStdioArgs(servers: ServersReady): string[] {
   return ['tcp', '--listen', '-', BENCH_DEST, '--pomerium-url', servers.proxyUrl, '--alternate-ca-path', servers.caPath];
 }
 
+/**
+ * The cache directory every burrow process of this bench run shares, as one user's runs do: the
+ * first start-up writes the V8 code cache there (src/cli/loader.ts), the later ones use it.
+ */
+let sharedCache: string | undefined;
+export function benchCacheDir(): string {
+  return (sharedCache ??= tempDir('burrow-bench-cache-'));
+}
+
 /** Starts `kind`'s client process for one stdio tunnel; the caller owns it. */
 export function spawnStdioClient(kind: 'proxytunnel' | 'plain' | 'stdio', servers: ServersReady): ChildProcess & { stderrText(): string } {
   if (kind === 'proxytunnel') return spawnTracked('proxytunnel', proxytunnelArgs(servers), cleanEnv());
   if (kind === 'plain') return spawnTracked(process.execPath, plainArgs(servers), cleanEnv({ BENCH_TOKEN: servers.token }));
   // helpers/burrow.ts gives it a fresh cache directory and the file store, and kills it in stopAll().
-  const burrow = spawnBurrow(burrowStdioArgs(servers), { env: { BURROW_SERVICE_ACCOUNT: servers.token }, collectStdout: false });
+  const burrow = spawnBurrow(burrowStdioArgs(servers), { env: { BURROW_SERVICE_ACCOUNT: servers.token, XDG_CACHE_HOME: benchCacheDir() }, collectStdout: false });
   return Object.assign(burrow.child, { stderrText: burrow.stderr });
 }
 

@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BURROW_BIN, stopAll, tempDir } from '../helpers/burrow.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { killChildren, startPath, type BenchPath, type PathId } from './clients.js';
+import { benchCacheDir, killChildren, startPath, type BenchPath, type PathId } from './clients.js';
 import { firstByte, latency, median, MiB, nodeStartup, percentile, scale, slowConsumer, spawnToExit, throughput, type Direction } from './measure.js';
 import { loadAverage, machine, machineBusySeconds, proxytunnelVersion } from './proc.js';
 import { profileBurrow } from './profile.js';
@@ -271,7 +271,9 @@ async function main(): Promise<void> {
         const ms = await attempt('startup node -e 0', nodeStartup);
         if (ms !== undefined) (times.node ??= []).push(ms);
         // burrow's own loading cost, without any connection: `burrow --version` to its exit.
-        const version = await attempt('startup burrow --version', () => spawnToExit(process.execPath, [BURROW_BIN, '--version']));
+        const version = await attempt('startup burrow --version', () =>
+          spawnToExit(process.execPath, [BURROW_BIN, '--version'], { PATH: process.env.PATH, XDG_CACHE_HOME: benchCacheDir() }),
+        );
         if (version !== undefined) (times.version ??= []).push(version);
         for (const path of rotate(processPaths, rep)) {
           const first = await attempt(`startup ${path.id}`, () => firstByte(path));

@@ -48,6 +48,21 @@ describe('burrow tcp: browser sign-in', () => {
     for (const out of [first.stderr, second.stderr, first.stdout.toString()]) assert.ok(!out.includes(token!), 'token never printed');
   });
 
+  it('no --browser-cmd: the desktop default browser (the `open` package, its xdg-open, $BROWSER) signs in', async () => {
+    // A desktop session as xdg-open sees one without a desktop environment and without .desktop
+    // handlers (no XDG data directories): it hands the address to $BROWSER, the stand-in browser.
+    // The `open` package is loaded on demand, from outside the bundle, as the CLI runs it.
+    const empty = tempDir('burrow-xdg-data-');
+    const u = user({ DISPLAY: ':99', BROWSER: followBrowser, XDG_DATA_HOME: empty, XDG_DATA_DIRS: empty });
+    const result = await runBurrow(world.tcpArgs(DEST, '--listen', '-'), { env: u.env, input: 'via xdg-open' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.toString(), 'via xdg-open');
+    assert.match(result.stderr, /opened your browser to sign in/);
+    assert.doesNotMatch(result.stderr, /Warning/);
+    assert.equal(browserLaunches(u.log).length, 1);
+    assert.equal(storedTokens(u.cache).length, 1);
+  });
+
   it('no keychain here: the fallback to files is said once, when the token is saved, not on every run', async () => {
     const u = user({ BURROW_CREDENTIAL_STORE: undefined as unknown as string, DBUS_SESSION_BUS_ADDRESS: undefined as unknown as string });
     const first = await runBurrow(u.args(DEST, '--listen', '-'), { env: u.env, input: 'a' });

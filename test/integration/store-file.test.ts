@@ -8,7 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { ExitCode } from '../../src/errors.js';
 import { entryName, FileStore } from '../../src/store/file.js';
-import { cacheDir, parseStoreChoice, selectStore } from '../../src/store/select.js';
+import { cacheDir } from '../../src/store/cache-dir.js';
+import { parseStoreChoice, selectStore } from '../../src/store/select.js';
 import type { StoredCredential } from '../../src/store/store.js';
 import { repoRoot } from '../helpers/fixtures.js';
 

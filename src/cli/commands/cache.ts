@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { formatExpiry, printableLine, table } from '../../output/format.js';
 import { createLogger } from '../../output/log.js';
 import { text } from '../../output/messages.js';
-import { cacheDir } from '../../store/select.js';
+import { cacheDir } from '../../store/cache-dir.js';
 import { addSignInOptions } from '../options.js';
 import type { Runtime } from '../runtime.js';
 import { type SignInValues, signInSettings, storeOpener } from '../sign-in.js';

@@ -1,0 +1,15 @@
+/**
+ * Loads a dependency that stays outside the CLI bundle (keytar, ws, undici, open) when it is
+ * first needed. The bundle runs as a `vm.Script` (cli/loader.ts, for the code cache), where
+ * Node 20 offers `import()` only as an experimental feature that prints a warning; so the loader,
+ * an ordinary module, lends its own `import()` here. Without a loader (tests, the tsc output)
+ * this is plain `import()`.
+ */
+export const LENT_IMPORT = Symbol.for('burrow.import');
+
+type Importer = (specifier: string) => Promise<unknown>;
+
+export function importExternal<T>(specifier: string): Promise<T> {
+  const lent = (globalThis as { [LENT_IMPORT]?: Importer })[LENT_IMPORT];
+  return (lent ? lent(specifier) : import(specifier)) as Promise<T>;
+}
