@@ -11,7 +11,7 @@
  * modification time as well as the Node version, because V8 itself checks only the source's
  * length. BURROW_NO_CODE_CACHE=1 turns it off.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
@@ -61,6 +61,7 @@ function readStored(path: string, id: string): Stored | undefined {
 
 /** Writes the cache atomically (parallel ssh processes may all do so); any failure is ignored. */
 function writeStored(path: string, id: string, kind: Kind, data: Buffer): void {
+  const temporary = `${path}.${process.pid}.tmp`;
   try {
     const dir = dirname(path);
     // Without `recursive`: Node's recursive mkdir can spin forever (store/ensure-dir.ts).
@@ -71,11 +72,15 @@ function writeStored(path: string, id: string, kind: Kind, data: Buffer): void {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
     }
-    const temporary = `${path}.${process.pid}.tmp`;
     writeFileSync(temporary, Buffer.concat([Buffer.from(`${id} ${kind}\n`, 'latin1'), data]), { mode: 0o600 });
     renameSync(temporary, path);
   } catch {
     // A read-only or full disk only costs the next start-up its cache.
+    try {
+      rmSync(temporary, { force: true });
+    } catch {
+      // Nothing was written there, or nothing can be removed.
+    }
   }
 }
 

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -737,6 +737,11 @@ describe('faults: the credential store cannot be used', () => {
       assert.match(warnings(stdio.stderr)[0]!, /cannot save the sign-in to .*: no space left on the device; the sign-in is kept for this process only$/);
       const listener = await twoConnections(u);
       assert.equal(warnings(listener).length, 1, listener);
+      // The code cache (cli/loader.ts) could not be written either: silently, and no half-written
+      // temporary file is left behind.
+      const codeCache = join(mountPoint, 'burrow', 'code-cache');
+      const left = existsSync(codeCache) ? readdirSync(codeCache) : [];
+      assert.deepEqual(left.filter((f) => f.endsWith('.tmp')), [], `left in ${codeCache}: ${left.join(', ')}`);
     } finally {
       execFileSync('umount', ['-l', mountPoint], { stdio: 'pipe' });
     }
