@@ -66,6 +66,16 @@ function checkHost(host: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Host names and IPv6 hex digits are case-insensitive, so they are lowercased (one cached sign-in
+ * per proxy, whatever the spelling); an IPv6 zone (`fe80::1%eth0`) names an interface, and
+ * interface names are not.
+ */
+function normalizeHost(host: string): string {
+  const zone = host.indexOf('%');
+  return zone < 0 ? host.toLowerCase() : `${host.slice(0, zone).toLowerCase()}${host.slice(zone)}`;
+}
+
 export function formatAuthority(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -98,14 +108,14 @@ export function splitHostPort(input: string, minPort = 1): { host: string; port:
   if (port === undefined) return `the port "${portText}" is not a number from ${minPort} to 65535`;
   const bad = checkHost(host);
   if (bad) return bad;
-  return { host: host.toLowerCase().replace(/\.$/, ''), port };
+  return { host: normalizeHost(host).replace(/\.$/, ''), port };
 }
 
 /** A proxy's `host[:port]`: unlike a destination, the port may be left out. */
 function proxyHostPort(input: string): { host: string; port: number | undefined } | string {
   if (input.startsWith('[') ? input.endsWith(']') : !input.includes(':')) {
     const host = input.startsWith('[') ? input.slice(1, -1) : input;
-    return checkHost(host) ?? { host: host.toLowerCase(), port: undefined };
+    return checkHost(host) ?? { host: normalizeHost(host), port: undefined };
   }
   return splitHostPort(input);
 }
@@ -127,7 +137,7 @@ const PORT_ZERO = 'the port must be from 1 to 65535';
 /** Parses a `scheme://host[:port]` URL's host part, rejecting the things WHATWG URL tolerates. */
 function urlHostPort(url: URL): { host: string; port: number | undefined } {
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  return { host: host.toLowerCase(), port: url.port === '' ? undefined : Number(url.port) };
+  return { host: normalizeHost(host), port: url.port === '' ? undefined : Number(url.port) };
 }
 
 /** Parses the destination argument, then applies `--pomerium-url` if given. */

@@ -26,6 +26,8 @@ describe('parseTarget: the destination forms', () => {
     ['[::1]:22', undefined, '[::1]:22', 'https://[::1]:443'],
     ['10.0.0.5:22', 'https://localhost:8443', '10.0.0.5:22', 'https://localhost:8443'],
     ['Git.Corp.Example.COM:22', undefined, 'git.corp.example.com:22', 'https://git.corp.example.com:443'],
+    // An IPv6 zone names an interface: its case is kept, the address's is not. (URLs have no zones.)
+    ['[FE80::1%Eth0]:22', 'https://[FE80::A]:9443', '[fe80::1%Eth0]:22', 'https://[fe80::a]:9443'],
     ['git.corp.test:22', 'https://127.0.0.1:9443/', 'git.corp.test:22', 'https://127.0.0.1:9443'],
     ['git.corp.test:22', 'https://[::1]:9443', 'git.corp.test:22', 'https://[::1]:9443'],
     ['TCP+HTTPS://git.corp.test:22', undefined, 'git.corp.test:22', 'https://git.corp.test:443'],
