@@ -119,9 +119,9 @@ function pastedToken(logger: Logger): { token: Promise<string>; close(): void } 
     if (fd !== undefined) closeSync(fd);
     return { token: new Promise(() => {}), close: () => {} };
   }
+  const lines = createInterface({ input, terminal: false });
   // A terminal that cannot be read (hung up, EIO) only ends pasting; the browser callback still works.
   input.on('error', () => lines.close());
-  const lines = createInterface({ input, terminal: false });
   const token = new Promise<string>((resolve) => {
     lines.on('line', (line) => {
       if (line.trim() === '') return;

@@ -7,7 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import envPaths from 'env-paths';
 
 /**
- * burrow's cache directory (credentials, lock files). On Linux and the BSDs `$XDG_CACHE_HOME/burrow`
+ * burrow's cache directory (credentials, lock files, code cache). On Linux and the BSDs `$XDG_CACHE_HOME/burrow`
  * or `~/.cache/burrow`, computed here from `env` because env-paths reads the real process.env;
  * elsewhere env-paths' answer (`~/Library/Caches/burrow`, `%LOCALAPPDATA%\burrow\Cache`).
  */

@@ -188,7 +188,12 @@ function sessionOptions(s: TcpSettings, label: string): SessionOptions {
 async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind: 'tcp' }>, runtime: Runtime): Promise<number> {
   // At most one line a second about refused connections: at the fd limit every one fails alike.
   let lastRefusal = 0;
-  const quiet = () => Date.now() - lastRefusal < 1000 || ((lastRefusal = Date.now()), false);
+  const quiet = (): boolean => {
+    const now = Date.now();
+    if (now - lastRefusal < 1000) return true;
+    lastRefusal = now;
+    return false;
+  };
   const listener = await listenTcp(listen.host, listen.port, {
     onAcceptError: (error) => {
       if (quiet()) return;
