@@ -43,7 +43,7 @@ function assertUsage(error: unknown, codes: string[]): string {
 }
 
 /** What may go into a CONNECT request line: a host name, or an IP literal (with a zone id). */
-const SAFE_AUTHORITY = /^(\[[0-9a-f:.]+(%[a-z0-9:._~-]+)?\]|[a-z0-9._-]+):[0-9]{1,5}$/;
+const SAFE_AUTHORITY = /^(\[[0-9a-f:.]+(%[A-Za-z0-9:._~-]+)?\]|[a-z0-9._-]+):[0-9]{1,5}$/;
 
 function assertPort(port: number, min = 1): void {
   assert.ok(Number.isInteger(port) && port >= min && port <= 65535, `port ${port}`);
