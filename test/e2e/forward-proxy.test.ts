@@ -15,7 +15,6 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
@@ -27,6 +26,7 @@ import { echoThrough } from '../helpers/echo-server.js';
 import { fixture } from '../helpers/fixtures.js';
 import { requireSquid, type Squid, type SquidLogEntry, startSquid, stopAllSquid } from '../helpers/squid.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
+import { freePort } from '../helpers/processes.js';
 
 const MB = 1024 * 1024;
 const CA = fixture('ca.pem');
@@ -41,15 +41,6 @@ interface Arrival {
   url: string;
   sourcePort: number;
 }
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 
 /** `http://user:password@127.0.0.1:PORT` with the userinfo percent-encoded. */
 function withCredentials(url: string, user: string, password: string): string {
@@ -71,7 +62,7 @@ describe('burrow tcp through a forward proxy (squid)', () => {
 
   before(async () => {
     requireSquid();
-    closed = await closedPort();
+    closed = await freePort();
     world = await startWorld();
     world.proxy.addRoute({ from: 'wss://localhost/ws', to: `tcp://${world.echo.address}` });
     hop = `localhost:${world.proxy.port}`;

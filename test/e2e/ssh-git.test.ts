@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
@@ -19,24 +18,15 @@ import { type FakePomerium, startFakePomerium } from '../helpers/fake-pomerium.j
 import { type BareRepo, createBareRepo, git } from '../helpers/git-repo.js';
 import { missingSshTools, run, type RunResult, shQuote, type Sshd, start, startSshd, stopAllCommands } from '../helpers/sshd.js';
 import { eventually } from '../helpers/world.js';
+import { freePort } from '../helpers/processes.js';
 
 const MiB = 1024 * 1024;
 const TRANSFER_BYTES = 50 * MiB;
-
 
 async function fileSha256(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('ssh and git through burrow (real OpenSSH and git)', () => {
@@ -91,7 +81,7 @@ describe('ssh and git through burrow (real OpenSSH and git)', () => {
       routes: [
         { from: 'tcp+https://git.corp.test:22', to: `tcp://${sshd.address}` },
         { from: 'tcp+https://bob-only.corp.test:22', to: `tcp://${sshd.address}`, allow: ['bob@corp.test'] },
-        { from: 'tcp+https://down.corp.test:22', to: `tcp://127.0.0.1:${await closedPort()}` },
+        { from: 'tcp+https://down.corp.test:22', to: `tcp://127.0.0.1:${await freePort()}` },
       ],
     });
     browserLog = join(work, 'browser.log');
@@ -249,7 +239,7 @@ describe('ssh and git through burrow (real OpenSSH and git)', () => {
     });
 
     it('proxy unreachable: connection refused', async () => {
-      const url = `https://127.0.0.1:${await closedPort()}`;
+      const url = `https://127.0.0.1:${await freePort()}`;
       const line = lineWith(
         await sshThroughFailingBurrow('git.corp.test', ['--pomerium-url', url, '--alternate-ca-path', proxy.caPath, '--browser-cmd', followBrowser]),
         'connection refused',

@@ -30,6 +30,7 @@ import { rssBytes } from '../helpers/load.js';
 import { missingSshTools, run, shQuote, type Sshd, startSshd, stopAllCommands } from '../helpers/sshd.js';
 import { requireWebsockify, startWebsockify, stopAllWebsockify, type Websockify } from '../helpers/websockify.js';
 import { eventually, within } from '../helpers/world.js';
+import { freePort } from '../helpers/processes.js';
 
 const MB = 1024 * 1024;
 const CA = fixture('ca.pem');
@@ -39,16 +40,6 @@ const wsArgs = (url: string, ...extra: string[]) => ['tcp', url, '--alternate-ca
 
 /** `wss://localhost:PORT<path>` of a local proxy. */
 const wssOf = (proxy: FakePomerium, path: string) => `${proxy.url.replace(/^https:/, 'wss:')}${path}`;
-
-
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A proxy of its own for one test (wsAutoPong, wsIdleTimeoutMs…), with `/echo` to `echo`. */
 async function echoProxy(echo: TcpServer, options: FakePomeriumOptions): Promise<FakePomerium> {
@@ -71,7 +62,7 @@ describe('burrow tcp over WebSocket', () => {
       routes: [
         { from: 'wss://ws.corp.test/echo', to: `tcp://${echo.address}` },
         { from: 'wss://ws.corp.test/bob', to: `tcp://${echo.address}`, allow: ['bob@corp.test'] },
-        { from: 'wss://ws.corp.test/down', to: `tcp://127.0.0.1:${await closedPort()}` },
+        { from: 'wss://ws.corp.test/down', to: `tcp://127.0.0.1:${await freePort()}` },
         { from: 'tcp+https://git.corp.test:22', to: `tcp://${echo.address}` },
       ],
     });

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocket, type ClientOptions } from 'ws';
@@ -12,6 +11,7 @@ import { startEchoServer, startSinkServer, startSourceServer } from '../helpers/
 import { startFakePomerium, type FakePomerium, type FakePomeriumOptions } from '../helpers/fake-pomerium.js';
 import { readFixture } from '../helpers/fixtures.js';
 import { eventually } from '../helpers/world.js';
+import { freePort } from '../helpers/processes.js';
 
 const TEST_TIMEOUT = { timeout: 20_000 };
 
@@ -94,15 +94,6 @@ async function proxyFor(t: TestContext, options: FakePomeriumOptions = {}): Prom
   const proxy = await startFakePomerium(options);
   t.after(() => proxy.close());
   return proxy;
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 async function echoProxy(t: TestContext, options: FakePomeriumOptions = {}): Promise<FakePomerium> {
@@ -207,7 +198,7 @@ describe('fake-pomerium WebSocket routes', () => {
   });
 
   test('503 when the upstream refuses the connection', TEST_TIMEOUT, async (t) => {
-    const proxy = await proxyFor(t, { routes: [{ from: 'wss://ws.corp.test/down', to: `tcp://127.0.0.1:${await closedPort()}` }] });
+    const proxy = await proxyFor(t, { routes: [{ from: 'wss://ws.corp.test/down', to: `tcp://127.0.0.1:${await freePort()}` }] });
     assert.equal((await openWs(proxy, '/down', { token: proxy.mintToken() })).status, 503);
     assert.equal(proxy.openTunnels, 0);
   });

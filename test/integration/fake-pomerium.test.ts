@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { request as httpsRequest } from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
@@ -11,6 +10,7 @@ import { payload as makePayload, sha256 } from '../helpers/data.js';
 import { startEchoServer, startSinkServer, startSourceServer, startTcpServer } from '../helpers/echo-server.js';
 import { startFakePomerium, type FakePomerium, type FakePomeriumOptions } from '../helpers/fake-pomerium.js';
 import { readFixture } from '../helpers/fixtures.js';
+import { freePort } from '../helpers/processes.js';
 
 const TEST_TIMEOUT = { timeout: 15_000 };
 
@@ -110,16 +110,6 @@ async function proxyFor(t: TestContext, options: FakePomeriumOptions = {}): Prom
   const proxy = await startFakePomerium(options);
   t.after(() => proxy.close());
   return proxy;
-}
-
-/** A port on which nothing listens (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 describe('fake-pomerium CONNECT', () => {
@@ -284,7 +274,7 @@ describe('fake-pomerium CONNECT', () => {
   });
 
   test('503 when the upstream refuses the connection', TEST_TIMEOUT, async (t) => {
-    const proxy = await proxyFor(t, { routes: [{ from: 'tcp+https://down.corp.test:22', to: `tcp://127.0.0.1:${await closedPort()}` }] });
+    const proxy = await proxyFor(t, { routes: [{ from: 'tcp+https://down.corp.test:22', to: `tcp://127.0.0.1:${await freePort()}` }] });
     const answer = await rawConnect(proxy, 'down.corp.test:22', { token: proxy.mintToken() });
     assert.equal(answer.status, 503);
     await readToEnd(answer.socket, answer.rest);
