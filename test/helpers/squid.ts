@@ -201,8 +201,8 @@ function kill(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Removes /dev/shm segments of instances whose test process is gone (it died before stop()). */
-function removeStaleSharedMemory(): void {
+/** Unlinks the /dev/shm segments whose names `match` (squid leaves them when killed). */
+function removeSharedMemoryWhere(match: (entry: string) => boolean): void {
   let entries: string[];
   try {
     entries = readdirSync('/dev/shm');
@@ -210,8 +210,7 @@ function removeStaleSharedMemory(): void {
     return;
   }
   for (const entry of entries) {
-    const owner = /^burrowsq(\d+)n\d+-.*\.shm$/.exec(entry)?.[1];
-    if (owner === undefined || Number(owner) === process.pid || existsSync(`/proc/${owner}`)) continue;
+    if (!match(entry)) continue;
     try {
       unlinkSync(join('/dev/shm', entry));
     } catch {
@@ -220,23 +219,17 @@ function removeStaleSharedMemory(): void {
   }
 }
 
-/** Removes the /dev/shm segments of service `name` (squid leaves them when killed). */
+/** Removes /dev/shm segments of instances whose test process is gone (it died before stop()). */
+function removeStaleSharedMemory(): void {
+  removeSharedMemoryWhere((entry) => {
+    const owner = /^burrowsq(\d+)n\d+-.*\.shm$/.exec(entry)?.[1];
+    return owner !== undefined && Number(owner) !== process.pid && !existsSync(`/proc/${owner}`);
+  });
+}
+
+/** Removes the /dev/shm segments of service `name`. */
 function removeSharedMemory(name: string): void {
-  let entries: string[];
-  try {
-    entries = readdirSync('/dev/shm');
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
-    if (entry.startsWith(`${name}-`) && entry.endsWith('.shm')) {
-      try {
-        unlinkSync(join('/dev/shm', entry));
-      } catch {
-        // Gone already.
-      }
-    }
-  }
+  removeSharedMemoryWhere((entry) => entry.startsWith(`${name}-`) && entry.endsWith('.shm'));
 }
 
 function readOr(path: string, fallback: string): string {
