@@ -1,62 +1,12 @@
 /**
- * Flag groups shared by commands (pomerium-cli's addTLSFlags / addServiceAccountFlags), and
- * their conversion into validated settings. Environment is read here, when used.
+ * Flag values turned into validated settings, and the parsers the flag table (flags.ts) checks
+ * values with. The flags themselves are declared in flags.ts. Environment is read here, when used.
  */
 import { readFileSync } from 'node:fs';
-import { type Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
-import { LOG_LEVELS, type LogLevel } from '../output/log.js';
+import type { LogLevel } from '../output/log.js';
 import { text } from '../output/messages.js';
 import type { SessionLimits } from '../tunnel/limits.js';
-
-export function addTlsOptions(command: Command): Command {
-  return command
-    .option('--disable-tls-verification', 'do not verify the proxy\'s TLS certificate (insecure; for testing)')
-    .option('--alternate-ca-path <pem>', 'also trust the CA certificate(s) in this PEM file')
-    .option('--ca-cert <pem-or-base64>', 'also trust this CA certificate (PEM text or base64 of it)')
-    .option('--client-cert <pem>', 'client certificate for proxies that require mutual TLS')
-    .option('--client-key <pem>', 'private key of --client-cert');
-}
-
-export function addServiceAccountOptions(command: Command): Command {
-  return command
-    .option('--service-account <jwt>', 'a service account token (visible to other local users in the process list: prefer the file or env var)')
-    .option('--service-account-file <path>', 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)');
-}
-
-export function addSignInOptions(command: Command): Command {
-  return command
-    .option('--browser-cmd <program>', 'run <program> <sign-in URL> instead of opening the default browser')
-    .option('--no-browser', 'do not open a browser: print the sign-in address (and accept the final address pasted back)')
-    .option('--login-timeout <seconds>', 'how long to wait for a browser sign-in', '300')
-    .addOption(
-      new Option('--credential-store <kind>', 'where to keep sign-ins (default: keychain if usable, else files; env BURROW_CREDENTIAL_STORE)').choices([
-        'keychain',
-        'file',
-      ]),
-    );
-}
-
-export function addForwardProxyOptions(command: Command): Command {
-  return command
-    .option('--proxy <url>', 'corporate forward proxy to reach the identity proxy through (default: HTTPS_PROXY / ALL_PROXY, minus NO_PROXY)')
-    .option('--no-proxy', 'reach the identity proxy directly, whatever HTTPS_PROXY says');
-}
-
-export function addTransportOptions(command: Command): Command {
-  return command
-    .addOption(
-      new Option('--transport <kind>', 'how to reach the destination: auto picks connect for host:port and tcp+https://, websocket for wss://')
-        .choices(['auto', 'connect', 'websocket'])
-        .default('auto'),
-    )
-    .option('--ping-interval <seconds>', 'WebSocket keepalive ping interval; the tunnel closes when pongs stop (0 = off)', '30')
-    .option('--header <header>', 'add "Name: value" to the tunnel request (repeatable; for gateways with their own API keys)', collect, []);
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 /** Header names burrow sets itself, or that would break the request. */
 const RESERVED_HEADERS = new Set(['host', 'authorization', 'connection', 'upgrade', 'content-length', 'transfer-encoding', 'te', 'trailer']);
@@ -78,18 +28,7 @@ export function parseHeaders(values: string[]): Array<[string, string]> {
   });
 }
 
-/** How long tunnels may live and stall (`tcp`, and passed on by `ssh-config`). */
-export function addSessionLimitOptions(command: Command): Command {
-  return command
-    .option(
-      '--stall-timeout <seconds>',
-      'close a tunnel when data waiting for the proxy does not move, or nothing comes back after the local side finished, for this long (0 = off)',
-      DEFAULT_STALL_TIMEOUT,
-    )
-    .option('--max-duration <time>', 'close each tunnel when it is this old, e.g. 90s, 30m, 8h (the proxy checks policy only when a tunnel opens)')
-    .option('--close-on-token-expiry', 'close each tunnel when the token it was opened with expires');
-}
-
+/** `--stall-timeout`'s default (`tcp`, and what `ssh-config` leaves out). */
 export const DEFAULT_STALL_TIMEOUT = '60';
 
 export interface SessionLimitValues {
@@ -112,13 +51,6 @@ export function sessionLimits(values: SessionLimitValues): SessionLimits | undef
     ...(values.maxDuration === undefined ? {} : { maxDurationMs: parseDuration('--max-duration', values.maxDuration), maxDurationLabel: values.maxDuration.trim() }),
     ...(values.closeOnTokenExpiry ? { closeOnTokenExpiry: true } : {}),
   };
-}
-
-export function addLogOptions(command: Command): Command {
-  return command
-    .option('-v, --verbose', 'say more on stderr: every connection\'s steps (same as --log-level debug)')
-    .addOption(new Option('--log-level <level>', 'how much to print on stderr').choices(LOG_LEVELS))
-    .option('--json', 'write events and errors on stderr as JSON lines, for tools (see the README for the fields)');
 }
 
 export interface ServiceAccountValues {
@@ -196,4 +128,39 @@ export function logLevel(values: { verbose?: boolean; logLevel?: LogLevel }, fal
   if (values.logLevel) return values.logLevel;
   if (values.verbose) return 'debug';
   return fallback;
+}
+
+/** `--connect-timeout` in ms (`tcp` and `login` check the same range). */
+export function connectTimeout(value: string): number {
+  return parseSeconds('--connect-timeout', value, { min: 0.1, max: 3600 });
+}
+
+/** `--ping-interval` in ms; 0 = off (as `tcp` checks it). */
+export function pingInterval(value: string): number {
+  return value === '0' ? 0 : parseSeconds('--ping-interval', value, { min: 0.05, max: 3600 });
+}
+
+/** ssh_config host patterns: names with * ? and ! negation, several separated by spaces. */
+const HOST_PATTERN = /^!?[A-Za-z0-9*?._-]+(?: +!?[A-Za-z0-9*?._-]+)*$/;
+
+/** An ssh `Host` pattern (`ssh-config`'s argument or `--host`), trimmed. */
+export function parseHostPattern(value: string): string {
+  if (!HOST_PATTERN.test(value.trim())) throw new UsageError(text.badHostPattern(value), { hint: text.badHostPatternHint });
+  return value.trim();
+}
+
+/** `ssh-config --user`: a plain user name. */
+export function parseSshUser(value: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(value)) throw new UsageError(text.badSshUser(value), { hint: text.badSshUserHint });
+  return value;
+}
+
+/** `ssh-config --server-alive-interval`: whole seconds, 0 to 86400 (0 = leave ssh's default). */
+export function parseServerAliveInterval(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) > 86_400) {
+    throw new UsageError(text.invalidNumber('--server-alive-interval', value, 'whole seconds, 0 to 86400'), {
+      hint: text.invalidNumberHint('--server-alive-interval'),
+    });
+  }
+  return Number(value);
 }

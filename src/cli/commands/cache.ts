@@ -9,21 +9,21 @@ import { formatExpiry, printableLine, table } from '../../output/format.js';
 import { createLogger } from '../../output/log.js';
 import { text } from '../../output/messages.js';
 import { cacheDir } from '../../store/cache-dir.js';
-import { addSignInOptions } from '../options.js';
+import { addFlags } from '../flags.js';
 import type { Runtime } from '../runtime.js';
 import { type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
 
 export function registerCache(program: Command, runtime: Runtime): void {
   const cache = program.command('cache').description('where cached sign-ins live; forget them all');
   const location = cache.command('location').description('print the cache directory and where tokens are stored');
-  addSignInOptions(location);
+  addFlags(location, 'cache location');
   location.action(async (values: SignInValues) => {
     const store = await storeOpener(signInSettings(values), runtime, createLogger({ level: 'warn' }))();
     runtime.stdout.write(`${cacheDir(runtime.env)}\n`);
     if (store.kind === 'keychain') runtime.stdout.write(`tokens: ${store.location()}\n`);
   });
   const clear = cache.command('clear').description('forget every cached sign-in and lock');
-  addSignInOptions(clear);
+  addFlags(clear, 'cache clear');
   clear.action(async (values: SignInValues) => {
     const logger = createLogger({ level: 'info' });
     const store = await storeOpener(signInSettings(values), runtime, logger)();
@@ -33,7 +33,7 @@ export function registerCache(program: Command, runtime: Runtime): void {
   });
 
   const status = program.command('status').description('list cached sign-ins: proxy, user, expiry (never the token)');
-  addSignInOptions(status);
+  addFlags(status, 'status');
   status.action(async (values: SignInValues) => {
     const store = await storeOpener(signInSettings(values), runtime, createLogger({ level: 'warn' }))();
     const entries = await store.list();

@@ -10,7 +10,8 @@ import { formatExpiry } from '../../output/format.js';
 import { createLogger, type LogLevel } from '../../output/log.js';
 import { text } from '../../output/messages.js';
 import { parseProxyUrl } from '../destination.js';
-import { addForwardProxyOptions, addLogOptions, addSignInOptions, addTlsOptions, logLevel, parseSeconds } from '../options.js';
+import { addFlags } from '../flags.js';
+import { logLevel, parseSeconds } from '../options.js';
 import type { Runtime } from '../runtime.js';
 import { createCredentials, type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
 
@@ -25,12 +26,8 @@ export function registerLogin(program: Command, runtime: Runtime): void {
   const login = program
     .command('login')
     .description('sign in to a proxy now and cache the token (later tunnels use it silently)')
-    .argument('<proxy-url>', 'the proxy, e.g. https://proxy.corp.example.com')
-    .option('--connect-timeout <seconds>', 'give up reaching the proxy after this long', '30');
-  addForwardProxyOptions(login);
-  addSignInOptions(login);
-  addTlsOptions(login);
-  addLogOptions(login);
+    .argument('<proxy-url>', 'the proxy, e.g. https://proxy.corp.example.com');
+  addFlags(login, 'login');
   login.addHelpText('after', '\nExample:\n  $ burrow login https://git.corp.example.com\n');
   login.action(async (url: string, values: LoginValues) => {
     const proxy = parseProxyUrl(url, 'proxy URL');
@@ -55,7 +52,7 @@ export function registerLogin(program: Command, runtime: Runtime): void {
     .command('logout')
     .description('forget the cached sign-in for a proxy, or every cached sign-in')
     .argument('[proxy-url]', 'the proxy to sign out of (default: all)');
-  addSignInOptions(logout);
+  addFlags(logout, 'logout');
   logout.action(async (url: string | undefined, values: SignInValues) => {
     const logger = createLogger({ level: 'info' });
     // Validated before the store is opened: its fallback warning must not precede a usage error.

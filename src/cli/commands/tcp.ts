@@ -18,16 +18,10 @@ import type { SessionLimits } from '../../tunnel/limits.js';
 import { runSession, type SessionOptions, type TokenSource } from '../../tunnel/session.js';
 import type { Transport } from '../../tunnel/transport.js';
 import { isLoopback, parseTarget, type Target } from '../destination.js';
-import { DEFAULT_LISTEN, parseListen, type ListenAddress } from '../listen-address.js';
+import { addFlags } from '../flags.js';
+import { parseListen, type ListenAddress } from '../listen-address.js';
 import { createCredentials, signInSettings, type SignInValues } from '../sign-in.js';
 import {
-  addForwardProxyOptions,
-  addLogOptions,
-  addServiceAccountOptions,
-  addSessionLimitOptions,
-  addTransportOptions,
-  addSignInOptions,
-  addTlsOptions,
   logLevel,
   parseHeaders,
   parseSeconds,
@@ -95,17 +89,8 @@ export function registerTcp(program: Command, runtime: Runtime): void {
     .command('tcp')
     .summary('tunnel TCP (ssh, git, databases) through the identity-aware proxy')
     .description('Open a local listener (or use stdin/stdout) whose connections are tunnelled through the proxy to <destination>.')
-    .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port | wss://host[:port]/path')
-    .option('--listen <addr>', 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout', DEFAULT_LISTEN)
-    .option('--pomerium-url <url>', 'the proxy to use instead of the one derived from <destination>')
-    .option('--connect-timeout <seconds>', 'give up opening a tunnel after this long', '30');
-  addSessionLimitOptions(command);
-  addTransportOptions(command);
-  addForwardProxyOptions(command);
-  addSignInOptions(command);
-  addServiceAccountOptions(command);
-  addTlsOptions(command);
-  addLogOptions(command);
+    .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port | wss://host[:port]/path');
+  addFlags(command, 'tcp');
   command.addHelpText('after', EXAMPLES);
   command.action(async (destination: string, values: TcpOptionValues) => {
     runtime.setExitCode(await runTcp(destination, values, runtime));

@@ -1,0 +1,24 @@
+/**
+ * The commands that take flags from the flag table (flags.ts), by their path under `burrow`, and
+ * what else is known of each one as data. No imports: loader.ts reads it before the bundle loads.
+ * test/unit/flags.test.ts checks every name here against the commander program.
+ */
+export const COMMANDS = {
+  /** Opens tunnels: its code cache is the one worth keeping (loader.ts). */
+  tcp: { tunnels: true },
+  login: { tunnels: false },
+  logout: { tunnels: false },
+  status: { tunnels: false },
+  'cache location': { tunnels: false },
+  'cache clear': { tunnels: false },
+  'ssh-config': { tunnels: false },
+} as const satisfies Record<string, { tunnels: boolean }>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+/** The commands that open tunnels (`burrow <name> …`). */
+export const TUNNEL_COMMANDS: ReadonlySet<string> = new Set(
+  Object.entries(COMMANDS)
+    .filter(([, command]) => command.tunnels)
+    .map(([name]) => name),
+);

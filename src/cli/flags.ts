@@ -1,0 +1,364 @@
+/**
+ * Every flag of every command, declared once, as data: its spelling, help text, default and
+ * choices, how its value is checked, which commands take it, how `ssh-config` passes it on to the
+ * `burrow tcp` it writes into a ProxyCommand, and whether a config file may set it. Commands
+ * register their options from here ({@link addFlags}), so `--help` and shell completion (read off
+ * the commander program, completion/spec.ts) follow from this table too.
+ *
+ * A command lists its flags in table order: `tcp`'s order, with `ssh-config`'s own flags first.
+ */
+import { Command, Option } from 'commander';
+import { parseForwardProxy } from '../net/proxy-env.js';
+import { LOG_LEVELS } from '../output/log.js';
+import type { CommandName } from './command-table.js';
+import { parseProxyUrl } from './destination.js';
+import { DEFAULT_LISTEN, parseListen } from './listen-address.js';
+import {
+  connectTimeout,
+  DEFAULT_STALL_TIMEOUT,
+  parseDuration,
+  parseHeaders,
+  parseHostPattern,
+  parseServerAliveInterval,
+  parseSshUser,
+  pingInterval,
+  serviceAccountToken,
+  stallTimeout,
+} from './options.js';
+import { signInSettings } from './sign-in.js';
+
+/**
+ * How `ssh-config` passes a flag on, when it was given a value other than its default:
+ * - `false`: it does not (the flag is `ssh-config`'s own, or `ssh-config` refuses it).
+ * - `'value'`: as given. A switch is passed when set, a negated one (`--no-browser`) when given,
+ *   a repeatable one once per value.
+ * - `'path'`: made absolute, since ssh runs the ProxyCommand from wherever ssh was started.
+ * - a function: the value written instead (normalised, or made fit for a one-line ProxyCommand).
+ */
+export type PassOn = false | 'value' | 'path' | ((value: string) => string);
+
+export interface FlagEntry {
+  /** commander's spelling: `--listen <addr>`, `-v, --verbose`, `--no-browser`. */
+  readonly flags: string;
+  readonly description: string;
+  /** Other wording for some commands (what the flag does there, or what is passed on). */
+  readonly describedFor?: Partial<Record<CommandName, string>>;
+  /** The default, as typed on the command line; `[]` for a repeatable flag. */
+  readonly default?: string | readonly string[];
+  readonly choices?: readonly string[];
+  /** May be given more than once; the values are kept in order. */
+  readonly repeatable?: boolean;
+  /**
+   * Checks one value as the command using it will (a UsageError for a bad one). The commands
+   * call these parsers (or the settings functions of options.ts they wrap) on their values;
+   * `ssh-config` calls them on the values it passes on, so a bad one fails now, not at every ssh.
+   */
+  readonly parse?: (value: string) => unknown;
+  readonly commands: readonly CommandName[];
+  readonly passOn: PassOn;
+  /**
+   * A config file may set it (for a later feature; there is none yet): settings of the user or
+   * the machine, not of one invocation (a destination, a listen address), never a secret
+   * itself (a token, header values) nor a safety switch (--disable-tls-verification).
+   */
+  readonly configurable: boolean;
+}
+
+/** Commands with a browser sign-in and a credential store. */
+const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
+/** Commands that reach the proxy (TLS, forward proxy, logging)… */
+const REACH: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
+/** …and those that open tunnels, or write the command that will. */
+const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
+
+/** A PEM is several lines; a ProxyCommand is one. `--ca-cert` takes base64 of the PEM as well. */
+function oneLineCaCert(value: string): string {
+  const trimmed = value.trim();
+  return trimmed.startsWith('-----BEGIN') ? Buffer.from(trimmed, 'utf8').toString('base64') : trimmed;
+}
+
+export const FLAGS: readonly FlagEntry[] = [
+  // --- ssh-config's own ---------------------------------------------------------------------------
+  {
+    flags: '--host <pattern>',
+    description: 'the ssh Host pattern, when the argument is a proxy URL',
+    parse: parseHostPattern,
+    commands: ['ssh-config'],
+    passOn: false,
+    configurable: false,
+  },
+  {
+    flags: '--user <name>',
+    description: 'add "User <name>" (git servers usually want git)',
+    parse: parseSshUser,
+    commands: ['ssh-config'],
+    passOn: false,
+    configurable: false,
+  },
+  {
+    flags: '--server-alive-interval <seconds>',
+    description: "ssh keepalive interval (0 = leave ssh's default)",
+    default: '30',
+    parse: parseServerAliveInterval,
+    commands: ['ssh-config'],
+    passOn: false,
+    configurable: true,
+  },
+
+  // --- where and how to tunnel --------------------------------------------------------------------
+  {
+    flags: '--listen <addr>',
+    description: 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout',
+    default: DEFAULT_LISTEN,
+    parse: parseListen,
+    commands: ['tcp'],
+    // ssh-config always writes --listen -.
+    passOn: false,
+    configurable: false,
+  },
+  {
+    flags: '--pomerium-url <url>',
+    description: 'the proxy to use instead of the one derived from <destination>',
+    describedFor: { 'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443' },
+    parse: (value) => parseProxyUrl(value, '--pomerium-url'),
+    commands: TUNNEL,
+    passOn: (value) => parseProxyUrl(value, '--pomerium-url').origin,
+    configurable: false,
+  },
+  {
+    flags: '--connect-timeout <seconds>',
+    description: 'give up opening a tunnel after this long',
+    describedFor: { login: 'give up reaching the proxy after this long' },
+    default: '30',
+    parse: connectTimeout,
+    commands: REACH,
+    passOn: (value) => value.trim(),
+    configurable: true,
+  },
+  {
+    flags: '--stall-timeout <seconds>',
+    description:
+      'close a tunnel when data waiting for the proxy does not move, or nothing comes back after the local side finished, for this long (0 = off)',
+    default: DEFAULT_STALL_TIMEOUT,
+    parse: (value) => stallTimeout({ stallTimeout: value }),
+    commands: TUNNEL,
+    passOn: (value) => value.trim(),
+    configurable: true,
+  },
+  {
+    flags: '--max-duration <time>',
+    description: 'close each tunnel when it is this old, e.g. 90s, 30m, 8h (the proxy checks policy only when a tunnel opens)',
+    parse: (value) => parseDuration('--max-duration', value),
+    commands: TUNNEL,
+    passOn: (value) => value.trim(),
+    configurable: true,
+  },
+  {
+    flags: '--close-on-token-expiry',
+    description: 'close each tunnel when the token it was opened with expires',
+    commands: TUNNEL,
+    passOn: 'value',
+    configurable: true,
+  },
+  {
+    flags: '--transport <kind>',
+    description: 'how to reach the destination: auto picks connect for host:port and tcp+https://, websocket for wss://',
+    choices: ['auto', 'connect', 'websocket'],
+    default: 'auto',
+    commands: TUNNEL,
+    passOn: 'value',
+    configurable: false,
+  },
+  {
+    flags: '--ping-interval <seconds>',
+    description: 'WebSocket keepalive ping interval; the tunnel closes when pongs stop (0 = off)',
+    default: '30',
+    parse: pingInterval,
+    commands: TUNNEL,
+    passOn: (value) => value.trim(),
+    configurable: true,
+  },
+  {
+    flags: '--header <header>',
+    description: 'add "Name: value" to the tunnel request (repeatable; for gateways with their own API keys)',
+    describedFor: {
+      'ssh-config': 'pass --header "Name: value" (repeatable); the value is written into the config, a plain-text file: keep it private',
+    },
+    default: [],
+    repeatable: true,
+    parse: (value) => parseHeaders([value]),
+    commands: TUNNEL,
+    passOn: 'value',
+    configurable: false,
+  },
+  {
+    flags: '--proxy <url>',
+    description: 'corporate forward proxy to reach the identity proxy through (default: HTTPS_PROXY / ALL_PROXY, minus NO_PROXY)',
+    describedFor: {
+      'ssh-config': "pass --proxy: the corporate forward proxy (default: HTTPS_PROXY / ALL_PROXY, minus NO_PROXY, in ssh's environment); a password in it is written into the config",
+    },
+    parse: (value) => parseForwardProxy(value, '--proxy'),
+    commands: REACH,
+    passOn: (value) => value.trim(),
+    configurable: true,
+  },
+  {
+    flags: '--no-proxy',
+    description: 'reach the identity proxy directly, whatever HTTPS_PROXY says',
+    commands: REACH,
+    passOn: 'value',
+    configurable: true,
+  },
+
+  // --- signing in ---------------------------------------------------------------------------------
+  {
+    flags: '--browser-cmd <program>',
+    description: 'run <program> <sign-in URL> instead of opening the default browser',
+    commands: SIGN_IN,
+    passOn: 'value',
+    configurable: true,
+  },
+  {
+    flags: '--no-browser',
+    description: 'do not open a browser: print the sign-in address (and accept the final address pasted back)',
+    commands: SIGN_IN,
+    passOn: 'value',
+    configurable: true,
+  },
+  {
+    flags: '--login-timeout <seconds>',
+    description: 'how long to wait for a browser sign-in',
+    default: '300',
+    parse: (value) => signInSettings({ loginTimeout: value }),
+    commands: SIGN_IN,
+    passOn: (value) => value.trim(),
+    configurable: true,
+  },
+  {
+    flags: '--credential-store <kind>',
+    description: 'where to keep sign-ins (default: keychain if usable, else files; env BURROW_CREDENTIAL_STORE)',
+    choices: ['keychain', 'file'],
+    commands: SIGN_IN,
+    passOn: 'value',
+    configurable: true,
+  },
+  {
+    flags: '--service-account <jwt>',
+    description: 'a service account token (visible to other local users in the process list: prefer the file or env var)',
+    commands: ['tcp'],
+    // A token is never written into an ssh config: ssh-config takes --service-account-file.
+    passOn: false,
+    configurable: false,
+  },
+  {
+    flags: '--service-account-file <path>',
+    description: 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)',
+    describedFor: { 'ssh-config': 'pass --service-account-file (never a token itself: the config is a plain file)' },
+    parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
+    commands: TUNNEL,
+    passOn: 'path',
+    configurable: true,
+  },
+
+  // --- TLS ----------------------------------------------------------------------------------------
+  {
+    flags: '--disable-tls-verification',
+    description: "do not verify the proxy's TLS certificate (insecure; for testing)",
+    commands: REACH,
+    passOn: 'value',
+    configurable: false,
+  },
+  {
+    flags: '--alternate-ca-path <pem>',
+    description: 'also trust the CA certificate(s) in this PEM file',
+    commands: REACH,
+    passOn: 'path',
+    configurable: true,
+  },
+  {
+    flags: '--ca-cert <pem-or-base64>',
+    description: 'also trust this CA certificate (PEM text or base64 of it)',
+    commands: REACH,
+    passOn: oneLineCaCert,
+    configurable: true,
+  },
+  {
+    flags: '--client-cert <pem>',
+    description: 'client certificate for proxies that require mutual TLS',
+    commands: REACH,
+    passOn: 'path',
+    configurable: true,
+  },
+  {
+    flags: '--client-key <pem>',
+    description: 'private key of --client-cert',
+    commands: REACH,
+    passOn: 'path',
+    configurable: true,
+  },
+
+  // --- what to say --------------------------------------------------------------------------------
+  {
+    flags: '-v, --verbose',
+    description: "say more on stderr: every connection's steps (same as --log-level debug)",
+    commands: ['tcp', 'login'],
+    passOn: false,
+    configurable: false,
+  },
+  {
+    flags: '--log-level <level>',
+    description: 'how much to print on stderr',
+    choices: LOG_LEVELS,
+    commands: ['tcp', 'login'],
+    passOn: false,
+    configurable: true,
+  },
+  {
+    flags: '--json',
+    description: 'write events and errors on stderr as JSON lines, for tools (see the README for the fields)',
+    commands: ['tcp', 'login'],
+    passOn: false,
+    configurable: false,
+  },
+];
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** The table's entries for `command`, in order. */
+export function flagsOf(command: CommandName): FlagEntry[] {
+  return FLAGS.filter((entry) => entry.commands.includes(command));
+}
+
+/** The commander option of `entry` as `command` registers it. */
+export function optionOf(entry: FlagEntry, command: CommandName): Option {
+  const option = new Option(entry.flags, entry.describedFor?.[command] ?? entry.description);
+  if (entry.choices) option.choices(entry.choices);
+  if (entry.repeatable) option.argParser(collect);
+  if (entry.default !== undefined) option.default(typeof entry.default === 'string' ? entry.default : [...entry.default]);
+  return option;
+}
+
+/** Registers every flag `name` takes, in table order. */
+export function addFlags(command: Command, name: CommandName): Command {
+  for (const entry of flagsOf(name)) command.addOption(optionOf(entry, name));
+  return command;
+}
+
+/** The option values `name` starts from before any flag is read: the defaults, as commander sets them. */
+export function defaultValues(name: CommandName): Record<string, unknown> {
+  return { ...addFlags(new Command(), name).opts() };
+}
+
+/**
+ * Runs the table's check on each value in `values` (commander's option values of `name`) that
+ * has one: the first bad value throws its UsageError.
+ */
+export function checkValues(name: CommandName, values: Record<string, unknown>): void {
+  for (const entry of flagsOf(name)) {
+    if (!entry.parse) continue;
+    const value = values[optionOf(entry, name).attributeName()];
+    for (const one of Array.isArray(value) ? value : [value]) if (typeof one === 'string') entry.parse(one);
+  }
+}
