@@ -81,7 +81,7 @@ export const FLAGS: readonly FlagEntry[] = [
   // --- ssh-config's own ---------------------------------------------------------------------------
   {
     flags: '--host <pattern>',
-    description: 'the ssh Host pattern, when the argument is a proxy URL',
+    description: 'the ssh Host pattern, when the argument is a proxy URL or a destination (wss://…, tcp+https://proxy/host:port)',
     parse: parseHostPattern,
     commands: ['ssh-config'],
     passOn: false,

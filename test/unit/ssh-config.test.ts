@@ -74,6 +74,43 @@ describe('sshConfigBlock', () => {
     ]);
   });
 
+  it('takes a wss:// destination with --host: the ProxyCommand tunnels to that URL as is, not %h:%p', () => {
+    const block = sshConfigBlock(
+      'wss://gw.corp.test/ssh?team=a%2Fb',
+      { ...defaults, host: 'gitlab *.gitlab', user: 'git', transport: 'websocket', header: ['PRIVATE-TOKEN: t0k'], connectTimeout: '7', pingInterval: '0.5' },
+      runtime,
+    );
+    const lines = block.trim().split('\n');
+    assert.ok(lines.includes('Host gitlab *.gitlab'), block);
+    assert.ok(lines.includes('  User git'), block);
+    assert.equal(
+      proxyCommand(block),
+      `${SELF} tcp --listen - 'wss://gw.corp.test/ssh?team=a%%2Fb' --connect-timeout 7 --transport websocket --ping-interval 0.5 --header 'PRIVATE-TOKEN: t0k'`,
+    );
+    assert.equal(proxyCommandArgv(proxyCommand(block))[5], 'wss://gw.corp.test/ssh?team=a%2Fb');
+    // ws:// (loopback tests) too, and --transport auto needs no mention.
+    assert.equal(proxyCommand(sshConfigBlock('ws://127.0.0.1:8080/', { host: 'h' }, runtime)), `${SELF} tcp --listen - ws://127.0.0.1:8080/`);
+  });
+
+  it('takes tcp+https://proxy/host:port (and host:port) with --host: one fixed destination for every matching host', () => {
+    const block = sshConfigBlock(
+      'tcp+https://proxy.corp.test:8443/db.internal:22',
+      { ...defaults, host: 'db', header: ['X-Api-Key: k'], connectTimeout: '3', alternateCaPath: fixture('ca.pem') },
+      runtime,
+    );
+    assert.match(block, /^Host db$/m);
+    assert.equal(
+      proxyCommand(block),
+      `${SELF} tcp --listen - tcp+https://proxy.corp.test:8443/db.internal:22 --connect-timeout 3 --header 'X-Api-Key: k' --alternate-ca-path ${fixture('ca.pem')}`,
+    );
+    assert.equal(proxyCommand(sshConfigBlock('db.internal:22', { host: 'db' }, runtime)), `${SELF} tcp --listen - db.internal:22`);
+    // --pomerium-url may go with it, as with tcp.
+    assert.equal(
+      proxyCommand(sshConfigBlock('tcp+https://proxy.corp.test/db.internal:22', { host: 'db', pomeriumUrl: 'https://p.test:9443' }, runtime)),
+      `${SELF} tcp --listen - tcp+https://proxy.corp.test/db.internal:22 --pomerium-url https://p.test:9443`,
+    );
+  });
+
   it('passes on switches, negated flags (--no-browser, --no-proxy) and --proxy', () => {
     const on = sshConfigBlock('git.corp.test', { ...defaults, browser: false, proxy: false, disableTlsVerification: true, closeOnTokenExpiry: true }, runtime);
     assert.equal(proxyCommand(on), `${SELF} tcp --listen - %h:%p --close-on-token-expiry --no-proxy --no-browser --disable-tls-verification`);
@@ -111,7 +148,13 @@ describe('sshConfigBlock', () => {
     ['git.corp.test', { user: 'a b' }, 'invalid --user "a b"'],
     ['git.corp.test', { alternateCaPath: '/nonexistent.pem' }, 'cannot read CA file "/nonexistent.pem": no such file'],
     ['git.corp.test', { pomeriumUrl: 'proxy.test' }, 'invalid --pomerium-url "proxy.test": it has no scheme (start it with https://)'],
+    ['wss://gw.corp.test/ssh', {}, 'with a destination (wss://gw.corp.test/ssh), say which ssh hosts go to it'],
+    ['tcp+https://proxy.corp.test/db:22', {}, 'with a destination (tcp+https://proxy.corp.test/db:22), say which ssh hosts go to it'],
+    ['wss://gw.corp.test/ssh', { host: 'h', pomeriumUrl: 'https://p.test' }, 'a wss:// destination and --pomerium-url cannot be used together'],
+    ['tcp+https://proxy.corp.test/db', { host: 'h' }, 'invalid destination "tcp+https://proxy.corp.test/db": the port is missing (add ":PORT", for example ":22")'],
+    ['wss://gw.corp.test/ssh', { host: 'bad host$' }, 'invalid ssh Host pattern "bad host$"'],
     ['git.corp.test', { transport: 'websocket' }, '--transport websocket cannot be used with the destination "git.corp.test"'],
+    ['wss://gw.corp.test/ssh', { host: 'h', transport: 'connect' }, '--transport connect cannot be used with the destination "wss://gw.corp.test/ssh"'],
     ['git.corp.test', { header: ['X-Ok: 1', 'no colon'] }, 'invalid --header "no"'],
     ['git.corp.test', { header: ['Host: x'] }, '--header cannot set Host: burrow sets it itself'],
     ['git.corp.test', { connectTimeout: '0' }, 'invalid --connect-timeout "0": expected a number of seconds from 0.1 to 3600'],

@@ -1,9 +1,14 @@
 /**
- * `burrow ssh-config <host pattern | proxy URL>` prints a ready `~/.ssh/config` block whose
- * ProxyCommand runs this very burrow (absolute paths, so ssh's PATH does not matter), with every
- * tunnel flag given here that differs from its default passed on (the flag table, flags.ts, says
- * which and how), plus keepalives so idle sessions survive NAT and load balancers. Every value is
- * checked now, so a bad one fails here rather than at every ssh.
+ * `burrow ssh-config <host pattern | proxy URL | destination>` prints a ready `~/.ssh/config`
+ * block whose ProxyCommand runs this very burrow (absolute paths, so ssh's PATH does not matter),
+ * with every tunnel flag given here that differs from its default passed on (the flag table,
+ * flags.ts, says which and how), plus keepalives so idle sessions survive NAT and load balancers.
+ * Every value is checked now, so a bad one fails here rather than at every ssh.
+ *
+ *   git.corp.example.com, "*.corp.example.com"       the Host pattern; each host's %h:%p is tunnelled to
+ *   https://proxy.corp.example.com --host PATTERN    the same through that proxy (as --pomerium-url)
+ *   wss://gw/ssh, tcp+https://proxy/db:5432, host:port --host PATTERN
+ *                                                    every host of PATTERN goes to that one destination
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -11,7 +16,7 @@ import { UsageError } from '../../errors.js';
 import { parseForwardProxy, type ProxySettingValues } from '../../net/proxy-env.js';
 import { buildTls, type TlsFlags } from '../../net/tls.js';
 import { text } from '../../output/messages.js';
-import { parseProxyUrl } from '../destination.js';
+import { parseProxyUrl, parseTarget } from '../destination.js';
 import { addFlags, checkValues, defaultValues, flagsOf, optionOf } from '../flags.js';
 import { parseHostPattern, parseServerAliveInterval, type SessionLimitValues } from '../options.js';
 import type { Runtime } from '../runtime.js';
@@ -35,6 +40,7 @@ export interface SshConfigValues extends TlsFlags, Partial<SignInValues>, Sessio
  * restructured on another branch; they move there after the merge).
  */
 const say = {
+  needsHost: (destination: string) => `with a destination (${destination}), say which ssh hosts go to it`,
   lineBreak: (flag: string) => `${flag} cannot be written into an ssh config: its value has a line break`,
   lineBreakHint: 'give the value on one line',
 };
@@ -49,7 +55,10 @@ export function registerSshConfig(program: Command, runtime: Runtime): void {
   const command = program
     .command('ssh-config')
     .description('print a ~/.ssh/config block that sends ssh to these hosts through burrow')
-    .argument('<host-or-proxy>', 'an ssh Host pattern (git.corp.example.com, "*.corp.example.com"), or the proxy URL (then --host)');
+    .argument(
+      '<host-or-proxy>',
+      'an ssh Host pattern (git.corp.example.com, "*.corp.example.com"), or the proxy URL, or a destination as tcp takes it (wss://host/path, tcp+https://proxy/host:port; then --host)',
+    );
   addFlags(command, 'ssh-config');
   command.addHelpText(
     'after',
@@ -57,6 +66,8 @@ export function registerSshConfig(program: Command, runtime: Runtime): void {
 Examples:
   $ burrow ssh-config git.corp.example.com --user git >> ~/.ssh/config
   $ burrow ssh-config https://proxy.corp.example.com --host '*.corp.example.com' >> ~/.ssh/config
+  $ burrow ssh-config wss://gateway.corp.example.com/ssh --host gitlab --header "PRIVATE-TOKEN: …" >> ~/.ssh/config
+  $ burrow ssh-config tcp+https://proxy.corp.example.com/db.internal:22 --host db >> ~/.ssh/config
 `,
   );
   command.action((argument: string, values: SshConfigValues) => {
@@ -64,14 +75,33 @@ Examples:
   });
 }
 
+/** What the argument is: a proxy URL (http[s]://), a destination (another scheme, or host:port), or a Host pattern. */
+function argumentKind(argument: string): 'proxy-url' | 'destination' | 'pattern' {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(argument.trim())?.[1]?.toLowerCase();
+  if (scheme === 'https' || scheme === 'http') return 'proxy-url';
+  // Host patterns have neither a scheme nor a colon.
+  return scheme !== undefined || argument.includes(':') || argument.trim().startsWith('[') ? 'destination' : 'pattern';
+}
+
 export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime): string {
   const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & Record<string, unknown>;
+  const kind = argumentKind(argument);
   let pattern = values.host;
+  // ssh's %h:%p (left unquoted), or the one destination every matching host goes to.
+  let destination = '%h:%p';
   let proxyScheme: 'https' | 'http' = 'https';
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(argument)) {
+  let websocket = false;
+  if (kind === 'proxy-url') {
     if (values.pomeriumUrl !== undefined) throw new UsageError(text.conflictingFlags('a proxy URL argument', '--pomerium-url'), { hint: text.conflictingFlagsHint });
     values.pomeriumUrl = argument;
     if (pattern === undefined) throw new UsageError(text.sshConfigNeedsHost(argument), { hint: text.sshConfigNeedsHostHint });
+  } else if (kind === 'destination') {
+    if (pattern === undefined) throw new UsageError(say.needsHost(argument), { hint: text.sshConfigNeedsHostHint });
+    // As tcp will parse it (--pomerium-url included: it may not go with wss://).
+    const target = parseTarget(argument, values.pomeriumUrl);
+    destination = argument.trim();
+    proxyScheme = target.proxy.scheme;
+    websocket = target.websocket !== undefined;
   } else {
     if (pattern !== undefined) throw new UsageError(text.conflictingFlags('a host pattern argument', '--host'), { hint: text.conflictingFlagsHint });
     pattern = argument;
@@ -80,10 +110,9 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   // Validate now what the ProxyCommand would otherwise reject at every ssh: each value, then
   // what depends on several.
   checkValues('ssh-config', values);
-  if (values.pomeriumUrl !== undefined) proxyScheme = parseProxyUrl(values.pomeriumUrl, '--pomerium-url').scheme;
+  if (kind !== 'destination' && values.pomeriumUrl !== undefined) proxyScheme = parseProxyUrl(values.pomeriumUrl, '--pomerium-url').scheme;
   const transport = values.transport ?? 'auto';
-  // Host patterns tunnel to %h:%p, which only CONNECT reaches.
-  if (transport === 'websocket') {
+  if (transport !== 'auto' && (transport === 'websocket') !== websocket) {
     throw new UsageError(text.transportMismatch(transport, argument), { hint: text.transportMismatchHint });
   }
   const forward = typeof values.proxy === 'string' ? parseForwardProxy(values.proxy, '--proxy') : undefined;
@@ -91,7 +120,7 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   const interval = parseServerAliveInterval(values.serverAliveInterval ?? '30');
 
   // %h:%p are ssh's tokens and stay unquoted; everything else is quoted for sh and ssh.
-  const args = ['tcp', '--listen', '-', '%h:%p', ...passedOn(values)];
+  const args = ['tcp', '--listen', '-', destination, ...passedOn(values)];
   const command = [...runtime.selfCommand(), ...args].map((a) => (a === '%h:%p' ? a : proxyCommandArg(a))).join(' ');
   const lines = [
     `# burrow ${runtime.version}: ssh to ${pattern} through the identity-aware proxy.`,
