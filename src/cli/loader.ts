@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import vm from 'node:vm';
 import { LENT_IMPORT } from '../external.js';
 import { cacheDir } from '../store/cache-dir.js';
+import { TUNNEL_COMMANDS } from './command-table.js';
 
 /**
  * What the cache was made by. A tunnel compiles the functions the next tunnel needs, so its cache
@@ -98,7 +99,7 @@ export function start(bundle: string, argv: string[] = process.argv, env: NodeJS
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   wrapper.call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));
 
-  const kind: Kind = argv[2] === 'tcp' ? 'tunnel' : 'other';
+  const kind: Kind = TUNNEL_COMMANDS.has(argv[2] ?? '') ? 'tunnel' : 'other';
   if (path && (!stored || script.cachedDataRejected === true || (stored.kind === 'other' && kind === 'tunnel'))) {
     // At exit the cache holds every function this run compiled, not just the top level.
     process.once('exit', () => writeStored(path, id, kind, script.createCachedData()));

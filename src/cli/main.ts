@@ -59,11 +59,12 @@ Run "burrow tcp --help" for every option.`,
   return root;
 }
 
-function usageFromCommander(error: CommanderError, argv: string[]): UsageError {
+/** The usage error, with a hint naming the help of the command typed, if `root` has it. */
+function usageFromCommander(error: CommanderError, argv: string[], root: Command | undefined): UsageError {
   const message = error.message.replace(/^error: /, '');
   const sub = argv.slice(2).find((a) => !a.startsWith('-'));
-  const known = ['tcp', 'login', 'logout', 'cache', 'status', 'ssh-config', 'completion', 'version'];
-  const help = sub && known.includes(sub) ? `burrow ${sub} --help` : 'burrow --help';
+  const command = sub === undefined ? undefined : root?.commands.find((c) => c.name() === sub || c.aliases().includes(sub));
+  const help = command && command.name() !== 'help' ? `burrow ${command.name()} --help` : 'burrow --help';
   return new UsageError(message, { hint: `run "${help}" for usage`, cause: error });
 }
 
@@ -76,8 +77,10 @@ export async function main(argv: string[] = process.argv, options: MainOptions =
   const end = argv.indexOf('--');
   const json = (end === -1 ? argv : argv.slice(0, end)).includes('--json');
   const logger = createLogger({ level: 'error', json, env: runtime.env, ...(options.stderr ? { write: (line: string) => err(`${line}\n`) } : {}) });
+  let root: Command | undefined;
   try {
-    await program(runtime, out, err).parseAsync(argv);
+    root = program(runtime, out, err);
+    await root.parseAsync(argv);
     return runtime.exitCode();
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -86,7 +89,7 @@ export async function main(argv: string[] = process.argv, options: MainOptions =
         return ExitCode.ok;
       }
       if (error.code === 'commander.executeSubCommandAsync') return error.exitCode;
-      logger.failure(usageFromCommander(error, argv));
+      logger.failure(usageFromCommander(error, argv, root));
       return ExitCode.usage;
     }
     const failure = toBurrowError(error);
