@@ -49,9 +49,10 @@ export interface FlagEntry {
   /** May be given more than once; the values are kept in order. */
   readonly repeatable?: boolean;
   /**
-   * Checks one value as the command using it will (a UsageError for a bad one). The commands
-   * call these parsers (or the settings functions of options.ts they wrap) on their values;
-   * `ssh-config` calls them on the values it passes on, so a bad one fails now, not at every ssh.
+   * Checks one value as the command using it will (a UsageError for a bad one), with the
+   * functions of options.ts and friends that the commands' actions use. `ssh-config` runs these
+   * on its values ({@link checkValues}), so a bad one fails now, not at every ssh. (tcp.ts and
+   * login.ts still spell the ranges of --connect-timeout and --ping-interval out themselves.)
    */
   readonly parse?: (value: string) => unknown;
   readonly commands: readonly CommandName[];
@@ -66,7 +67,7 @@ export interface FlagEntry {
 
 /** Commands with a browser sign-in and a credential store. */
 const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
-/** Commands that reach the proxy (TLS, forward proxy, logging)… */
+/** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
 const REACH: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
