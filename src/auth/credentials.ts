@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { ProxyEndpoint } from '../cli/destination.js';
+import type { ProxyEndpoint } from '../target.js';
 import { BurrowError, LoginError } from '../errors.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';

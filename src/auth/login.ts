@@ -1,5 +1,5 @@
 /**
- * Browser sign-in (PROTOCOL.md "Sign-in"): a loopback callback server, the proxy's login API
+ * Browser sign-in (docs/protocol.md "Sign-in"): a loopback callback server, the proxy's login API
  * for the sign-in URL, the browser (or a printed URL), and the token coming back, either to the
  * callback or pasted on the terminal by a user whose browser is on another device.
  *
@@ -9,11 +9,10 @@
 import { closeSync, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import tty from 'node:tty';
-import type { ProxyEndpoint, Target } from '../cli/destination.js';
 import { BurrowError, LoginError } from '../errors.js';
 import { dialProxy } from '../net/dial.js';
-import type { ForwardProxy } from '../net/proxy-env.js';
-import type { TlsSettings } from '../net/tls.js';
+import type { RouteOptions } from '../net/route.js';
+import { formatAuthority, type ProxyEndpoint } from '../target.js';
 import type { Logger } from '../output/log.js';
 import { duration } from '../output/format.js';
 import { text } from '../output/messages.js';
@@ -24,10 +23,8 @@ import { importExternal } from '../external.js';
 
 export interface SignInOptions {
   proxy: ProxyEndpoint;
-  tls: TlsSettings | undefined;
-  /** The corporate forward proxy: sign-in calls go the same way as tunnels. */
-  forward?: ForwardProxy | undefined;
-  connectTimeoutMs: number;
+  /** TLS, forward proxy and time allowed: sign-in calls go the same way as tunnels. */
+  route: RouteOptions;
   browser: BrowserOptions;
   /** How long to wait for the user. */
   timeoutMs: number;
@@ -41,24 +38,28 @@ export interface SignInOptions {
 const LOGIN_PATH = '/.pomerium/api/v1/login';
 const MAX_LOGIN_BODY = 16 * 1024;
 
-/** A target naming only the proxy, for dialling it outside a tunnel (sign-in, health checks). */
-function proxyOnly(proxy: ProxyEndpoint): Target {
-  return { proxy, destination: { host: proxy.host, port: proxy.port, authority: `${proxy.host}:${proxy.port}` } };
-}
-
 /** Asks the proxy where to sign in: `GET /.pomerium/api/v1/login?pomerium_redirect_uri=…`. */
 export async function fetchSignInUrl(options: SignInOptions, redirectUri: string): Promise<string> {
   const { Client } = await importExternal<typeof import('undici')>('undici');
-  const target = proxyOnly(options.proxy);
-  const client = new Client(options.proxy.origin, {
+  const { proxy, route } = options;
+  const client = new Client(proxy.origin, {
     connect: (_opts, callback) => {
-      dialProxy({ target, tls: options.tls, forward: options.forward, deadline: Date.now() + options.connectTimeoutMs, signal: options.signal }).then(
+      dialProxy({
+        endpoint: proxy,
+        alpn: ['http/1.1'],
+        // The request is for the proxy itself.
+        label: formatAuthority(proxy.host, proxy.port),
+        tls: route.tls,
+        forward: route.forward,
+        deadline: Date.now() + route.connectTimeoutMs,
+        signal: options.signal,
+      }).then(
         (socket) => callback(null, socket),
         (error: Error) => callback(error, null),
       );
     },
-    headersTimeout: options.connectTimeoutMs,
-    bodyTimeout: options.connectTimeoutMs,
+    headersTimeout: route.connectTimeoutMs,
+    bodyTimeout: route.connectTimeoutMs,
   });
   try {
     const path = `${LOGIN_PATH}?${new URLSearchParams({ pomerium_redirect_uri: redirectUri })}`;

@@ -11,34 +11,7 @@
 import { isIP } from 'node:net';
 import { UsageError } from '../errors.js';
 import { text } from '../output/messages.js';
-
-/** Where the tunnel ends: the `host:port` the proxy is asked to CONNECT to. */
-export interface Authority {
-  host: string;
-  port: number;
-  /**
-   * `host:port`, with IPv6 literals in brackets: the CONNECT request target. For a WebSocket
-   * destination, the URL itself (it only names the destination in messages).
-   */
-  authority: string;
-}
-
-/** The identity-aware proxy to talk to. */
-export interface ProxyEndpoint {
-  /** `https` normally; `http` only when spelled out (tokens then travel in clear text). */
-  scheme: 'https' | 'http';
-  host: string;
-  port: number;
-  /** `scheme://host:port`, used in messages and as the credential cache key. */
-  origin: string;
-}
-
-export interface Target {
-  destination: Authority;
-  proxy: ProxyEndpoint;
-  /** Set for `wss://` / `ws://` destinations: the URL to upgrade (the proxy is its host). */
-  websocket?: { url: string } | undefined;
-}
+import { type Authority, formatAuthority, type ProxyEndpoint, proxyEndpoint, type Target } from '../target.js';
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 
@@ -74,10 +47,6 @@ function checkHost(host: string): string | undefined {
 function normalizeHost(host: string): string {
   const zone = host.indexOf('%');
   return zone < 0 ? host.toLowerCase() : `${host.slice(0, zone).toLowerCase()}${host.slice(zone)}`;
-}
-
-export function formatAuthority(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /**
@@ -126,11 +95,6 @@ function authority(input: string, hostPort: string): Authority {
   return { ...parts, authority: formatAuthority(parts.host, parts.port) };
 }
 
-function endpoint(scheme: 'https' | 'http', host: string, port: number | undefined): ProxyEndpoint {
-  const p = port ?? (scheme === 'https' ? 443 : 80);
-  return { scheme, host, port: p, origin: `${scheme}://${formatAuthority(host, p)}` };
-}
-
 /** WHATWG URL accepts port 0; nothing can be dialled there. */
 const PORT_ZERO = 'the port must be from 1 to 65535';
 
@@ -148,7 +112,7 @@ export function parseTarget(input: string, pomeriumUrl?: string): Target {
   const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(trimmed);
   if (!schemeMatch) {
     const dest = authority(input, trimmed);
-    target = { destination: dest, proxy: endpoint('https', dest.host, undefined) };
+    target = { destination: dest, proxy: proxyEndpoint('https', dest.host, undefined) };
   } else {
     const scheme = schemeMatch[1]!.toLowerCase();
     if (scheme === 'wss' || scheme === 'ws') {
@@ -170,12 +134,12 @@ export function parseTarget(input: string, pomeriumUrl?: string): Target {
     if (pathPart === '') {
       // tcp+https://host:port: the proxy is the destination's host on the default port.
       const dest = authority(input, hostPart);
-      target = { destination: dest, proxy: endpoint(proxyScheme, dest.host, undefined) };
+      target = { destination: dest, proxy: proxyEndpoint(proxyScheme, dest.host, undefined) };
     } else {
       if (pathPart.includes('/')) throw invalid(input, 'the path must be a single "host:port"');
       const proxy = proxyHostPort(hostPart);
       if (typeof proxy === 'string') throw invalid(input, `proxy: ${proxy}`);
-      target = { destination: authority(input, pathPart), proxy: endpoint(proxyScheme, proxy.host, proxy.port) };
+      target = { destination: authority(input, pathPart), proxy: proxyEndpoint(proxyScheme, proxy.host, proxy.port) };
     }
   }
   if (pomeriumUrl !== undefined) target = { ...target, proxy: parseProxyUrl(pomeriumUrl, '--pomerium-url') };
@@ -196,7 +160,7 @@ function parseWebSocketTarget(input: string, trimmed: string, scheme: 'wss' | 'w
   const bad = checkHost(host);
   if (bad) throw invalid(input, bad);
   if (port === 0) throw invalid(input, PORT_ZERO);
-  const proxy = endpoint(scheme === 'wss' ? 'https' : 'http', host, port);
+  const proxy = proxyEndpoint(scheme === 'wss' ? 'https' : 'http', host, port);
   const href = `${scheme}://${formatAuthority(host, proxy.port)}${url.pathname}${url.search}`;
   return { proxy, destination: { host, port: proxy.port, authority: href }, websocket: { url: href } };
 }
@@ -222,14 +186,5 @@ export function parseProxyUrl(input: string, what: string): ProxyEndpoint {
   const bad = checkHost(host);
   if (bad) throw fail(bad);
   if (port === 0) throw fail(PORT_ZERO);
-  return endpoint(url.protocol === 'https:' ? 'https' : 'http', host, port);
-}
-
-/** True for 127.0.0.0/8, ::1 and "localhost": addresses that never leave this machine. */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(h);
-  return false;
+  return proxyEndpoint(url.protocol === 'https:' ? 'https' : 'http', host, port);
 }

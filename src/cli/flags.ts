@@ -7,6 +7,7 @@
  *
  * A command lists its flags in table order: `tcp`'s order, with `ssh-config`'s own flags first.
  */
+import { TRANSPORT_CHOICES } from '../tunnel/transports.js';
 import { Command, Option } from 'commander';
 import { parseForwardProxy } from '../net/proxy-env.js';
 import { LOG_LEVELS } from '../output/log.js';
@@ -164,7 +165,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--transport <kind>',
     description: 'how to reach the destination: auto picks connect for host:port and tcp+https://, websocket for wss://',
-    choices: ['auto', 'connect', 'websocket'],
+    choices: TRANSPORT_CHOICES,
     default: 'auto',
     commands: TUNNEL,
     passOn: 'value',

@@ -7,7 +7,8 @@
  */
 import { UsageError } from '../errors.js';
 import { text } from '../output/messages.js';
-import { isLoopback, parsePort, splitHostPort } from './destination.js';
+import { isLoopback } from '../target.js';
+import { parsePort, splitHostPort } from './destination.js';
 
 export type ListenAddress = { kind: 'stdio' } | { kind: 'tcp'; host: string; port: number; loopback: boolean };
 

@@ -13,20 +13,15 @@ import { registerTcp } from './commands/tcp.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
 
-/** Where main() writes besides the commands' own output; tests drive main() in-process with these. */
+/** What main() runs against; tests drive main() in-process with a runtime of their own. */
 export interface MainOptions {
   runtime?: ProcessRuntime;
-  /** Help and version text (commander's own output). */
-  stdout?: (text: string) => void;
-  /** The final failure line. */
-  stderr?: (text: string) => void;
 }
 
-export function program(
-  runtime: ProcessRuntime,
-  out: (text: string) => void = (s) => void process.stdout.write(s),
-  err: (text: string) => void = (s) => void process.stderr.write(s),
-): Command {
+/** The command tree. Help and version text go to the runtime's stdout, commander's errors to its stderr. */
+export function program(runtime: ProcessRuntime): Command {
+  const out = (s: string) => void runtime.stdout.write(s);
+  const err = (s: string) => void runtime.stderr.write(s);
   const root = new Command('burrow')
     .description('Carry TCP (ssh, git, databases) through an identity-aware HTTPS proxy such as Pomerium.')
     .version(runtime.version, '-V, --version', 'print the version')
@@ -71,15 +66,13 @@ function usageFromCommander(error: CommanderError, argv: string[], root: Command
 /** Parses `argv`, runs the command, and returns the exit code (never exits the process itself). */
 export async function main(argv: string[] = process.argv, options: MainOptions = {}): Promise<number> {
   const runtime = options.runtime ?? processRuntime();
-  const out = options.stdout ?? ((s: string) => void process.stdout.write(s));
-  const err = options.stderr ?? ((s: string) => void process.stderr.write(s));
   // Failures that escape a command (bad flags among them) follow --json too, parsed or not.
   const end = argv.indexOf('--');
   const json = (end === -1 ? argv : argv.slice(0, end)).includes('--json');
-  const logger = createLogger({ level: 'error', json, env: runtime.env, ...(options.stderr ? { write: (line: string) => err(`${line}\n`) } : {}) });
+  const logger = createLogger({ level: 'error', json, stream: runtime.stderr, env: runtime.env });
   let root: Command | undefined;
   try {
-    root = program(runtime, out, err);
+    root = program(runtime);
     await root.parseAsync(argv);
     return runtime.exitCode();
   } catch (error) {
@@ -94,7 +87,7 @@ export async function main(argv: string[] = process.argv, options: MainOptions =
     }
     const failure = toBurrowError(error);
     logger.failure(failure);
-    if (failure.code === 'BURROW_INTERNAL' && runtime.env.BURROW_DEBUG) err(`${String((error as Error).stack)}\n`);
+    if (failure.code === 'BURROW_INTERNAL' && runtime.env.BURROW_DEBUG) runtime.stderr.write(`${String((error as Error).stack)}\n`);
     return failure.exitCode;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The process, as the commands see it: environment, standard streams, signals. Built once in
- * main.ts from the real process; nothing below cli/ touches `process` for these.
+ * main.ts from the real process and passed down (loggers write to its stderr and read its env):
+ * nothing below cli/ touches `process` for these.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,6 +12,8 @@ export interface Runtime {
   readonly env: NodeJS.ProcessEnv;
   readonly stdin: Readable;
   readonly stdout: Writable;
+  /** Where every human line goes (and JSON events); its isTTY decides colour and spinners. */
+  readonly stderr: Writable & { readonly isTTY?: boolean | undefined };
   readonly version: string;
   /** A person may be at a terminal (/dev/tty exists): pasted sign-in addresses are read there. */
   readonly interactiveTerminal: boolean;
@@ -48,6 +51,7 @@ export function processRuntime(): ProcessRuntime {
     env: process.env,
     stdin: process.stdin,
     stdout: process.stdout,
+    stderr: process.stderr,
     version: readVersion(),
     interactiveTerminal: process.stderr.isTTY === true || process.stdin.isTTY === true,
     setExitCode: (code) => {

@@ -6,8 +6,7 @@
 import { join } from 'node:path';
 import { Credentials } from '../auth/credentials.js';
 import type { BrowserOptions } from '../auth/browser.js';
-import type { ForwardProxy } from '../net/proxy-env.js';
-import type { TlsSettings } from '../net/tls.js';
+import type { RouteOptions } from '../net/route.js';
 import type { Logger } from '../output/log.js';
 import { cacheDir } from '../store/cache-dir.js';
 import { selectStore } from '../store/select.js';
@@ -68,9 +67,7 @@ export function storeOpener(
 export function createCredentials(options: {
   serviceAccount: string | undefined;
   settings: SignInSettings;
-  tls: TlsSettings | undefined;
-  forward: ForwardProxy | undefined;
-  connectTimeoutMs: number;
+  route: RouteOptions;
   runtime: Runtime;
   logger: Logger;
 }): Credentials {
@@ -85,9 +82,7 @@ export function createCredentials(options: {
       const { signIn } = await import('../auth/login.js');
       return signIn({
         proxy,
-        tls: options.tls,
-        forward: options.forward,
-        connectTimeoutMs: options.connectTimeoutMs,
+        route: options.route,
         browser: settings.browser,
         timeoutMs: settings.timeoutMs,
         logger,

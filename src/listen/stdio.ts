@@ -3,8 +3,8 @@
  * side sends, stdout is where the tunnel's bytes go and nothing else ever is.
  */
 import type { Readable, Writable } from 'node:stream';
-import type { LocalConnection } from './tcp.js';
+import type { LocalConnection } from './connection.js';
 
-export function stdioConnection(stdin: Readable = process.stdin, stdout: Writable = process.stdout): LocalConnection {
+export function stdioConnection(stdin: Readable, stdout: Writable): LocalConnection {
   return { input: stdin, output: stdout, peer: 'stdio' };
 }

@@ -6,39 +6,15 @@
 import { on } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import type { LocalEnd } from '../tunnel/splice.js';
 import { ListenError } from '../errors.js';
 import { text } from '../output/messages.js';
-import { formatAuthority } from '../cli/destination.js';
+import { formatAuthority } from '../target.js';
+import type { BurrowError } from '../errors.js';
+import type { Listener, LocalConnection } from './connection.js';
 
-export interface LocalConnection extends LocalEnd {
-  /** `host:port` of the peer, for log lines. */
-  peer: string;
-}
-
-export interface TcpListener {
-  /** The bound address as `host:port` (the real port when 0 was asked for). */
-  readonly address: string;
+export interface TcpListener extends Listener {
   readonly host: string;
   readonly port: number;
-  /** Yields accepted connections until `close()`. */
-  connections(): AsyncIterable<LocalConnection>;
-  /** Stops accepting. Open connections are the sessions' to end. */
-  close(): Promise<void>;
-}
-
-export interface ListenOptions {
-  /**
-   * Called when accepting a connection fails after start-up (EMFILE: out of file descriptors).
-   * libuv then accepts and closes the pending connection, so the client sees it closed; the
-   * listener itself keeps serving.
-   */
-  onAcceptError?: (error: NodeJS.ErrnoException) => void;
-  /**
-   * Called when a connection is refused because the open-files limit has no room for another
-   * tunnel (see `tunnelCapacity`): the client's connection is closed at once.
-   */
-  onFull?: (peer: string, capacity: { tunnels: number; limit: number }) => void;
 }
 
 /**
@@ -66,7 +42,12 @@ export function tunnelCapacity(): { tunnels: number; limit: number } | undefined
   }
 }
 
-export async function listenTcp(host: string, port: number, options: ListenOptions = {}): Promise<TcpListener> {
+/**
+ * Binds `host:port` and serves connections until closed. Refusals after start-up are reported to
+ * `onRefused`: accept failures (EMFILE: libuv then accepts and closes the pending connection,
+ * so the client sees it closed) and connections beyond `tunnelCapacity` (closed at once).
+ */
+export async function listenTcp(host: string, port: number): Promise<TcpListener> {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -80,15 +61,24 @@ export async function listenTcp(host: string, port: number, options: ListenOptio
   });
   const bound = server.address() as net.AddressInfo;
   const stop = new AbortController();
+  const address = formatAuthority(bound.address, bound.port);
+  let refused: ((error: BurrowError) => void) | undefined;
   // After start-up, accept errors (EMFILE and the like) are reported, not fatal.
-  server.on('error', (error: NodeJS.ErrnoException) => options.onAcceptError?.(error));
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    const tooMany = error.code === 'EMFILE' || error.code === 'ENFILE';
+    const reason = tooMany ? 'too many open files' : (error.code ?? error.message);
+    refused?.(new ListenError(text.acceptFailed(address, reason), { hint: tooMany ? text.tooManyFilesHint : text.listenGenericHint, cause: error }));
+  });
   const capacity = tunnelCapacity();
   if (capacity) {
     server.maxConnections = capacity.tunnels;
-    server.on('drop', (peer?: net.DropArgument) => options.onFull?.(formatAuthority(peer?.remoteAddress ?? '?', peer?.remotePort ?? 0), capacity));
+    server.on('drop', (peer?: net.DropArgument) => {
+      const from = formatAuthority(peer?.remoteAddress ?? '?', peer?.remotePort ?? 0);
+      refused?.(new ListenError(text.listenerFull(from, capacity.tunnels, capacity.limit), { hint: text.tooManyFilesHint }));
+    });
   }
   return {
-    address: formatAuthority(bound.address, bound.port),
+    address,
     host: bound.address,
     port: bound.port,
     async *connections() {
@@ -100,6 +90,9 @@ export async function listenTcp(host: string, port: number, options: ListenOptio
       } catch (error) {
         if ((error as Error).name !== 'AbortError') throw error;
       }
+    },
+    onRefused(receiver) {
+      refused = receiver;
     },
     close() {
       stop.abort();

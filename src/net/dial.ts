@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Target } from '../cli/destination.js';
+import { type Endpoint, formatAuthority, type ProxyEndpoint } from '../target.js';
 import { BurrowError, ForwardProxyError, ProxyProtocolError, ProxyUnreachableError, TlsError } from '../errors.js';
 import { text } from '../output/messages.js';
 import { type AnswerErrors, printable, readAnswer } from './http-answer.js';
@@ -14,8 +14,12 @@ import type { ForwardProxy } from './proxy-env.js';
 import type { TlsSettings } from './tls.js';
 
 export interface DialRequest {
-  /** The proxy to dial; the destination is named in error messages. */
-  target: Target;
+  /** The identity-aware proxy to dial. */
+  endpoint: ProxyEndpoint;
+  /** The protocols offered in TLS ALPN (`http/1.1` for CONNECT, upgrades and API calls). */
+  alpn: readonly string[];
+  /** What the connection is for, as messages name it: a destination, or the proxy itself. */
+  label: string;
   /** A corporate forward proxy to tunnel through first (proxy-env.ts), if any. */
   forward?: ForwardProxy | undefined;
   /** Required for https proxies. */
@@ -23,6 +27,18 @@ export interface DialRequest {
   /** Absolute deadline (ms since epoch) for TCP + TLS. */
   deadline: number;
   signal?: AbortSignal | undefined;
+}
+
+/** Whom a failure names: the server dialled (as messages call it), its host, and what it was for. */
+export interface DialSubject {
+  server: string;
+  host: string;
+  dest: string;
+}
+
+/** The subject of a dial to `endpoint` on behalf of `label`. */
+export function dialSubject(endpoint: ProxyEndpoint, label: string): DialSubject {
+  return { server: endpoint.origin, host: endpoint.host, dest: label };
 }
 
 const UNTRUSTED = new Set([
@@ -41,18 +57,18 @@ const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
  * Maps a socket-level failure (from connecting, the handshake, or reading the proxy's answer)
  * to the error a user sees. `phase` says how far we got, for timeouts and resets.
  */
-export function classifyNetworkError(error: unknown, target: Target, phase: 'connect' | 'tls' | 'answer'): BurrowError {
+export function classifyNetworkError(error: unknown, subject: DialSubject, phase: 'connect' | 'tls' | 'answer'): BurrowError {
   if (error instanceof BurrowError) return error;
   const err = error as NodeJS.ErrnoException & { reason?: string };
   // Not every error's code is a string: a DOMException (AbortError) has the number 20.
   const code = typeof err.code === 'string' ? err.code : '';
-  const origin = target.proxy.origin;
-  const dest = target.destination.authority;
+  const origin = subject.server;
+  const dest = subject.dest;
   if (code === 'ECONNREFUSED') {
     return new ProxyUnreachableError(text.refused(origin, dest), { hint: text.refusedHint, cause: error });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
-    return new ProxyUnreachableError(text.dnsFailed(origin, dest, target.proxy.host), { code: 'BURROW_DNS', hint: text.dnsFailedHint, cause: error });
+    return new ProxyUnreachableError(text.dnsFailed(origin, dest, subject.host), { code: 'BURROW_DNS', hint: text.dnsFailedHint, cause: error });
   }
   // Out of file descriptors: a local limit, not the network (burrow holds two per open tunnel).
   // glibc's getaddrinfo then fails with EAI_SYSTEM, which surfaces as `getaddrinfo EBUSY`
@@ -86,8 +102,8 @@ export function classifyNetworkError(error: unknown, target: Target, phase: 'con
 }
 
 /** The error for a deadline passing during `what`. */
-export function timeoutError(target: Target, what: string, totalMs: number): ProxyUnreachableError {
-  return new ProxyUnreachableError(text.timedOut(target.proxy.origin, target.destination.authority, what, Math.round(totalMs / 100) / 10), {
+export function timeoutError(subject: DialSubject, what: string, totalMs: number): ProxyUnreachableError {
+  return new ProxyUnreachableError(text.timedOut(subject.server, subject.dest, what, Math.round(totalMs / 100) / 10), {
     code: 'BURROW_TIMEOUT',
     hint: text.timedOutHint,
   });
@@ -97,20 +113,21 @@ export function timeoutError(target: Target, what: string, totalMs: number): Pro
  * Waits for `event` on `socket`, failing on 'error', 'close', the deadline or the abort signal.
  * Listeners are removed either way, so the socket carries no leftovers into the tunnel.
  */
-function waitFor(
-  socket: net.Socket,
-  event: 'connect' | 'secureConnect',
-  request: DialRequest,
-  phase: 'connect' | 'tls',
-  startedAt: number,
-): Promise<void> {
+/** One leg of a dial: whom its failures name, its deadline and abort signal. */
+interface Leg {
+  subject: DialSubject;
+  deadline: number;
+  signal?: AbortSignal | undefined;
+}
+
+function waitFor(socket: net.Socket, event: 'connect' | 'secureConnect', leg: Leg, phase: 'connect' | 'tls', startedAt: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const cleanup = () => {
       clearTimeout(timer);
       socket.off(event, onDone);
       socket.off('error', onError);
       socket.off('close', onClose);
-      request.signal?.removeEventListener('abort', onAbort);
+      leg.signal?.removeEventListener('abort', onAbort);
     };
     const fail = (error: BurrowError | Error) => {
       cleanup();
@@ -121,18 +138,18 @@ function waitFor(
       cleanup();
       resolve();
     };
-    const onError = (error: Error) => fail(classifyNetworkError(error, request.target, phase));
+    const onError = (error: Error) => fail(classifyNetworkError(error, leg.subject, phase));
     const onClose = () =>
-      fail(classifyNetworkError(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }), request.target, phase));
-    const onAbort = () => fail(request.signal?.reason instanceof Error ? request.signal.reason : new Error('aborted'));
+      fail(classifyNetworkError(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }), leg.subject, phase));
+    const onAbort = () => fail(leg.signal?.reason instanceof Error ? leg.signal.reason : new Error('aborted'));
     const timer = setTimeout(
-      () => fail(timeoutError(request.target, phase === 'connect' ? 'connecting' : 'the TLS handshake', request.deadline - startedAt)),
-      Math.max(0, request.deadline - Date.now()),
+      () => fail(timeoutError(leg.subject, phase === 'connect' ? 'connecting' : 'the TLS handshake', leg.deadline - startedAt)),
+      Math.max(0, leg.deadline - Date.now()),
     );
     socket.once(event, onDone);
     socket.once('error', onError);
     socket.once('close', onClose);
-    request.signal?.addEventListener('abort', onAbort, { once: true });
+    leg.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -162,19 +179,20 @@ function isUntrusted(error: unknown): boolean {
 
 async function dialOnce(request: DialRequest): Promise<net.Socket> {
   const startedAt = Date.now();
-  const { proxy } = request.target;
+  const proxy = request.endpoint;
+  const leg: Leg = { subject: dialSubject(proxy, request.label), deadline: request.deadline, signal: request.signal };
   request.signal?.throwIfAborted();
   let raw: net.Socket;
   if (request.forward) {
     raw = await tunnelThroughForward(request, request.forward, startedAt);
   } else {
     raw = tcpConnect(proxy.host, proxy.port);
-    await waitFor(raw, 'connect', request, 'connect', startedAt);
+    await waitFor(raw, 'connect', leg, 'connect', startedAt);
   }
   if (proxy.scheme === 'http') return raw;
   if (!request.tls) throw new Error('dialProxy: TLS settings are required for an https proxy');
-  const secure = secureOver(raw, proxy.host, proxy.port, request.tls);
-  await waitFor(secure, 'secureConnect', request, 'tls', startedAt);
+  const secure = secureOver(raw, proxy, request.alpn, request.tls);
+  await waitFor(secure, 'secureConnect', leg, 'tls', startedAt);
   return secure;
 }
 
@@ -182,7 +200,7 @@ async function dialOnce(request: DialRequest): Promise<net.Socket> {
  * TLS over `socket` to `host:port`, resuming this process's last session with it when there is
  * one (a listener's second tunnel handshakes without the certificate chain).
  */
-function secureOver(socket: net.Socket, host: string, port: number, settings: TlsSettings): tls.TLSSocket {
+function secureOver(socket: net.Socket, { host, port }: Endpoint, alpn: readonly string[], settings: TlsSettings): tls.TLSSocket {
   const authority = `${host}:${port}`;
   const secure = tls.connect({
     socket,
@@ -190,7 +208,7 @@ function secureOver(socket: net.Socket, host: string, port: number, settings: Tl
     host,
     // SNI is for names only; an IP literal in SNI is against RFC 6066.
     servername: net.isIP(host) ? undefined : host,
-    ALPNProtocols: ['http/1.1'],
+    ALPNProtocols: [...alpn],
     secureContext: settings.secureContext,
     rejectUnauthorized: settings.rejectUnauthorized,
     session: settings.session(authority),
@@ -214,20 +232,17 @@ function secureOver(socket: net.Socket, host: string, port: number, settings: Tl
  * credentials, and its answer. Every failure here names the forward proxy (exit 12).
  */
 async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy, startedAt: number): Promise<net.Socket> {
-  const { proxy } = request.target;
-  const identity = `${net.isIP(proxy.host) === 6 ? `[${proxy.host}]` : proxy.host}:${proxy.port}`;
-  // Errors on this hop are classified as if the forward proxy were the target, then re-labelled.
-  const hop: DialRequest = {
-    ...request,
-    forward: undefined,
-    target: {
-      proxy: { scheme: forward.scheme, host: forward.host, port: forward.port, origin: `forward proxy ${forward.origin}` },
-      destination: { host: proxy.host, port: proxy.port, authority: identity },
-    },
+  const proxy = request.endpoint;
+  const identity = formatAuthority(proxy.host, proxy.port);
+  // Failures on this leg name the forward proxy, and what it was asked for: the identity proxy.
+  const hop: Leg = {
+    subject: { server: `forward proxy ${forward.origin}`, host: forward.host, dest: identity },
+    deadline: request.deadline,
+    signal: request.signal,
   };
   const relabel = (error: unknown): ForwardProxyError => {
     if (error instanceof ForwardProxyError) return error;
-    const burrow = error instanceof BurrowError ? error : classifyNetworkError(error, hop.target, 'connect');
+    const burrow = error instanceof BurrowError ? error : classifyNetworkError(error, hop.subject, 'connect');
     const hint = burrow instanceof TlsError ? burrow.hint : text.forwardProxyHint;
     return new ForwardProxyError(burrow.message, { hint, cause: error });
   };
@@ -236,7 +251,8 @@ async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy,
     await waitFor(socket, 'connect', hop, 'connect', startedAt);
     if (forward.scheme === 'https') {
       if (!request.tls) throw new Error('dialProxy: TLS settings are required for an https forward proxy');
-      socket = secureOver(socket, forward.host, forward.port, request.tls);
+      // The forward proxy speaks HTTP/1.1 CONNECT, whatever the identity proxy is offered.
+      socket = secureOver(socket, forward, ['http/1.1'], request.tls);
       await waitFor(socket, 'secureConnect', hop, 'tls', startedAt);
     }
     let head = `CONNECT ${identity} HTTP/1.1\r\nHost: ${identity}\r\n`;
@@ -245,8 +261,8 @@ async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy,
     const errors: AnswerErrors = {
       malformed: (what) => new ForwardProxyError(text.forwardMalformed(forward.origin, what), { hint: text.forwardProxyHint }),
       closed: () => new ForwardProxyError(text.forwardClosed(forward.origin, identity), { hint: text.forwardProxyHint }),
-      network: (error) => relabel(classifyNetworkError(error, hop.target, 'answer')),
-      timeout: () => relabel(timeoutError(hop.target, 'waiting for the answer', request.deadline - startedAt)),
+      network: (error) => relabel(classifyNetworkError(error, hop.subject, 'answer')),
+      timeout: () => relabel(timeoutError(hop.subject, 'waiting for the answer', request.deadline - startedAt)),
     };
     const answer = await readAnswer(socket, request.deadline, errors, request.signal);
     const failure = forwardStatusError(answer.status, answer.reason, forward, identity);

@@ -9,7 +9,7 @@
  * to the agent (we need a yes/no for our own CONNECT chain) and it has no CIDR support.
  */
 import { BlockList, isIP } from 'node:net';
-import type { ProxyEndpoint } from '../cli/destination.js';
+import type { ProxyEndpoint } from '../target.js';
 import { UsageError } from '../errors.js';
 import { text } from '../output/messages.js';
 

@@ -97,7 +97,7 @@ function systemRoots(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** Validates the flags and builds the shared TLS settings. Throws UsageError on bad input. */
-export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv = process.env): TlsSettings {
+export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv): TlsSettings {
   if (flags.clientCert && !flags.clientKey) {
     throw new UsageError(text.clientCertPair('--client-cert', '--client-key'), { hint: text.clientCertPairHint });
   }

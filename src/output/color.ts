@@ -27,7 +27,7 @@ export function colorLevel(env: NodeJS.ProcessEnv, isTTY: boolean): ColorLevel {
 }
 
 /** A chalk for stderr at the level above, or undefined when there is no colour. */
-export function stderrChalk(env: NodeJS.ProcessEnv = process.env, isTTY = process.stderr.isTTY === true): ChalkInstance | undefined {
+export function stderrChalk(env: NodeJS.ProcessEnv, isTTY: boolean): ChalkInstance | undefined {
   const level = colorLevel(env, isTTY);
   return level === 0 ? undefined : new Chalk({ level });
 }

@@ -82,8 +82,15 @@ export type BurrowEvent =
 
 export type EventName = BurrowEvent['event'];
 
-/** The level an event is shown at (`--log-level`); failures are always errors. */
-export function eventLevel(e: BurrowEvent): 'error' | 'warn' | 'info' | 'debug' {
+/**
+ * How an event ranks against `--log-level`: a severity, or `notice` for what a person must see
+ * to go on (a sign-in address, a prompt). A notice is no error: it shows at every level but
+ * silent, and says nothing about anything having gone wrong.
+ */
+export type Visibility = 'notice' | 'error' | 'warn' | 'info' | 'debug';
+
+/** The visibility of an event; failures are always errors. */
+export function eventLevel(e: BurrowEvent): Visibility {
   switch (e.event) {
     case 'failed':
     case 'error':
@@ -95,9 +102,9 @@ export function eventLevel(e: BurrowEvent): 'error' | 'warn' | 'info' | 'debug' 
       return 'debug';
     case 'sign_in':
       // Without it the user cannot sign in at all.
-      return 'error';
+      return 'notice';
     case 'log':
-      return e.level === 'notice' ? 'error' : e.level;
+      return e.level;
     default:
       return 'info';
   }

@@ -7,7 +7,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { BurrowError } from '../errors.js';
 import { stderrChalk } from './color.js';
-import { type BurrowEvent, eventLevel, failureFields } from './events.js';
+import { type BurrowEvent, eventLevel, failureFields, type Visibility } from './events.js';
 import { duration, formatBytes, formatMs, printableLine } from './format.js';
 import { text } from './messages.js';
 import { redact } from './redact.js';
@@ -42,21 +42,25 @@ export interface LogStream {
   isTTY?: boolean | undefined;
 }
 
-export interface LoggerOptions {
+interface CommonLoggerOptions {
   level: LogLevel;
   /** JSON lines instead of human text (--json). */
   json?: boolean | undefined;
-  /** Collects lines (tests): no colour, no spinner. */
-  write?: (line: string) => void;
-  /** The stream to write to (default process.stderr); colour and spinner follow its isTTY. */
-  stream?: LogStream;
-  /** For NO_COLOR / FORCE_COLOR / TERM (default process.env). */
-  env?: NodeJS.ProcessEnv;
   /** The clock for JSON `time` fields and the spinner. */
   now?: () => number;
 }
 
+/**
+ * Where a logger writes: a stream (the process's stderr, from the CLI's Runtime) whose isTTY
+ * decides colour and the spinner, with the environment for NO_COLOR / FORCE_COLOR / TERM; or a
+ * function that collects lines (no colour, no spinner).
+ */
+export type LoggerOptions = CommonLoggerOptions &
+  ({ stream: LogStream; env: NodeJS.ProcessEnv; write?: undefined } | { write: (line: string) => void; env?: NodeJS.ProcessEnv; stream?: undefined });
+
 const rank: Record<LogLevel, number> = { silent: 0, error: 1, warn: 2, info: 3, debug: 4 };
+/** Notices rank with errors (shown at every level but silent) without being errors. */
+const visibilityRank: Record<Visibility, number> = { notice: 1, error: 1, warn: 2, info: 3, debug: 4 };
 
 /** Formats a failure as the single line users see (also used by ssh, which shows our stderr). */
 export function formatFailure(
@@ -114,10 +118,10 @@ const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', 
 const CLEAR_LINE = '\r\x1b[K';
 
 export function createLogger(options: LoggerOptions): Logger {
-  const env = options.env ?? process.env;
-  const stream: LogStream = options.stream ?? process.stderr;
-  const tty = options.write === undefined && stream.isTTY === true;
-  const c = options.write === undefined && !options.json ? stderrChalk(env, tty) : undefined;
+  const env = options.env ?? {};
+  const stream: LogStream | undefined = options.stream;
+  const tty = stream?.isTTY === true;
+  const c = stream && !options.json ? stderrChalk(env, tty) : undefined;
   const json = options.json === true;
   const now = options.now ?? Date.now;
   let spinning = false;
@@ -125,9 +129,9 @@ export function createLogger(options: LoggerOptions): Logger {
     options.write ??
     ((line: string) => {
       // A line written while the spinner turns replaces it; the next frame redraws it below.
-      stream.write(spinning ? `${CLEAR_LINE}${line}\n` : `${line}\n`);
+      stream?.write(spinning ? `${CLEAR_LINE}${line}\n` : `${line}\n`);
     });
-  const enabled = (level: LogLevel) => rank[level] <= rank[options.level];
+  const enabled = (visibility: Visibility) => visibilityRank[visibility] <= rank[options.level];
   const label = (level: 'error' | 'warn' | 'debug') => {
     const word = level === 'warn' ? 'warning:' : `${level}:`;
     if (!c) return `${word} `;
@@ -143,8 +147,7 @@ export function createLogger(options: LoggerOptions): Logger {
       return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c, which));
     }
     const level = eventLevel(e);
-    const notice = e.event === 'sign_in' || (e.event === 'log' && e.level === 'notice');
-    const head = notice || level === 'info' ? '' : label(level);
+    const head = level === 'notice' || level === 'info' ? '' : label(level);
     write(redact(`burrow: ${head}${formatEvent(e, c)}`));
   };
   const log = (level: 'error' | 'warn' | 'info' | 'debug' | 'notice') => (message: string) => event({ event: 'log', level, message });
@@ -160,7 +163,7 @@ export function createLogger(options: LoggerOptions): Logger {
     failure: (error) => event({ event: 'error', ...failureFields(error) }),
     event,
     spinner(message) {
-      if (json || !tty || spinning || !enabled('error') || env.TERM === 'dumb') return () => {};
+      if (json || !stream || !tty || spinning || !enabled('notice') || env.TERM === 'dumb') return () => {};
       const started = now();
       let frame = 0;
       const draw = () => {

@@ -11,7 +11,7 @@ import envPaths from 'env-paths';
  * or `~/.cache/burrow`, computed here from `env` because env-paths reads the real process.env;
  * elsewhere env-paths' answer (`~/Library/Caches/burrow`, `%LOCALAPPDATA%\burrow\Cache`).
  */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function cacheDir(env: NodeJS.ProcessEnv): string {
   if (process.platform === 'darwin' || process.platform === 'win32') return envPaths('burrow', { suffix: '' }).cache;
   // The XDG spec says a relative value is invalid and must be ignored.
   const xdg = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : undefined;

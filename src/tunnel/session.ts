@@ -1,26 +1,21 @@
 /**
- * One tunnel for one local stream: get a token, open the transport, splice, report.
- * Listener mode runs one session per accepted connection; stdio mode runs exactly one.
+ * One tunnel for one local stream: get a token, open the transport (signing in once if the
+ * proxy asks), splice, report. Listener mode runs one session per accepted connection; stdio
+ * mode runs exactly one.
  */
 import { Socket } from 'node:net';
-import type { ProxyEndpoint, Target } from '../cli/destination.js';
+import type { TokenSource } from '../auth/token-source.js';
 import { AuthRequiredError, type BurrowError, LoginError, TunnelBrokenError, toBurrowError } from '../errors.js';
-import { type ConnectionFields, failureFields } from '../output/events.js';
+import { type CloseReason, type ConnectionFields, failureFields } from '../output/events.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
+import type { Target } from '../target.js';
 import { armLimits, type SessionLimits } from './limits.js';
-import { destroyLocal, isNormalEnding, type LocalEnd, type Side, type SpliceResult, splice } from './splice.js';
-import type { Transport, TunnelStream } from './transport.js';
+import { destroyLocal, type LocalEnd, type Side, type SpliceResult, splice } from './splice.js';
+import type { Transport, Tunnel } from './transport.js';
 import { StallError, watchStalls } from './watchdog.js';
 
-/** Where tokens come from (src/auth/credentials.ts). */
-export interface TokenSource {
-  /** False for service accounts: a refused token is then an error, not a reason to sign in. */
-  readonly interactive: boolean;
-  get(proxy: ProxyEndpoint): Promise<string | undefined>;
-  /** Forgets `rejected` and returns a fresh token (signing in if no one else just did). */
-  renew(proxy: ProxyEndpoint, rejected: string | undefined, signal?: AbortSignal): Promise<string>;
-}
+export type { TokenSource } from '../auth/token-source.js';
 
 export interface SessionOptions {
   target: Target;
@@ -57,8 +52,13 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 /** Opens a tunnel for `local` and splices until either side is done. Never rejects. */
 export async function runSession(local: LocalEnd, options: SessionOptions): Promise<SessionResult> {
   const { target, transport, logger, label } = options;
-  const dest = target.destination.authority;
-  const base: ConnectionFields = { conn: options.conn ?? 1, peer: label, dest, proxy: target.proxy.origin, transport: transport.name };
+  const base: ConnectionFields = {
+    conn: options.conn ?? 1,
+    peer: label,
+    dest: target.destination.authority,
+    proxy: target.proxy.origin,
+    transport: transport.name,
+  };
   const started = now();
   const since = (t: number) => Math.round(now() - t);
   const bytes = () => localCounters(local);
@@ -67,10 +67,9 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   local.input.on('error', earlyError);
   local.output.on('error', earlyError);
   logger.event({ event: 'connecting', ...base });
-  let remote: TunnelStream;
-  let token: string | undefined;
+  let opened: { tunnel: Tunnel; token: string | undefined };
   try {
-    ({ remote, token } = await openSignedIn(options, base));
+    opened = await openSignedIn(options, base);
   } catch (error) {
     destroyLocal(local);
     // Shutting down while the tunnel was still opening is not a failure of the tunnel.
@@ -85,13 +84,34 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     local.input.off('error', earlyError);
     local.output.off('error', earlyError);
   }
+  const { tunnel, token } = opened;
   if (local.input.destroyed || local.output.destroyed) {
-    remote.destroy();
+    tunnel.stream.destroy();
     logger.event({ event: 'closed', ...base, ms: since(started), ...bytes(), reason: 'local_closed' });
     return { error: undefined };
   }
   logger.event({ event: 'connected', ...base, ms: since(started) });
-  const opened = now();
+  const openedAt = now();
+  const run = await carry(local, tunnel, token, options);
+  const ending = endingOf({ ...run, target, tunnel });
+  logger.event({ event: 'closed', ...base, ms: since(openedAt), ...bytes(), reason: ending.reason, ...(ending.error ? failureFields(ending.error) : {}) });
+  return { error: ending.error };
+}
+
+/** What happened while a tunnel was open, for `endingOf`. */
+interface CarryResult {
+  splice: SpliceResult;
+  /** Which side's EOF came first, if either ended cleanly. */
+  firstEnd: Side | undefined;
+  /** Burrow was told to stop (the session's signal). */
+  aborted: boolean;
+  /** The `--max-duration` / `--close-on-token-expiry` limit that closed the tunnel, if any. */
+  limitReached: BurrowError | undefined;
+}
+
+/** Splices the open tunnel with its limits, watchdog and shutdown wired in, until it is over. */
+async function carry(local: LocalEnd, tunnel: Tunnel, token: string | undefined, options: SessionOptions): Promise<CarryResult> {
+  const remote = tunnel.stream;
   // Who ended first, for the closed event: one listener per side, nothing per chunk.
   let firstEnd: Side | undefined;
   local.input.once('end', () => (firstEnd ??= 'local'));
@@ -102,60 +122,65 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let limitReached: BurrowError | undefined;
-  const disarm = armLimits(options.limits, { token, dest, logger }, (error) => {
+  const disarm = armLimits(options.limits, { token, dest: options.target.destination.authority, logger: options.logger }, (error) => {
     limitReached = error;
     onAbort();
   });
   // Two pipelines, splice, events and the watchdog each listen once: a WebSocket stream reaches
   // Node's default of 10 'error' listeners, which is no leak (nothing is added per chunk).
   remote.setMaxListeners(Math.max(remote.getMaxListeners(), 20));
-  const wire = remote.wire ?? (remote instanceof Socket ? remote : undefined);
-  const stopWatching = options.stallTimeoutMs && wire ? watchStalls({ local, remote, wire, timeoutMs: options.stallTimeoutMs }) : undefined;
-  // Bytes already read but not yet delivered (sent with the 200) count as data that came back.
-  const readAtOpen = wire ? wire.bytesRead - remote.readableLength : 0;
+  const stopWatching = options.stallTimeoutMs ? watchStalls({ local, tunnel, timeoutMs: options.stallTimeoutMs }) : undefined;
   // A tunnel that breaks (reset, stall, lost WebSocket) resets a listener's client connection
   // too, so the client sees an error rather than an EOF it could take for the end of the data.
   // Registered before splice's own listeners, which destroy the socket (a FIN) right after.
   // Stdio is left alone: stdin may be a pipe socket, which cannot be reset.
-  remote.once('error', () => {
-    const socket = local.input;
-    if (socket !== (local.output as unknown) || !(socket instanceof Socket) || socket.destroyed) return;
-    try {
-      socket.resetAndDestroy();
-    } catch {
-      socket.destroy(); // not a TCP handle after all
-    }
-  });
-  const result = await splice(local, remote, {
+  remote.once('error', () => resetClient(local));
+  const result = await splice(local, tunnel, {
     // Destroying local ends the upload pipeline, which ends the splice.
     onRemoteEnd: options.endOnRemoteEof ? () => destroyLocal(local) : undefined,
   });
   disarm();
   stopWatching?.();
   options.signal?.removeEventListener('abort', onAbort);
-  const aborted = options.signal?.aborted === true;
-  const broken = brokenReason(result, aborted);
-  const closed = { event: 'closed', ...base, ms: since(opened), ...bytes() } as const;
-  if (limitReached && !aborted) {
-    logger.event({ ...closed, reason: 'session_limit', ...failureFields(limitReached) });
-    return { error: limitReached };
+  return { splice: result, firstEnd, aborted: options.signal?.aborted === true, limitReached };
+}
+
+/** Resets a listener's client connection (a TCP RST), if the local side is one. */
+function resetClient(local: LocalEnd): void {
+  const socket = local.input;
+  if (socket !== (local.output as unknown) || !(socket instanceof Socket) || socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy(); // not a TCP handle after all
   }
+}
+
+/**
+ * Why an open tunnel is over, and the error to report when that is a failure. Pure: it reads
+ * only what the run left behind and the tunnel's counters.
+ */
+export function endingOf(run: CarryResult & { target: Target; tunnel: Pick<Tunnel, 'progress' | 'explain'> }): { reason: CloseReason; error: BurrowError | undefined } {
+  const { aborted, target, tunnel } = run;
+  const proxy = target.proxy.origin;
+  const dest = target.destination.authority;
+  if (run.limitReached && !aborted) return { reason: 'session_limit', error: run.limitReached };
+  // Only the remote side can break a tunnel: a local peer that goes away (ssh killed, EPIPE)
+  // is an ordinary ending.
+  const { error, failedSide } = run.splice;
+  const broken = error && failedSide === 'remote' && !aborted ? tunnel.explain(error) : undefined;
   if (broken) {
-    const hint = result.error instanceof StallError ? text.stallHint : text.tunnelBrokenHint;
-    const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, broken), { hint, cause: result.error });
-    logger.event({ ...closed, reason: 'broken', ...failureFields(error) });
-    return { error };
+    const hint = error instanceof StallError ? text.stallHint : text.tunnelBrokenHint;
+    return { reason: 'broken', error: new TunnelBrokenError(text.tunnelBroken(proxy, dest, broken), { hint, cause: error }) };
   }
   // Closed by the far end before a single byte came back, while we still had the floor: ssh
   // would only say "Connection closed"; this line says where.
-  if (!aborted && firstEnd === 'remote' && wire && wire.bytesRead === readAtOpen) {
-    const error = new TunnelBrokenError(text.tunnelBroken(target.proxy.origin, dest, text.closedBeforeData), { hint: text.closedBeforeDataHint });
-    logger.event({ ...closed, reason: 'broken', ...failureFields(error) });
-    return { error };
+  if (!aborted && run.firstEnd === 'remote' && tunnel.progress().received === 0) {
+    return { reason: 'broken', error: new TunnelBrokenError(text.tunnelBroken(proxy, dest, text.closedBeforeData), { hint: text.closedBeforeDataHint }) };
   }
-  const side = result.failedSide ?? firstEnd ?? 'remote';
-  logger.event({ ...closed, reason: aborted ? 'shutdown' : side === 'local' ? 'local_closed' : 'remote_closed' });
-  return { error: undefined };
+  if (aborted) return { reason: 'shutdown', error: undefined };
+  const side = failedSide ?? run.firstEnd ?? 'remote';
+  return { reason: side === 'local' ? 'local_closed' : 'remote_closed', error: undefined };
 }
 
 /**
@@ -174,11 +199,11 @@ export function localCounters(local: LocalEnd): ByteCounts {
  * tunnel or process just got) and retries exactly once. A fresh token refused again is an
  * error, never a loop.
  */
-async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<{ remote: TunnelStream; token: string | undefined }> {
+async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<{ tunnel: Tunnel; token: string | undefined }> {
   const { target, transport, tokens, signal } = options;
   const token = await tokens.get(target.proxy);
   try {
-    return { remote: await transport.open({ target, token, signal }), token };
+    return { tunnel: await transport.open({ target, token, signal }), token };
   } catch (error) {
     if (!(error instanceof AuthRequiredError)) throw error;
     if (!tokens.interactive) {
@@ -187,7 +212,7 @@ async function openSignedIn(options: SessionOptions, base: ConnectionFields): Pr
     options.logger.event({ event: 'sign_in_required', ...base, status: error.status ?? null });
     const fresh = await tokens.renew(target.proxy, token, signal);
     try {
-      return { remote: await transport.open({ target, token: fresh, signal }), token: fresh };
+      return { tunnel: await transport.open({ target, token: fresh, signal }), token: fresh };
     } catch (retryError) {
       if (!(retryError instanceof AuthRequiredError)) throw retryError;
       throw new LoginError('BURROW_LOGIN_REJECTED', text.tokenRejectedAfterSignIn(target.proxy.origin, target.destination.authority), {
@@ -196,22 +221,4 @@ async function openSignedIn(options: SessionOptions, base: ConnectionFields): Pr
       });
     }
   }
-}
-
-/**
- * Why the tunnel broke, or undefined if it ended normally. Only the remote side can break it:
- * a local peer that goes away (ssh killed, EPIPE) is an ordinary ending. A reset from the proxy
- * is a break; a plain close is not, because Node cannot tell a TLS close_notify from a bare FIN.
- */
-function brokenReason({ error, failedSide }: SpliceResult, aborted: boolean): string | undefined {
-  if (!error || failedSide !== 'remote' || aborted) return undefined;
-  if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') return 'connection reset';
-  return isNormalEnding(error) ? undefined : describe(error);
-}
-
-function describe(error: Error): string {
-  // ws's words for a write that met the WebSocket closing ("WebSocket is not open: readyState 2").
-  if (/^WebSocket is not open/.test(error.message)) return text.webSocketClosedWhileSending;
-  const code = (error as NodeJS.ErrnoException).code;
-  return code ? `${code}` : error.message;
 }

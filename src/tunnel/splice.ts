@@ -1,28 +1,13 @@
 /**
  * Joins the local stream and the tunnel: one `pipeline` per direction, so backpressure comes
- * from the platform and each side's EOF becomes a half-close (`end()`) of the other, which ssh
- * and git rely on. The splice is over when both directions finish, or one fails; then both
- * streams are destroyed so no socket outlives its tunnel.
+ * from the platform and each side's EOF becomes a half-close of the other, which ssh and git
+ * rely on. The local side's EOF ends the tunnel's side through `Tunnel.finish` (a FIN, or the
+ * transport's nearest equivalent). The splice is over when both directions finish, or one
+ * fails; then both streams are destroyed so no socket outlives its tunnel.
  */
-import type { Duplex, Readable, Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-
-/**
- * Errors that are how sockets normally end when the other side goes away first. A WebSocket
- * peer answering our close with an invalid code (websockify sends 1005) is ending, too.
- */
-const NORMAL_ENDINGS = new Set([
-  'EPIPE',
-  'ECONNRESET',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'ERR_STREAM_DESTROYED',
-  'ABORT_ERR',
-  'WS_ERR_INVALID_CLOSE_CODE',
-]);
-
-export function isNormalEnding(error: unknown): boolean {
-  return NORMAL_ENDINGS.has((error as NodeJS.ErrnoException | undefined)?.code ?? '');
-}
+import type { Tunnel } from './transport.js';
 
 export type Side = 'local' | 'remote';
 
@@ -59,8 +44,9 @@ export interface SpliceOptions {
   onRemoteEnd?: () => void;
 }
 
-/** Splices `local` and `remote` until both directions are done; never rejects. */
-export async function splice(local: LocalEnd, remote: Duplex, options: SpliceOptions = {}): Promise<SpliceResult> {
+/** Splices `local` and `tunnel` until both directions are done; never rejects. */
+export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOptions = {}): Promise<SpliceResult> {
+  const remote = tunnel.stream;
   let erroredSide: Side | undefined;
   local.input.once('error', () => (erroredSide ??= 'local'));
   if (local.output !== (local.input as unknown)) local.output.once('error', () => (erroredSide ??= 'local'));
@@ -76,7 +62,9 @@ export async function splice(local: LocalEnd, remote: Duplex, options: SpliceOpt
     destroyLocal(local);
     remote.destroy();
   };
-  const upload = pipeline(local.input, remote).catch(fail('local'));
+  const upload = pipeline(local.input, remote, { end: false })
+    .then(() => tunnel.finish())
+    .catch(fail('local'));
   const download = pipeline(remote, local.output)
     .then(() => options.onRemoteEnd?.())
     .catch(fail('remote'));
@@ -85,4 +73,3 @@ export async function splice(local: LocalEnd, remote: Duplex, options: SpliceOpt
   remote.destroy();
   return result;
 }
-

@@ -3,7 +3,6 @@
  * `httpStatusCodeToError`). Shared by every transport, table-tested in test/unit.
  * Only AuthRequiredError means "the token is bad"; every other error keeps it.
  */
-import type { Target } from '../cli/destination.js';
 import {
   AccessDeniedError,
   AuthRequiredError,
@@ -17,14 +16,23 @@ import { text } from '../output/messages.js';
 
 export type ProxyAnswer = HttpAnswer;
 
-/**
- * Returns undefined for success (2xx), else the error that answer means. `user` is who the sent
- * token names (unverified), so a denial can say whom the proxy refused.
- */
-export function statusToError(answer: ProxyAnswer, target: Target, user?: string): BurrowError | undefined {
+/** What the request was: the proxy's origin and the destination asked of it, as messages name them. */
+export interface AnswerSubject {
+  proxy: string;
+  dest: string;
+}
+
+export interface AnswerContext {
+  /** Who the sent token names (unverified), so a denial can say whom the proxy refused. */
+  user?: string | undefined;
+  /** The transport's advice for a status with no meaning of its own (a gateway speaking another protocol). */
+  unexpectedHint?: ((status: number) => string) | undefined;
+}
+
+/** Returns undefined for success (2xx), else the error that answer means. */
+export function statusToError(answer: ProxyAnswer, { proxy, dest }: AnswerSubject, context: AnswerContext = {}): BurrowError | undefined {
   const { status } = answer;
-  const proxy = target.proxy.origin;
-  const dest = target.destination.authority;
+  const user = context.user;
   if (status >= 200 && status < 300) return undefined;
   switch (status) {
     case 301:
@@ -49,9 +57,7 @@ export function statusToError(answer: ProxyAnswer, target: Target, user?: string
     case 504:
       return new UpstreamUnavailableError(text.upstreamUnavailable(proxy, dest, status), { hint: text.upstreamUnavailableHint });
     default: {
-      // 405/501 to CONNECT: a gateway that only passes WebSocket upgrades (or plain HTTP).
-      const refusesConnect = !target.websocket && (status === 405 || status === 501);
-      const hint = target.websocket ? text.notWebSocketHint : refusesConnect ? text.connectRefusedHint : text.unexpectedStatusHint;
+      const hint = context.unexpectedHint?.(status) ?? text.unexpectedStatusHint;
       return new ProxyProtocolError(text.unexpectedStatus(proxy, dest, status, printable(answer.reason, 40)), {
         code: 'BURROW_PROXY_STATUS',
         hint,

@@ -9,14 +9,13 @@
  * - **Silent after local EOF**: our side has finished sending, and nothing at all has come
  *   back for the whole timeout, while we were ready to take it.
  *
- * It costs nothing per chunk: one timer per tunnel samples counters Node keeps anyway
- * (`bytesWritten`, `bytesRead`, `writableLength` of the socket carrying the tunnel). An idle
+ * It costs nothing per chunk: one timer per tunnel samples the counters its transport reports
+ * (`Tunnel.progress`: sent, received, queued on the connection carrying it). An idle
  * tunnel with both sides open is never cut: silence alone is normal (an idle ssh session).
  */
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { text } from '../output/messages.js';
 import type { LocalEnd } from './splice.js';
+import type { Tunnel } from './transport.js';
 
 /** Destroys the tunnel's remote stream; the session reports it as a broken tunnel. */
 export class StallError extends Error {
@@ -26,10 +25,8 @@ export class StallError extends Error {
 export interface WatchOptions {
   /** The local side (a client socket, or stdin and stdout). */
   local: LocalEnd;
-  /** The stream the transport handed back. */
-  remote: Duplex;
-  /** The socket carrying the tunnel, whose counters say whether bytes move (often `remote` itself). */
-  wire: Socket;
+  /** What the transport handed back: its stream, and the counters that say whether bytes move. */
+  tunnel: Tunnel;
   timeoutMs: number;
 }
 
@@ -39,10 +36,9 @@ export function sampleInterval(timeoutMs: number): number {
 }
 
 /** Starts watching; returns the function that stops it (call it when the splice is over). */
-export function watchStalls({ local, remote, wire, timeoutMs }: WatchOptions): () => void {
-  let written = wire.bytesWritten;
-  let queued = wire.writableLength;
-  let read = wire.bytesRead;
+export function watchStalls({ local, tunnel, timeoutMs }: WatchOptions): () => void {
+  const remote = tunnel.stream;
+  let { sent: written, queued, received: read } = tunnel.progress();
   let sendingSince = Date.now();
   let localEnded = false;
   let silentSince = 0;
@@ -55,8 +51,9 @@ export function watchStalls({ local, remote, wire, timeoutMs }: WatchOptions): (
   const seconds = Math.round(timeoutMs / 100) / 10;
   const timer = setInterval(() => {
     const now = Date.now();
-    const nowWritten = wire.bytesWritten;
-    const nowQueued = wire.writableLength;
+    const progress = tunnel.progress();
+    const nowWritten = progress.sent;
+    const nowQueued = progress.queued;
     // Sending: something waits to go out, and neither a write completed nor a new one started.
     if (nowQueued > 0 && nowQueued === queued && nowWritten === written) {
       if (now - sendingSince >= timeoutMs) return stall(text.stallSending(seconds));
@@ -66,7 +63,7 @@ export function watchStalls({ local, remote, wire, timeoutMs }: WatchOptions): (
     written = nowWritten;
     queued = nowQueued;
 
-    const nowRead = wire.bytesRead;
+    const nowRead = progress.received;
     // Silence counts once all we sent has left (the answer may wait for our last byte), and
     // while we are ready to take more: our own backpressure (a slow local reader) is not silence.
     const holdingBack = nowQueued > 0 || remote.isPaused() || remote.readableLength > 0 || local.output.writableLength > 0;

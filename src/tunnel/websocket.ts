@@ -1,5 +1,5 @@
 /**
- * The WebSocket transport (PROTOCOL.md "WebSocket transport"): an HTTP/1.1 Upgrade to the
+ * The WebSocket transport (docs/protocol.md "WebSocket transport"): an HTTP/1.1 Upgrade to the
  * destination URL carrying the same Authorization header as CONNECT; after 101 every binary
  * message carries stream bytes. This is what websockify speaks, and what load balancers and
  * gateways that refuse CONNECT still pass.
@@ -16,24 +16,17 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Target } from '../cli/destination.js';
 import { tokenInfo } from '../auth/jwt.js';
 import { BurrowError, ProxyProtocolError } from '../errors.js';
-import { classifyNetworkError, dialProxy, timeoutError } from '../net/dial.js';
-import type { ForwardProxy } from '../net/proxy-env.js';
-import type { TlsSettings } from '../net/tls.js';
-import { text } from '../output/messages.js';
-import { printable } from '../net/http-answer.js';
-import { statusToError } from './status.js';
-import type { OpenRequest, Transport, TunnelStream } from './transport.js';
 import { importExternal } from '../external.js';
+import { classifyNetworkError, dialProxy, dialSubject, timeoutError } from '../net/dial.js';
+import { printable } from '../net/http-answer.js';
+import { type RouteOptions, routeHeaders } from '../net/route.js';
+import { text } from '../output/messages.js';
+import { statusToError } from './status.js';
+import { explainSocketError, type OpenRequest, type Transport, type Tunnel } from './transport.js';
 
-export interface WebSocketTransportOptions {
-  tls: TlsSettings | undefined;
-  forward?: ForwardProxy | undefined;
-  connectTimeoutMs: number;
-  userAgent: string;
-  headers: Array<[string, string]>;
+export interface WebSocketTransportOptions extends RouteOptions {
   /** Ping interval in ms; 0 disables pings. */
   pingIntervalMs: number;
 }
@@ -54,25 +47,24 @@ export class WebSocketTransport implements Transport {
     this.#options = options;
   }
 
-  async open(request: OpenRequest): Promise<TunnelStream> {
+  async open(request: OpenRequest): Promise<Tunnel> {
     const { target, token, signal } = request;
     if (!target.websocket) throw new Error('WebSocketTransport: the target has no WebSocket URL');
     const { WebSocket, createWebSocketStream } = await importExternal<typeof import('ws')>('ws');
     const options = this.#options;
     const deadline = Date.now() + options.connectTimeoutMs;
-    const headers: Record<string, string> = { 'User-Agent': options.userAgent };
+    const label = target.destination.authority;
+    const subject = dialSubject(target.proxy, label);
     let wire: Socket | undefined;
-    for (const [name, value] of options.headers) headers[name] = value;
-    if (token) headers.Authorization = `Pomerium ${token}`;
 
     const ws = new WebSocket(target.websocket.url, {
-      headers,
+      headers: Object.fromEntries(routeHeaders(options, token)),
       perMessageDeflate: false,
       followRedirects: false,
       handshakeTimeout: options.connectTimeoutMs,
       maxPayload: 64 * 1024 * 1024,
       createConnection: ((_opts: unknown, callback: (error: Error | null, socket?: Duplex) => void) => {
-        dialProxy({ target, tls: options.tls, forward: options.forward, deadline, signal }).then(
+        dialProxy({ endpoint: target.proxy, alpn: ['http/1.1'], label, tls: options.tls, forward: options.forward, deadline, signal }).then(
           (socket) => {
             wire = socket;
             callback(null, socket);
@@ -100,10 +92,13 @@ export class WebSocketTransport implements Transport {
         const headersOut: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headersOut[k] = v;
         const answer = { status: res.statusCode ?? 0, reason: res.statusMessage ?? '', headers: headersOut };
-        const mapped = statusToError(answer, target, token ? tokenInfo(token).user : undefined);
+        const mapped = statusToError(answer, { proxy: target.proxy.origin, dest: label }, {
+          user: token ? tokenInfo(token).user : undefined,
+          unexpectedHint: () => text.notWebSocketHint,
+        });
         fail(
           mapped ??
-            new ProxyProtocolError(text.unexpectedStatus(target.proxy.origin, target.destination.authority, answer.status, printable(answer.reason, 40)), {
+            new ProxyProtocolError(text.unexpectedStatus(target.proxy.origin, label, answer.status, printable(answer.reason, 40)), {
               code: 'BURROW_PROXY_STATUS',
               hint: text.notWebSocketHint,
               status: answer.status,
@@ -115,26 +110,26 @@ export class WebSocketTransport implements Transport {
         // Aborted while dialling (Ctrl-C): the dialler's AbortError, which the session expects.
         if (signal?.aborted) return fail(error);
         if (/handshake has timed out/i.test(error.message)) {
-          return fail(timeoutError(target, 'the WebSocket handshake', options.connectTimeoutMs));
+          return fail(timeoutError(subject, 'the WebSocket handshake', options.connectTimeoutMs));
         }
         // ws's own protocol complaints (bad Sec-WebSocket-Accept, a 101 without Upgrade, …), and
         // Node's HTTP parser refusing the answer (HPE_*): the proxy was reached, it spoke nonsense.
         if (!(error as NodeJS.ErrnoException).code || /^(WS_ERR|HPE_)/.test(String((error as NodeJS.ErrnoException).code))) {
           return fail(
-            new ProxyProtocolError(text.malformedAnswer(target.proxy.origin, target.destination.authority, printable(error.message, 80)), {
+            new ProxyProtocolError(text.malformedAnswer(target.proxy.origin, label, printable(error.message, 80)), {
               hint: text.notWebSocketHint,
               cause: error,
             }),
           );
         }
-        fail(classifyNetworkError(error, target, 'answer'));
+        fail(classifyNetworkError(error, subject, 'answer'));
       };
       const onAbort = () => fail(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
       // ws's own handshakeTimeout never fires with an asynchronous createConnection (found by
       // fuzzing: a gateway that accepts TLS and stays silent hung burrow forever), so the
       // deadline is kept here.
       const timer = setTimeout(
-        () => fail(timeoutError(target, 'the WebSocket handshake', options.connectTimeoutMs)),
+        () => fail(timeoutError(subject, 'the WebSocket handshake', options.connectTimeoutMs)),
         Math.max(0, deadline - Date.now()),
       );
       const cleanup = () => {
@@ -151,11 +146,29 @@ export class WebSocketTransport implements Transport {
     });
 
     const stream = createWebSocketStream(ws);
-    const closing = lingerBeforeClose(ws, stream, LINGER_QUIET_MS);
+    // Set by the dialler before the upgrade could succeed.
+    const socket = wire!;
+    const linger = lingerer(ws, stream, LINGER_QUIET_MS);
     if (options.pingIntervalMs > 0) keepalive(ws, stream, options.pingIntervalMs);
-    if (wire) reportLostConnection(ws, stream, wire, closing);
-    return Object.assign(stream, { wire });
+    reportLostConnection(ws, stream, socket, linger.closing);
+    const readAtOpen = socket.bytesRead - stream.readableLength;
+    const writtenAtOpen = socket.bytesWritten;
+    return {
+      stream,
+      progress: () => ({ sent: socket.bytesWritten - writtenAtOpen, received: socket.bytesRead - readAtOpen, queued: socket.writableLength }),
+      finish: linger.finish,
+      explain: explainWebSocketError,
+    };
   }
+}
+
+/** ws's errors in our words; the rest are socket errors. */
+function explainWebSocketError(error: Error): string | undefined {
+  // A write that met the WebSocket closing ("WebSocket is not open: readyState 2").
+  if (/^WebSocket is not open/.test(error.message)) return text.webSocketClosedWhileSending;
+  // A peer answering our close with an invalid code (websockify sends 1005) is ending, too.
+  if ((error as NodeJS.ErrnoException).code === 'WS_ERR_INVALID_CLOSE_CODE') return undefined;
+  return explainSocketError(error);
 }
 
 /** After local EOF, the server must have sent nothing for this long before we send close. */
@@ -165,27 +178,25 @@ export const LINGER_QUIET_MS = 1000;
  * WebSocket has no half-close, and gateways such as websockify drop whatever is still in
  * flight the moment they read a close frame. So when our side ends (stdin EOF), the close frame
  * waits until the server has been quiet for `quietMs` (or has closed first): an echo or a
- * command's answer still arrives. The frame carries code 1000: ws sends none by default, which
- * websockify answers with the illegal 1005.
+ * command's answer still arrives. The frame carries code 1000: ws's stream sends none when it
+ * ends, which websockify answers with the illegal 1005.
  */
-function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): () => boolean {
+function lingerer(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): { finish(): void; closing(): boolean } {
   let closing = false;
   let lastMessage = Date.now();
   ws.on('message', () => (lastMessage = Date.now()));
-  const close = ws.close.bind(ws);
-  ws.close = (code?: number, reason?: string | Buffer) => close(code ?? 1000, reason);
-  const final = stream._final.bind(stream);
-  stream._final = (callback: (error?: Error | null) => void) => {
+  const finish = () => {
+    if (closing) return;
     closing = true;
     let timer: NodeJS.Timeout | undefined;
-    // The wait ends early when the connection closes meanwhile. Once it is closed, ws's own
-    // _final would wait for a 'finish' that never comes (a destroyed socket), and with nothing
-    // else pending the process would end mid-await (Node's exit 13): finish here instead.
+    // The wait ends early when the connection closes meanwhile. A closed WebSocket's stream is
+    // not ended: ws would wait for a 'finish' of its destroyed socket that never comes.
     const done = () => {
       clearTimeout(timer);
       ws.off('close', done);
-      if (ws.readyState === ws.CLOSED) callback();
-      else final(callback);
+      if (ws.readyState === ws.CLOSED) return;
+      if (ws.readyState === ws.OPEN) ws.close(1000);
+      stream.end();
     };
     const check = () => {
       if (ws.readyState !== ws.OPEN) return done();
@@ -196,7 +207,7 @@ function lingerBeforeClose(ws: import('ws').WebSocket, stream: Duplex, quietMs: 
     ws.once('close', done);
     check();
   };
-  return () => closing;
+  return { finish, closing: () => closing };
 }
 
 /**

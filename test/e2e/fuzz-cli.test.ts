@@ -196,7 +196,7 @@ function cliCase(rng: Rng): CliCase {
 // --- running a command line in-process --------------------------------------------------------------
 
 /** The process as main() sees it, with Ctrl-C pressed before anything starts. */
-function interruptedRuntime(env: NodeJS.ProcessEnv, out: { text: string }): ProcessRuntime {
+function interruptedRuntime(env: NodeJS.ProcessEnv, out: { text: string; err: string }): ProcessRuntime {
   let exitCode = 0;
   return {
     env,
@@ -204,6 +204,12 @@ function interruptedRuntime(env: NodeJS.ProcessEnv, out: { text: string }): Proc
     stdout: new Writable({
       write(chunk: Buffer, _encoding, callback) {
         out.text += chunk.toString('utf8');
+        callback();
+      },
+    }),
+    stderr: new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        out.err += chunk.toString('utf8');
         callback();
       },
     }),
@@ -222,28 +228,11 @@ function interruptedRuntime(env: NodeJS.ProcessEnv, out: { text: string }): Proc
   };
 }
 
-/**
- * Runs main() in this process. The commands' loggers write to process.stderr directly, so
- * stderr is captured for the duration of the call (the test runner reports on stdout).
- */
+/** Runs main() in this process, with the runtime's stdout and stderr captured. */
 async function runInProcess({ argv, env }: CliCase): Promise<CliOutcome> {
-  const out = { text: '' };
-  let stderr = '';
-  const realWrite = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'burrow', ...argv], {
-      runtime: interruptedRuntime(env, out),
-      stdout: (s) => (out.text += s),
-      stderr: (s) => (stderr += s),
-    });
-    return { code, stdout: out.text, stderr };
-  } finally {
-    process.stderr.write = realWrite;
-  }
+  const out = { text: '', err: '' };
+  const code = await main(['node', 'burrow', ...argv], { runtime: interruptedRuntime(env, out) });
+  return { code, stdout: out.text, stderr: out.err };
 }
 
 /** Exit codes a command line can end with here: ok, usage, or interrupted (the pressed Ctrl-C). */

@@ -15,7 +15,8 @@ import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { startCallbackServer } from '../../src/auth/callback.js';
 import { JWT_SHAPE } from '../../src/auth/jwt.js';
-import { parseTarget, type Target } from '../../src/cli/destination.js';
+import { parseTarget } from '../../src/cli/destination.js';
+import type { Target } from '../../src/target.js';
 import { BurrowError, type ErrorCode, ExitCode } from '../../src/errors.js';
 import { buildTls } from '../../src/net/tls.js';
 import { ConnectTransport } from '../../src/tunnel/connect.js';
@@ -418,7 +419,7 @@ function drain(stream: Duplex, ms: number): Promise<{ bytes: Buffer; error: Erro
 
 describe('fuzz: proxy answers', () => {
   let proxy: FuzzProxy;
-  const tlsSettings = buildTls({ alternateCaPath: fixture('ca.pem') });
+  const tlsSettings = buildTls({ alternateCaPath: fixture('ca.pem') }, {});
   const common = { tls: tlsSettings, userAgent: 'burrow/fuzz' };
   const transports = {
     connect: new ConnectTransport({ ...common, connectTimeoutMs: 3000 }),
@@ -449,7 +450,7 @@ describe('fuzz: proxy answers', () => {
     let stream: Duplex | undefined;
     let failure: unknown;
     try {
-      stream = await within(transport.open({ target, token: rngToken(id) }), 6000, `${transport.name} open`);
+      stream = (await within(transport.open({ target, token: rngToken(id) }), 6000, `${transport.name} open`)).stream;
     } catch (error) {
       failure = error;
     }

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseTarget } from '../../src/cli/destination.js';
 import { ExitCode } from '../../src/errors.js';
-import { classifyNetworkError } from '../../src/net/dial.js';
+import { classifyNetworkError, dialSubject } from '../../src/net/dial.js';
 
-const target = parseTarget('git.corp.test:22', 'https://proxy.test:8443');
+const parsed = parseTarget('git.corp.test:22', 'https://proxy.test:8443');
+const target = dialSubject(parsed.proxy, parsed.destination.authority);
 const err = (code: string) => Object.assign(new Error(code), { code });
 
 describe('classifyNetworkError', () => {

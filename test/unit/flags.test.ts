@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { relative } from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { Command } from 'commander';
 import { sshConfigBlock } from '../../src/cli/commands/ssh-config.js';
@@ -15,7 +16,7 @@ import { processRuntime, type Runtime } from '../../src/cli/runtime.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
 import { proxyCommand, proxyCommandArgv } from '../helpers/proxy-command.js';
 
-const root = () => program(processRuntime(), () => {}, () => {});
+const root = () => program({ ...processRuntime(), stdout: new Writable({ write: (_c, _e, cb) => cb() }), stderr: new Writable({ write: (_c, _e, cb) => cb() }) });
 
 function find(from: Command, path: string): Command | undefined {
   let command: Command | undefined = from;

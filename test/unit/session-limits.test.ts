@@ -9,7 +9,7 @@ import { armLimits } from '../../src/tunnel/limits.js';
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const jwt = (claims: unknown) => `${b64({ alg: 'ES256' })}.${b64(claims)}.c2ln`;
-const logger = createLogger({ level: 'silent' });
+const logger = createLogger({ level: 'silent', write: () => {} });
 
 describe('parseDuration', () => {
   const good: Array<[string, number]> = [

@@ -7,6 +7,7 @@ import { connectRequest } from '../../src/tunnel/connect.js';
 import { statusToError } from '../../src/tunnel/status.js';
 
 const target = parseTarget('git.corp.test:22', 'https://proxy.test:8443');
+const subject = { proxy: target.proxy.origin, dest: target.destination.authority };
 
 describe('statusToError: one mapping from the proxy answer to an error', () => {
   const table: Array<[number, string | undefined, number | undefined, string | undefined]> = [
@@ -27,7 +28,7 @@ describe('statusToError: one mapping from the proxy answer to an error', () => {
   for (const [status, code, exitCode, message] of table) {
     it(`${status} -> ${code ?? 'success'}`, () => {
       const reason = status === 405 ? 'Method Not Allowed' : 'X';
-      const error = statusToError({ status, reason, headers: { location: 'https://auth.test/' } }, target);
+      const error = statusToError({ status, reason, headers: { location: 'https://auth.test/' } }, subject);
       assert.equal(error?.code, code);
       assert.equal(error?.exitCode, exitCode);
       if (message) assert.equal(error?.message, message);
@@ -35,16 +36,21 @@ describe('statusToError: one mapping from the proxy answer to an error', () => {
     });
   }
   it('names the signed-in user in a denial, and how to switch', () => {
-    const error = statusToError({ status: 403, reason: 'Forbidden', headers: {} }, target, 'alice@corp.test');
+    const error = statusToError({ status: 403, reason: 'Forbidden', headers: {} }, subject, { user: 'alice@corp.test' });
     assert.equal(error?.message, 'access denied by https://proxy.test:8443 for git.corp.test:22 (HTTP 403, signed in as alice@corp.test)');
     assert.match(error?.hint ?? '', /burrow logout https:\/\/proxy\.test:8443/);
   });
+  it("takes the transport's advice for a status with no meaning of its own", () => {
+    const error = statusToError({ status: 405, reason: 'Method Not Allowed', headers: {} }, subject, { unexpectedHint: (status) => `hint for ${status}` });
+    assert.equal(error?.hint, 'hint for 405');
+    assert.equal(statusToError({ status: 403, reason: 'Forbidden', headers: {} }, subject, { unexpectedHint: () => 'x' })?.code, 'BURROW_ACCESS_DENIED');
+  });
   it('keeps the sign-in location of a redirect', () => {
-    const error = statusToError({ status: 302, reason: 'Found', headers: { location: 'https://auth.test/x' } }, target);
+    const error = statusToError({ status: 302, reason: 'Found', headers: { location: 'https://auth.test/x' } }, subject);
     assert.equal((error as { location?: string }).location, 'https://auth.test/x');
   });
   it('makes a hostile reason phrase printable and short', () => {
-    const error = statusToError({ status: 499, reason: `\x1b[31m${'A'.repeat(100)}`, headers: {} }, target);
+    const error = statusToError({ status: 499, reason: `\x1b[31m${'A'.repeat(100)}`, headers: {} }, subject);
     assert.ok(error);
     assert.doesNotMatch(error.message, /\x1b/);
     assert.ok(error.message.length < 200);
@@ -67,8 +73,9 @@ describe('parseAnswerHead', () => {
 });
 
 describe('connectRequest', () => {
+  const route = { tls: undefined, connectTimeoutMs: 1000, userAgent: 'burrow/1' };
   it('asks for the authority, with the token only when there is one', () => {
-    assert.equal(connectRequest(target, undefined, 'burrow/1'), 'CONNECT git.corp.test:22 HTTP/1.1\r\nHost: git.corp.test:22\r\nUser-Agent: burrow/1\r\n\r\n');
-    assert.match(connectRequest(target, 'eyJabc.def.ghi', 'burrow/1'), /\r\nAuthorization: Pomerium eyJabc\.def\.ghi\r\n\r\n$/);
+    assert.equal(connectRequest(target, undefined, route), 'CONNECT git.corp.test:22 HTTP/1.1\r\nHost: git.corp.test:22\r\nUser-Agent: burrow/1\r\n\r\n');
+    assert.match(connectRequest(target, 'eyJabc.def.ghi', route), /\r\nAuthorization: Pomerium eyJabc\.def\.ghi\r\n\r\n$/);
   });
 });

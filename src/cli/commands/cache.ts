@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { formatExpiry, printableLine, table } from '../../output/format.js';
-import { createLogger } from '../../output/log.js';
+import { commandLogger } from '../proxy-access.js';
 import { text } from '../../output/messages.js';
 import { cacheDir } from '../../store/cache-dir.js';
 import { addFlags } from '../flags.js';
@@ -18,14 +18,14 @@ export function registerCache(program: Command, runtime: Runtime): void {
   const location = cache.command('location').description('print the cache directory and where tokens are stored');
   addFlags(location, 'cache location');
   location.action(async (values: SignInValues) => {
-    const store = await storeOpener(signInSettings(values), runtime, createLogger({ level: 'warn' }))();
+    const store = await storeOpener(signInSettings(values), runtime, commandLogger({}, runtime, 'warn'))();
     runtime.stdout.write(`${cacheDir(runtime.env)}\n`);
     if (store.kind === 'keychain') runtime.stdout.write(`tokens: ${store.location()}\n`);
   });
   const clear = cache.command('clear').description('forget every cached sign-in and lock');
   addFlags(clear, 'cache clear');
   clear.action(async (values: SignInValues) => {
-    const logger = createLogger({ level: 'info' });
+    const logger = commandLogger({}, runtime, 'info');
     const store = await storeOpener(signInSettings(values), runtime, logger)();
     const count = await store.clear();
     await rm(join(cacheDir(runtime.env), 'locks'), { recursive: true, force: true });
@@ -35,7 +35,7 @@ export function registerCache(program: Command, runtime: Runtime): void {
   const status = program.command('status').description('list cached sign-ins: proxy, user, expiry (never the token)');
   addFlags(status, 'status');
   status.action(async (values: SignInValues) => {
-    const store = await storeOpener(signInSettings(values), runtime, createLogger({ level: 'warn' }))();
+    const store = await storeOpener(signInSettings(values), runtime, commandLogger({}, runtime, 'warn'))();
     const entries = await store.list();
     if (entries.length === 0) {
       runtime.stdout.write(`${text.noSignIns} (${store.location()})\n`);

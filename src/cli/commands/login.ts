@@ -4,23 +4,15 @@
  */
 import type { Command } from 'commander';
 import { tokenInfo } from '../../auth/jwt.js';
-import { forwardProxyFor, type ProxySettingValues } from '../../net/proxy-env.js';
-import { buildTls, type TlsFlags } from '../../net/tls.js';
 import { formatExpiry } from '../../output/format.js';
-import { createLogger, type LogLevel } from '../../output/log.js';
 import { text } from '../../output/messages.js';
 import { parseProxyUrl } from '../destination.js';
 import { addFlags } from '../flags.js';
-import { logLevel, parseSeconds } from '../options.js';
+import { commandLogger, type LogValues, proxyAccess, type ProxyAccessValues } from '../proxy-access.js';
 import type { Runtime } from '../runtime.js';
-import { createCredentials, type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
+import { type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
 
-interface LoginValues extends TlsFlags, SignInValues, ProxySettingValues {
-  connectTimeout: string;
-  verbose?: boolean;
-  logLevel?: LogLevel;
-  json?: boolean;
-}
+interface LoginValues extends ProxyAccessValues, LogValues {}
 
 export function registerLogin(program: Command, runtime: Runtime): void {
   const login = program
@@ -31,12 +23,8 @@ export function registerLogin(program: Command, runtime: Runtime): void {
   login.addHelpText('after', '\nExample:\n  $ burrow login https://git.corp.example.com\n');
   login.action(async (url: string, values: LoginValues) => {
     const proxy = parseProxyUrl(url, 'proxy URL');
-    const logger = createLogger({ level: logLevel(values, 'info'), json: values.json });
-    const settings = signInSettings(values);
-    const connectTimeoutMs = parseSeconds('--connect-timeout', values.connectTimeout, { min: 0.1, max: 3600 });
-    const forward = forwardProxyFor(proxy, values, runtime.env);
-    const tls = proxy.scheme === 'https' || forward?.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
-    const credentials = createCredentials({ serviceAccount: undefined, settings, tls, forward, connectTimeoutMs, runtime, logger });
+    const logger = commandLogger(values, runtime, 'info');
+    const { tokens: credentials } = proxyAccess(proxy, values, runtime, logger);
     const stop = new AbortController();
     const off = runtime.onSignal(() => stop.abort());
     try {
@@ -54,7 +42,7 @@ export function registerLogin(program: Command, runtime: Runtime): void {
     .argument('[proxy-url]', 'the proxy to sign out of (default: all)');
   addFlags(logout, 'logout');
   logout.action(async (url: string | undefined, values: SignInValues) => {
-    const logger = createLogger({ level: 'info' });
+    const logger = commandLogger({}, runtime, 'info');
     // Validated before the store is opened: its fallback warning must not precede a usage error.
     const proxy = url === undefined ? undefined : parseProxyUrl(url, 'proxy URL');
     const store = await storeOpener(signInSettings(values), runtime, logger)();

@@ -19,6 +19,7 @@ import { text } from '../../output/messages.js';
 import { parseProxyUrl, parseTarget } from '../destination.js';
 import { addFlags, checkValues, defaultValues, flagsOf, optionOf } from '../flags.js';
 import { parseHostPattern, parseServerAliveInterval, type SessionLimitValues } from '../options.js';
+import { resolveTransport, type TransportChoice } from '../../tunnel/transports.js';
 import type { Runtime } from '../runtime.js';
 import type { SignInValues } from '../sign-in.js';
 
@@ -30,7 +31,7 @@ export interface SshConfigValues extends TlsFlags, Partial<SignInValues>, Sessio
   /** Those with a default are filled in from the flag table when missing. */
   serverAliveInterval?: string;
   connectTimeout?: string;
-  transport?: 'auto' | 'connect' | 'websocket';
+  transport?: TransportChoice;
   pingInterval?: string;
   header?: string[];
 }
@@ -111,10 +112,7 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   // what depends on several.
   checkValues('ssh-config', values);
   if (kind !== 'destination' && values.pomeriumUrl !== undefined) proxyScheme = parseProxyUrl(values.pomeriumUrl, '--pomerium-url').scheme;
-  const transport = values.transport ?? 'auto';
-  if (transport !== 'auto' && (transport === 'websocket') !== websocket) {
-    throw new UsageError(text.transportMismatch(transport, argument), { hint: text.transportMismatchHint });
-  }
+  resolveTransport(values.transport ?? 'auto', { websocket: websocket ? { url: destination } : undefined }, argument);
   const forward = typeof values.proxy === 'string' ? parseForwardProxy(values.proxy, '--proxy') : undefined;
   if (proxyScheme === 'https' || forward?.scheme === 'https') buildTls(values, runtime.env);
   const interval = parseServerAliveInterval(values.serverAliveInterval ?? '30');
