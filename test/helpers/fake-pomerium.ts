@@ -206,8 +206,9 @@ export interface FakePomerium {
 /**
  * Starts a local stand-in for Pomerium on a free port: a real `https.Server` with the fixture
  * certificates that answers CONNECT (and WebSocket upgrades on `wss://` routes) per route policy
- * and splices allowed tunnels to plain TCP, and serves the sign-in endpoints of PROTOCOL.md. Each instance has its own ES256 signing key,
- * so tokens from one instance are invalid at another.
+ * and splices allowed tunnels to plain TCP, and serves the sign-in endpoints of docs/protocol.md
+ * ("Sign-in"). Each instance has its own ES256 signing key, so tokens from one instance are
+ * invalid at another.
  */
 export async function startFakePomerium(options: FakePomeriumOptions = {}): Promise<FakePomerium> {
   const host = options.host ?? '127.0.0.1';
@@ -594,7 +595,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
       stats.signIns++;
       const back = new URL(redirect);
       // Appended by hand: rebuilding through URLSearchParams would re-encode the client's own
-      // parameters, and PROTOCOL.md promises they come back as they were.
+      // parameters, and docs/protocol.md ("Sign-in") promises they come back as they were.
       back.search = `${back.search ? `${back.search}&` : '?'}pomerium_jwt=${jwt}`;
       send(302, 'signed in\n', { Location: back.href });
     }
