@@ -157,24 +157,26 @@ describe('spinner', () => {
     return { logger, out, tick: (ms: number) => (clock += ms) };
   }
 
-  it('draws in place on a terminal, shows the seconds waited, and clears its line when stopped', async () => {
-    const t = terminal(true);
-    const stop = t.logger.spinner('waiting for the sign-in in your browser');
-    assert.equal(t.out[0], '\r\x1b[K⠋ waiting for the sign-in in your browser 0 s');
-    t.tick(2500);
-    await new Promise((r) => setTimeout(r, 250));
-    assert.ok(t.out.length >= 2, 'redrawn on a timer');
-    assert.match(t.out.at(-1)!, /^\r\x1b\[K[⠙⠹⠸] waiting for the sign-in in your browser 2 s$/);
+  it('draws in place on a terminal, shows the seconds waited, and clears its line when stopped', (t) => {
+    // The spinner's timer is node:test's fake one; its clock is the logger's injected `now`.
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+    const term = terminal(true);
+    const stop = term.logger.spinner('waiting for the sign-in in your browser');
+    assert.equal(term.out[0], '\r\x1b[K⠋ waiting for the sign-in in your browser 0 s');
+    term.tick(2500);
+    t.mock.timers.tick(250);
+    assert.equal(term.out.length, 3, 'redrawn every 100 ms');
+    assert.equal(term.out.at(-1), '\r\x1b[K⠹ waiting for the sign-in in your browser 2 s');
     // A line logged meanwhile replaces the spinner's line instead of being appended to it.
-    t.logger.info('hello');
-    assert.equal(t.out.at(-1), '\r\x1b[Kburrow: hello\n');
+    term.logger.info('hello');
+    assert.equal(term.out.at(-1), '\r\x1b[Kburrow: hello\n');
     stop();
-    assert.equal(t.out.at(-1), '\r\x1b[K');
-    const count = t.out.length;
-    await new Promise((r) => setTimeout(r, 250));
-    assert.equal(t.out.length, count, 'no frames after stop');
-    t.logger.info('after');
-    assert.equal(t.out.at(-1), 'burrow: after\n');
+    assert.equal(term.out.at(-1), '\r\x1b[K');
+    const count = term.out.length;
+    t.mock.timers.tick(1000);
+    assert.equal(term.out.length, count, 'no frames after stop');
+    term.logger.info('after');
+    assert.equal(term.out.at(-1), 'burrow: after\n');
   });
 
   it('draws nothing when not a terminal, with json, at silent, or on TERM=dumb', () => {
