@@ -34,7 +34,12 @@ describe('parseDuration', () => {
     it(`rejects ${JSON.stringify(input)} as a usage error naming the flag`, () => {
       assert.throws(
         () => parseDuration('--max-duration', input),
-        (e: unknown) => e instanceof BurrowError && e.code === 'BURROW_USAGE' && e.exitCode === 2 && e.message.includes('--max-duration') && e.hint === 'for example --max-duration 8h',
+        (e: unknown) =>
+          e instanceof BurrowError &&
+          e.code === 'BURROW_USAGE' &&
+          e.exitCode === 2 &&
+          e.message === text.invalidDuration('--max-duration', input) &&
+          e.hint === text.invalidDurationHint('--max-duration'),
       );
     });
   }
@@ -142,7 +147,7 @@ describe('ssh-config passes the limits on', () => {
   it('rejects a bad --max-duration now rather than at every ssh', () => {
     assert.throws(
       () => sshConfigBlock('git.corp.test', { ...defaults, maxDuration: 'forever' }, runtime),
-      (e: unknown) => e instanceof BurrowError && e.exitCode === 2 && e.message.startsWith('invalid --max-duration "forever"'),
+      (e: unknown) => e instanceof BurrowError && e.code === 'BURROW_USAGE' && e.exitCode === 2 && e.message === text.invalidDuration('--max-duration', 'forever'),
     );
   });
 });

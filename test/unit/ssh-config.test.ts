@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { proxyCommandArg, sshConfigBlock } from '../../src/cli/commands/ssh-config.js';
 import type { Runtime } from '../../src/cli/runtime.js';
 import { BurrowError } from '../../src/errors.js';
+import { text } from '../../src/output/messages.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const runtime = {
@@ -46,19 +47,19 @@ describe('sshConfigBlock', () => {
     assert.match(block, /^Host \*\.corp\.test$/m);
     assert.match(block, /--pomerium-url https:\/\/proxy\.test:8443/);
   });
-  const bad: Array<[string, Record<string, string>, string]> = [
-    ['https://proxy.test', {}, 'with a proxy URL (https://proxy.test), say which ssh hosts go through it'],
-    ['git.corp.test', { host: 'x' }, 'a host pattern argument and --host cannot be used together'],
-    ['bad host$', {}, 'invalid ssh Host pattern "bad host$"'],
-    ['git.corp.test', { user: 'a b' }, 'invalid --user "a b"'],
-    ['git.corp.test', { alternateCaPath: '/nonexistent.pem' }, 'cannot read CA file "/nonexistent.pem": no such file'],
-    ['git.corp.test', { pomeriumUrl: 'proxy.test' }, 'invalid --pomerium-url "proxy.test": it has no scheme (start it with https://)'],
+  const bad: Array<[string, Record<string, string>, string, string]> = [
+    ['https://proxy.test', {}, text.sshConfigNeedsHost('https://proxy.test'), 'BURROW_USAGE'],
+    ['git.corp.test', { host: 'x' }, text.conflictingFlags('a host pattern argument', '--host'), 'BURROW_USAGE'],
+    ['bad host$', {}, text.badHostPattern('bad host$'), 'BURROW_USAGE'],
+    ['git.corp.test', { user: 'a b' }, text.badSshUser('a b'), 'BURROW_USAGE'],
+    ['git.corp.test', { alternateCaPath: '/nonexistent.pem' }, text.fileUnreadable('CA file', '/nonexistent.pem', 'no such file'), 'BURROW_FILE_UNREADABLE'],
+    ['git.corp.test', { pomeriumUrl: 'proxy.test' }, text.invalidUrl('--pomerium-url', 'proxy.test', 'it has no scheme (start it with https://)'), 'BURROW_INVALID_URL'],
   ];
-  for (const [argument, values, message] of bad) {
+  for (const [argument, values, message, code] of bad) {
     it(`rejects ${argument} ${JSON.stringify(values)}`, () => {
       assert.throws(
         () => sshConfigBlock(argument, { ...defaults, ...values }, runtime),
-        (e: unknown) => e instanceof BurrowError && e.exitCode === 2 && e.message === message,
+        (e: unknown) => e instanceof BurrowError && e.code === code && e.exitCode === 2 && e.message === message,
       );
     });
   }
