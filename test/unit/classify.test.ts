@@ -3,8 +3,11 @@ import { describe, it } from 'node:test';
 import { parseTarget } from '../../src/cli/destination.js';
 import { ExitCode } from '../../src/errors.js';
 import { classifyNetworkError, dialSubject } from '../../src/net/dial.js';
+import { text } from '../../src/output/messages.js';
 
-const parsed = parseTarget('git.corp.test:22', 'https://proxy.test:8443');
+const P = 'https://proxy.test:8443';
+const D = 'git.corp.test:22';
+const parsed = parseTarget(D, P);
 const target = dialSubject(parsed.proxy, parsed.destination.authority);
 const err = (code: string) => Object.assign(new Error(code), { code });
 
@@ -12,18 +15,18 @@ describe('classifyNetworkError', () => {
   // DNS failures are checked here rather than end to end: resolving a missing name would send a
   // query to this machine's resolver, and tests only ever talk to loopback.
   const table: Array<[string, 'connect' | 'tls' | 'answer', string, number, string]> = [
-    ['ENOTFOUND', 'connect', 'BURROW_DNS', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): host "proxy.test" not found'],
-    ['EAI_AGAIN', 'connect', 'BURROW_DNS', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): host "proxy.test" not found'],
-    ['ECONNREFUSED', 'connect', 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): connection refused'],
-    ['EMFILE', 'connect', 'BURROW_TOO_MANY_FILES', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): too many open files'],
-    ['ENFILE', 'tls', 'BURROW_TOO_MANY_FILES', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): too many open files'],
-    ['EHOSTUNREACH', 'connect', 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, 'cannot connect to https://proxy.test:8443 (for git.corp.test:22): EHOSTUNREACH'],
-    ['SELF_SIGNED_CERT_IN_CHAIN', 'tls', 'BURROW_TLS_UNTRUSTED', ExitCode.tls, 'TLS: the certificate of https://proxy.test:8443 is not trusted (SELF_SIGNED_CERT_IN_CHAIN)'],
-    ['CERT_HAS_EXPIRED', 'tls', 'BURROW_TLS', ExitCode.tls, 'TLS: the certificate of https://proxy.test:8443 has expired or is not yet valid (CERT_HAS_EXPIRED)'],
-    ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'answer', 'BURROW_TLS_CLIENT_CERT', ExitCode.tls, 'TLS: https://proxy.test:8443 refused the client certificate (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED)'],
-    ['ERR_SSL_WRONG_VERSION_NUMBER', 'tls', 'BURROW_TLS', ExitCode.tls, 'TLS handshake with https://proxy.test:8443 failed (ERR_SSL_WRONG_VERSION_NUMBER)'],
-    ['ECONNRESET', 'tls', 'BURROW_TLS', ExitCode.tls, 'TLS handshake with https://proxy.test:8443 failed (ECONNRESET)'],
-    ['ECONNRESET', 'answer', 'BURROW_PROXY_PROTOCOL', ExitCode.proxyProtocol, 'https://proxy.test:8443 closed the connection before answering the tunnel request for git.corp.test:22'],
+    ['ENOTFOUND', 'connect', 'BURROW_DNS', ExitCode.proxyUnreachable, text.dnsFailed(P, D, 'proxy.test')],
+    ['EAI_AGAIN', 'connect', 'BURROW_DNS', ExitCode.proxyUnreachable, text.dnsFailed(P, D, 'proxy.test')],
+    ['ECONNREFUSED', 'connect', 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, text.refused(P, D)],
+    ['EMFILE', 'connect', 'BURROW_TOO_MANY_FILES', ExitCode.proxyUnreachable, text.tooManyFiles(P, D)],
+    ['ENFILE', 'tls', 'BURROW_TOO_MANY_FILES', ExitCode.proxyUnreachable, text.tooManyFiles(P, D)],
+    ['EHOSTUNREACH', 'connect', 'BURROW_PROXY_UNREACHABLE', ExitCode.proxyUnreachable, text.unreachable(P, D, 'EHOSTUNREACH')],
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'tls', 'BURROW_TLS_UNTRUSTED', ExitCode.tls, text.tlsUntrusted(P, 'SELF_SIGNED_CERT_IN_CHAIN')],
+    ['CERT_HAS_EXPIRED', 'tls', 'BURROW_TLS', ExitCode.tls, text.tlsExpired(P, 'CERT_HAS_EXPIRED')],
+    ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'answer', 'BURROW_TLS_CLIENT_CERT', ExitCode.tls, text.tlsClientCert(P, 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED')],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'tls', 'BURROW_TLS', ExitCode.tls, text.tlsOther(P, 'ERR_SSL_WRONG_VERSION_NUMBER')],
+    ['ECONNRESET', 'tls', 'BURROW_TLS', ExitCode.tls, text.tlsOther(P, 'ECONNRESET')],
+    ['ECONNRESET', 'answer', 'BURROW_PROXY_PROTOCOL', ExitCode.proxyProtocol, text.closedBeforeAnswer(P, D)],
   ];
   for (const [code, phase, expected, exitCode, message] of table) {
     it(`${code} while ${phase}`, () => {

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { parseProxyUrl, parseTarget } from '../../src/cli/destination.js';
 import { parseListen } from '../../src/cli/listen-address.js';
 import { BurrowError, ExitCode } from '../../src/errors.js';
+import { text } from '../../src/output/messages.js';
 
 function fails(fn: () => unknown, code: string, message: string) {
   assert.throws(fn, (error: unknown) => {
@@ -50,29 +51,29 @@ describe('parseTarget: the destination forms', () => {
 describe('parseTarget: bad destinations get exact messages', () => {
   const D = 'BURROW_INVALID_DESTINATION';
   const cases: Array<[string, string]> = [
-    ['git.corp.example.com', 'invalid destination "git.corp.example.com": the port is missing (add ":PORT", for example ":22")'],
-    ['git.corp.example.com:', 'invalid destination "git.corp.example.com:": the port is missing (add ":PORT", for example ":22")'],
-    ['git.corp.example.com:0', 'invalid destination "git.corp.example.com:0": the port "0" is not a number from 1 to 65535'],
-    ['git.corp.example.com:65536', 'invalid destination "git.corp.example.com:65536": the port "65536" is not a number from 1 to 65535'],
-    ['git.corp.example.com:ssh', 'invalid destination "git.corp.example.com:ssh": the port "ssh" is not a number from 1 to 65535'],
-    [':22', 'invalid destination ":22": the host is empty'],
-    ['', 'invalid destination "": it is empty'],
-    ['bad_host!:22', 'invalid destination "bad_host!:22": "bad_host!" is not a valid host name'],
-    ['999.1.1.1:22', 'invalid destination "999.1.1.1:22": "999.1.1.1" is not a valid IPv4 address'],
-    ['::1:22', 'invalid destination "::1:22": an IPv6 address must be written in brackets, for example [::1]:22'],
-    ['[::1:22', 'invalid destination "[::1:22": the IPv6 address has no closing "]"'],
-    ['[::1]', 'invalid destination "[::1]": the port is missing (add ":PORT", for example ":22")'],
-    ['https://git.corp.example.com:22', 'invalid destination "https://git.corp.example.com:22": the scheme "https://" is not supported'],
-    ['ssh://git.corp.example.com:22', 'invalid destination "ssh://git.corp.example.com:22": the scheme "ssh://" is not supported'],
-    ['tcp+https://', 'invalid destination "tcp+https://": the host is empty'],
-    ['tcp+https://git.corp.example.com', 'invalid destination "tcp+https://git.corp.example.com": the port is missing (add ":PORT", for example ":22")'],
-    ['tcp+https://proxy/a/b:22', 'invalid destination "tcp+https://proxy/a/b:22": the path must be a single "host:port"'],
-    ['tcp+https://proxy:99999/db:22', 'invalid destination "tcp+https://proxy:99999/db:22": proxy: the port "99999" is not a number from 1 to 65535'],
-    ['tcp+https://user@proxy/db:22', 'invalid destination "tcp+https://user@proxy/db:22": user names, queries and fragments are not allowed'],
-    ['tcp+https://proxy/db', 'invalid destination "tcp+https://proxy/db": the port is missing (add ":PORT", for example ":22")'],
+    ['git.corp.example.com', 'the port is missing (add ":PORT", for example ":22")'],
+    ['git.corp.example.com:', 'the port is missing (add ":PORT", for example ":22")'],
+    ['git.corp.example.com:0', 'the port "0" is not a number from 1 to 65535'],
+    ['git.corp.example.com:65536', 'the port "65536" is not a number from 1 to 65535'],
+    ['git.corp.example.com:ssh', 'the port "ssh" is not a number from 1 to 65535'],
+    [':22', 'the host is empty'],
+    ['', 'it is empty'],
+    ['bad_host!:22', '"bad_host!" is not a valid host name'],
+    ['999.1.1.1:22', '"999.1.1.1" is not a valid IPv4 address'],
+    ['::1:22', 'an IPv6 address must be written in brackets, for example [::1]:22'],
+    ['[::1:22', 'the IPv6 address has no closing "]"'],
+    ['[::1]', 'the port is missing (add ":PORT", for example ":22")'],
+    ['https://git.corp.example.com:22', 'the scheme "https://" is not supported'],
+    ['ssh://git.corp.example.com:22', 'the scheme "ssh://" is not supported'],
+    ['tcp+https://', 'the host is empty'],
+    ['tcp+https://git.corp.example.com', 'the port is missing (add ":PORT", for example ":22")'],
+    ['tcp+https://proxy/a/b:22', 'the path must be a single "host:port"'],
+    ['tcp+https://proxy:99999/db:22', 'proxy: the port "99999" is not a number from 1 to 65535'],
+    ['tcp+https://user@proxy/db:22', 'user names, queries and fragments are not allowed'],
+    ['tcp+https://proxy/db', 'the port is missing (add ":PORT", for example ":22")'],
   ];
-  for (const [input, message] of cases) {
-    it(JSON.stringify(input), () => fails(() => parseTarget(input), D, message));
+  for (const [input, reason] of cases) {
+    it(JSON.stringify(input), () => fails(() => parseTarget(input), D, text.invalidDestination(input, reason)));
   }
 });
 
@@ -86,25 +87,25 @@ describe('parseTarget: WebSocket destinations', () => {
     assert.equal(parseTarget('wss://[::1]:9443/a').websocket?.url, 'wss://[::1]:9443/a');
   });
   it('rejects credentials, fragments, bad hosts and --pomerium-url', () => {
-    fails(() => parseTarget('wss://u:p@gw.test/'), 'BURROW_INVALID_DESTINATION', 'invalid destination "wss://u:p@gw.test/": user names are not allowed');
-    fails(() => parseTarget('wss://gw.test/#x'), 'BURROW_INVALID_DESTINATION', 'invalid destination "wss://gw.test/#x": fragments are not allowed');
-    fails(() => parseTarget('wss://bad_host!/'), 'BURROW_INVALID_DESTINATION', 'invalid destination "wss://bad_host!/": "bad_host!" is not a valid host name');
-    fails(() => parseTarget('wss://gw.test/', 'https://p.test'), 'BURROW_USAGE', 'a wss:// destination and --pomerium-url cannot be used together');
+    fails(() => parseTarget('wss://u:p@gw.test/'), 'BURROW_INVALID_DESTINATION', text.invalidDestination('wss://u:p@gw.test/', 'user names are not allowed'));
+    fails(() => parseTarget('wss://gw.test/#x'), 'BURROW_INVALID_DESTINATION', text.invalidDestination('wss://gw.test/#x', 'fragments are not allowed'));
+    fails(() => parseTarget('wss://bad_host!/'), 'BURROW_INVALID_DESTINATION', text.invalidDestination('wss://bad_host!/', '"bad_host!" is not a valid host name'));
+    fails(() => parseTarget('wss://gw.test/', 'https://p.test'), 'BURROW_USAGE', text.conflictingFlags('a wss:// destination', '--pomerium-url'));
   });
 });
 
 describe('--pomerium-url', () => {
   const U = 'BURROW_INVALID_URL';
   const cases: Array<[string, string]> = [
-    ['proxy.corp.example.com', 'invalid --pomerium-url "proxy.corp.example.com": it has no scheme (start it with https://)'],
-    ['ftp://proxy.corp.example.com', 'invalid --pomerium-url "ftp://proxy.corp.example.com": the scheme "ftp://" is not supported'],
-    ['https://proxy.corp.example.com/some/path', 'invalid --pomerium-url "https://proxy.corp.example.com/some/path": it must not have a path'],
-    ['https://u:p@proxy.corp.example.com', 'invalid --pomerium-url "https://u:p@proxy.corp.example.com": credentials in the URL are not allowed'],
-    ['https://proxy:70000', 'invalid --pomerium-url "https://proxy:70000": it is not a valid URL'],
-    ['', 'invalid --pomerium-url "": it is empty'],
+    ['proxy.corp.example.com', 'it has no scheme (start it with https://)'],
+    ['ftp://proxy.corp.example.com', 'the scheme "ftp://" is not supported'],
+    ['https://proxy.corp.example.com/some/path', 'it must not have a path'],
+    ['https://u:p@proxy.corp.example.com', 'credentials in the URL are not allowed'],
+    ['https://proxy:70000', 'it is not a valid URL'],
+    ['', 'it is empty'],
   ];
-  for (const [input, message] of cases) {
-    it(JSON.stringify(input), () => fails(() => parseTarget('db:22', input), U, message));
+  for (const [input, reason] of cases) {
+    it(JSON.stringify(input), () => fails(() => parseTarget('db:22', input), U, text.invalidUrl('--pomerium-url', input, reason)));
   }
   it('defaults ports by scheme', () => {
     assert.equal(parseProxyUrl('https://p.test', 'x').origin, 'https://p.test:443');
@@ -125,13 +126,13 @@ describe('parseListen', () => {
   });
   const L = 'BURROW_INVALID_LISTEN';
   const cases: Array<[string, string]> = [
-    ['', 'invalid --listen "": it is empty'],
-    [':99999', 'invalid --listen ":99999": the port "99999" is not a number from 0 to 65535'],
-    [':http', 'invalid --listen ":http": the port "http" is not a number from 0 to 65535'],
-    ['localhost', 'invalid --listen "localhost": the port is missing (add ":PORT", for example ":22")'],
-    ['--', 'invalid --listen "--": the port is missing (add ":PORT", for example ":22")'],
+    ['', 'it is empty'],
+    [':99999', 'the port "99999" is not a number from 0 to 65535'],
+    [':http', 'the port "http" is not a number from 0 to 65535'],
+    ['localhost', 'the port is missing (add ":PORT", for example ":22")'],
+    ['--', 'the port is missing (add ":PORT", for example ":22")'],
   ];
-  for (const [input, message] of cases) {
-    it(`rejects ${JSON.stringify(input)}`, () => fails(() => parseListen(input), L, message));
+  for (const [input, reason] of cases) {
+    it(`rejects ${JSON.stringify(input)}`, () => fails(() => parseListen(input), L, text.invalidListen(input, reason)));
   }
 });

@@ -10,9 +10,12 @@ import { colorLevel } from '../../src/output/color.js';
 import { type BurrowEvent, eventLevel } from '../../src/output/events.js';
 import { formatBytes, formatMs } from '../../src/output/format.js';
 import { createLogger, formatEvent, formatJson } from '../../src/output/log.js';
+import { text } from '../../src/output/messages.js';
 
 const JWT = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl';
 const conn = { conn: 3, peer: '127.0.0.1:50312', dest: 'git.corp.example.com:22', proxy: 'https://proxy.corp.example.com:443', transport: 'connect' };
+/** The start of each line about that connection. */
+const CONN = text.connectionPrefix(3, '127.0.0.1:50312');
 
 function collect(level: 'silent' | 'error' | 'warn' | 'info' | 'debug', json = false) {
   const lines: string[] = [];
@@ -29,11 +32,11 @@ describe('events: human text', () => {
     logger.event({ event: 'closed', ...conn, ms: 3210, bytes_up: 1536, bytes_down: 5 * 1024 * 1024, reason: 'remote_closed' });
     logger.event({ event: 'closed', ...conn, ms: 10, bytes_up: 0, bytes_down: null, reason: 'shutdown' });
     assert.deepEqual(lines, [
-      'burrow: debug: #3 127.0.0.1:50312: connecting to git.corp.example.com:22 via https://proxy.corp.example.com:443 (connect)',
-      'burrow: #3 127.0.0.1:50312: https://proxy.corp.example.com:443 asks for a sign-in (HTTP 302); signing in',
-      'burrow: #3 127.0.0.1:50312: connected to git.corp.example.com:22 in 42 ms',
-      'burrow: #3 127.0.0.1:50312: closed after 3.2 s, 1.5 KiB up, 5.0 MiB down (the far side closed)',
-      'burrow: #3 127.0.0.1:50312: closed after 10 ms, 0 B up, ? bytes down (burrow is stopping)',
+      `burrow: debug: ${CONN}${text.connecting(conn.dest, conn.proxy, 'connect')}`,
+      `burrow: ${CONN}${text.signInRequired(conn.proxy, 302)}`,
+      `burrow: ${CONN}${text.connected(conn.dest, '42 ms')}`,
+      `burrow: ${CONN}${text.closed('3.2 s', '1.5 KiB', '5.0 MiB', 'remote_closed')}`,
+      `burrow: ${CONN}${text.closed('10 ms', '0 B', text.unknownBytes, 'shutdown')}`,
     ]);
   });
 
@@ -58,8 +61,8 @@ describe('events: human text', () => {
     logger.event({ ...signIn, browser_opened: true });
     logger.event({ ...signIn, browser_opened: false });
     assert.deepEqual(lines, [
-      'burrow: opened your browser to sign in to https://proxy.corp.example.com:443; waiting up to 5 min (Ctrl-C to cancel)',
-      'burrow: to sign in to https://proxy.corp.example.com:443, open this address in a browser: https://proxy.corp.example.com/.pomerium/sign_in?x=1',
+      `burrow: ${text.browserOpened(signIn.proxy, '5 min')}`,
+      `burrow: ${text.openThisUrl(signIn.proxy, signIn.url)}`,
     ]);
     const silent = collect('silent');
     silent.logger.event({ ...signIn, browser_opened: false });
@@ -116,10 +119,10 @@ describe('events: JSON lines', () => {
   });
 
   it('formatEvent gives the bare sentence (no prefix) for every event kind', () => {
-    assert.equal(formatEvent({ event: 'shutdown', open: 2 }), 'shutting down (2 open tunnels)');
+    assert.equal(formatEvent({ event: 'shutdown', open: 2 }), text.shuttingDown(2));
     assert.equal(
       formatEvent({ event: 'listening', address: '127.0.0.1:2202', dest: 'g:22', proxy: 'https://p:443', transport: 'connect' }),
-      'listening on 127.0.0.1:2202, forwarding to g:22 via https://p:443',
+      text.listening('127.0.0.1:2202', 'g:22', 'https://p:443'),
     );
   });
 });
@@ -157,24 +160,26 @@ describe('spinner', () => {
     return { logger, out, tick: (ms: number) => (clock += ms) };
   }
 
-  it('draws in place on a terminal, shows the seconds waited, and clears its line when stopped', async () => {
-    const t = terminal(true);
-    const stop = t.logger.spinner('waiting for the sign-in in your browser');
-    assert.equal(t.out[0], '\r\x1b[K⠋ waiting for the sign-in in your browser 0 s');
-    t.tick(2500);
-    await new Promise((r) => setTimeout(r, 250));
-    assert.ok(t.out.length >= 2, 'redrawn on a timer');
-    assert.match(t.out.at(-1)!, /^\r\x1b\[K[⠙⠹⠸] waiting for the sign-in in your browser 2 s$/);
+  it('draws in place on a terminal, shows the seconds waited, and clears its line when stopped', (t) => {
+    // The spinner's timer is node:test's fake one; its clock is the logger's injected `now`.
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+    const term = terminal(true);
+    const stop = term.logger.spinner('waiting for the sign-in in your browser');
+    assert.equal(term.out[0], '\r\x1b[K⠋ waiting for the sign-in in your browser 0 s');
+    term.tick(2500);
+    t.mock.timers.tick(250);
+    assert.equal(term.out.length, 3, 'redrawn every 100 ms');
+    assert.equal(term.out.at(-1), '\r\x1b[K⠹ waiting for the sign-in in your browser 2 s');
     // A line logged meanwhile replaces the spinner's line instead of being appended to it.
-    t.logger.info('hello');
-    assert.equal(t.out.at(-1), '\r\x1b[Kburrow: hello\n');
+    term.logger.info('hello');
+    assert.equal(term.out.at(-1), '\r\x1b[Kburrow: hello\n');
     stop();
-    assert.equal(t.out.at(-1), '\r\x1b[K');
-    const count = t.out.length;
-    await new Promise((r) => setTimeout(r, 250));
-    assert.equal(t.out.length, count, 'no frames after stop');
-    t.logger.info('after');
-    assert.equal(t.out.at(-1), 'burrow: after\n');
+    assert.equal(term.out.at(-1), '\r\x1b[K');
+    const count = term.out.length;
+    t.mock.timers.tick(1000);
+    assert.equal(term.out.length, count, 'no frames after stop');
+    term.logger.info('after');
+    assert.equal(term.out.at(-1), 'burrow: after\n');
   });
 
   it('draws nothing when not a terminal, with json, at silent, or on TERM=dumb', () => {

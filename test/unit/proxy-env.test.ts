@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { parseProxyUrl } from '../../src/cli/destination.js';
 import { BurrowError } from '../../src/errors.js';
 import { bypassesProxy, forwardProxyFor, parseForwardProxy } from '../../src/net/proxy-env.js';
+import { text } from '../../src/output/messages.js';
 
 const idp = parseProxyUrl('https://pomerium.corp.example.com', 'x');
 
@@ -23,7 +24,12 @@ describe('parseForwardProxy', () => {
     ] as const) {
       assert.throws(
         () => parseForwardProxy(value, 'ALL_PROXY'),
-        (e: unknown) => e instanceof BurrowError && e.message === `invalid forward proxy in ALL_PROXY: ${reason}` && !e.message.includes('secret'),
+        (e: unknown) =>
+          e instanceof BurrowError &&
+          e.code === 'BURROW_INVALID_URL' &&
+          e.exitCode === 2 &&
+          e.message === text.invalidForwardProxy('ALL_PROXY', reason) &&
+          !e.message.includes('secret'),
       );
     }
   });

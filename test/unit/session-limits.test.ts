@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
+import { EXPIRY_SKEW_SECONDS } from '../../src/auth/jwt.js';
 import { sshConfigBlock } from '../../src/cli/commands/ssh-config.js';
 import { parseDuration, sessionLimits } from '../../src/cli/options.js';
 import type { Runtime } from '../../src/cli/runtime.js';
 import { BurrowError, SessionLimitError } from '../../src/errors.js';
+import { duration } from '../../src/output/format.js';
 import { createLogger } from '../../src/output/log.js';
+import { text } from '../../src/output/messages.js';
 import { armLimits } from '../../src/tunnel/limits.js';
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -31,7 +34,12 @@ describe('parseDuration', () => {
     it(`rejects ${JSON.stringify(input)} as a usage error naming the flag`, () => {
       assert.throws(
         () => parseDuration('--max-duration', input),
-        (e: unknown) => e instanceof BurrowError && e.code === 'BURROW_USAGE' && e.exitCode === 2 && e.message.includes('--max-duration') && e.hint === 'for example --max-duration 8h',
+        (e: unknown) =>
+          e instanceof BurrowError &&
+          e.code === 'BURROW_USAGE' &&
+          e.exitCode === 2 &&
+          e.message === text.invalidDuration('--max-duration', input) &&
+          e.hint === text.invalidDurationHint('--max-duration'),
       );
     });
   }
@@ -44,48 +52,76 @@ describe('parseDuration', () => {
 });
 
 describe('armLimits', () => {
-  const context = { dest: 'git.corp.test:22', logger };
+  // The timers and the clock are node:test's fake ones (reset after each test), so each
+  // deadline is checked to the millisecond without waiting for it.
+  const START_MS = Date.UTC(2026, 0, 2, 3, 4, 5);
+  const START_S = START_MS / 1000;
+  const fakeClock = (t: TestContext) => t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: START_MS });
+  const context = { dest: 'git.corp.test:22', logger, now: () => Date.now() };
 
-  it('closes at --max-duration with a BURROW_SESSION_LIMIT error naming the limit, once', async () => {
+  it('closes at --max-duration with a BURROW_SESSION_LIMIT error naming the limit, once', (t) => {
+    fakeClock(t);
     const errors: SessionLimitError[] = [];
-    const started = Date.now();
     armLimits({ maxDurationMs: 1000, maxDurationLabel: '1s' }, { ...context, token: undefined }, (e) => errors.push(e));
-    await new Promise((r) => setTimeout(r, 1300));
+    t.mock.timers.tick(999);
+    assert.equal(errors.length, 0, 'not before the limit');
+    t.mock.timers.tick(1);
     assert.equal(errors.length, 1);
     assert.equal(errors[0]!.code, 'BURROW_SESSION_LIMIT');
     assert.equal(errors[0]!.exitCode, 13);
-    assert.match(errors[0]!.message, /--max-duration 1s/);
-    assert.ok(Date.now() - started >= 1000);
+    assert.equal(errors[0]!.message, text.sessionLimitReached(context.dest, '1s'));
+    assert.equal(errors[0]!.hint, text.sessionLimitHint);
+    t.mock.timers.tick(10_000);
+    assert.equal(errors.length, 1, 'once');
   });
 
-  it('closes when the token expires (exp less the skew margin), and a disarmed timer never fires', async () => {
-    const now = Math.floor(Date.now() / 1000);
+  it('closes when the token expires (exp less the skew margin), and a disarmed timer never fires', (t) => {
+    fakeClock(t);
     const errors: SessionLimitError[] = [];
     // iat..exp of 2 s: the margin is a quarter, so it closes 1.5 s after iat.
-    armLimits({ closeOnTokenExpiry: true }, { ...context, token: jwt({ iat: now, exp: now + 2 }) }, (e) => errors.push(e));
-    const disarm = armLimits({ closeOnTokenExpiry: true, maxDurationMs: 1000 }, { ...context, token: jwt({ iat: now, exp: now + 2 }) }, () =>
+    armLimits({ closeOnTokenExpiry: true }, { ...context, token: jwt({ iat: START_S, exp: START_S + 2 }) }, (e) => errors.push(e));
+    const disarm = armLimits({ closeOnTokenExpiry: true, maxDurationMs: 1000 }, { ...context, token: jwt({ iat: START_S, exp: START_S + 2 }) }, () =>
       assert.fail('disarmed'),
     );
     disarm();
-    await new Promise((r) => setTimeout(r, 2200));
+    t.mock.timers.tick(1499);
+    assert.equal(errors.length, 0, 'not before exp less the margin');
+    t.mock.timers.tick(1);
     assert.equal(errors.length, 1);
-    assert.match(errors[0]!.message, /the token it was opened with expired/);
+    assert.equal(errors[0]!.code, 'BURROW_SESSION_LIMIT');
+    assert.equal(errors[0]!.exitCode, 13);
+    // Open for 1.5 s, rounded to the second.
+    assert.equal(errors[0]!.message, text.tokenExpiredClose(context.dest, duration(2)));
+    assert.equal(errors[0]!.hint, text.tokenExpiredCloseHint);
+    t.mock.timers.tick(10_000);
+    assert.equal(errors.length, 1, 'once, and nothing from the disarmed one');
   });
 
-  it('does not fire early for a token that expires beyond setTimeout\'s 24.8-day range', async () => {
-    const now = Math.floor(Date.now() / 1000);
-    let fired = false;
-    const disarm = armLimits({ closeOnTokenExpiry: true }, { ...context, token: jwt({ exp: now + 365 * 86_400 }) }, () => (fired = true));
-    await new Promise((r) => setTimeout(r, 100));
+  it('does not fire early for a token that expires beyond setTimeout\'s 24.8-day range', (t) => {
+    fakeClock(t);
+    const MAX_TIMER_MS = 2 ** 31 - 1;
+    let fired = 0;
+    const disarm = armLimits({ closeOnTokenExpiry: true }, { ...context, token: jwt({ exp: START_S + 365 * 86_400 }) }, () => fired++);
+    // Closes at exp less the 10 s margin; waits longer than one timer can hold are chained, so
+    // time is advanced a timer's range at a time (each tick then fires one link of the chain).
+    let left = (365 * 86_400 - EXPIRY_SKEW_SECONDS) * 1000 - 1;
+    while (left > 0) {
+      const step = Math.min(left, MAX_TIMER_MS);
+      t.mock.timers.tick(step);
+      left -= step;
+      assert.equal(fired, 0, `not fired ${Math.round((Date.now() - START_MS) / 86_400_000)} days in`);
+    }
+    t.mock.timers.tick(1);
+    assert.equal(fired, 1, 'fired at exp less the margin');
     disarm();
-    assert.equal(fired, false);
   });
 
-  it('ignores tokens without exp, and public routes (no token)', async () => {
+  it('ignores tokens without exp, and public routes (no token)', (t) => {
+    fakeClock(t);
     let fired = false;
     const a = armLimits({ closeOnTokenExpiry: true }, { ...context, token: jwt({ sub: 'svc' }) }, () => (fired = true));
     const b = armLimits({ closeOnTokenExpiry: true }, { ...context, token: undefined }, () => (fired = true));
-    await new Promise((r) => setTimeout(r, 50));
+    t.mock.timers.tick(400 * 86_400_000);
     a();
     b();
     assert.equal(fired, false);
@@ -111,7 +147,7 @@ describe('ssh-config passes the limits on', () => {
   it('rejects a bad --max-duration now rather than at every ssh', () => {
     assert.throws(
       () => sshConfigBlock('git.corp.test', { ...defaults, maxDuration: 'forever' }, runtime),
-      (e: unknown) => e instanceof BurrowError && e.exitCode === 2 && e.message.startsWith('invalid --max-duration "forever"'),
+      (e: unknown) => e instanceof BurrowError && e.code === 'BURROW_USAGE' && e.exitCode === 2 && e.message === text.invalidDuration('--max-duration', 'forever'),
     );
   });
 });

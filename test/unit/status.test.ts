@@ -3,26 +3,29 @@ import { describe, it } from 'node:test';
 import { parseTarget } from '../../src/cli/destination.js';
 import { ExitCode } from '../../src/errors.js';
 import { parseAnswerHead } from '../../src/net/http-answer.js';
+import { text } from '../../src/output/messages.js';
 import { connectRequest } from '../../src/tunnel/connect.js';
 import { statusToError } from '../../src/tunnel/status.js';
 
-const target = parseTarget('git.corp.test:22', 'https://proxy.test:8443');
+const P = 'https://proxy.test:8443';
+const D = 'git.corp.test:22';
+const target = parseTarget(D, P);
 const subject = { proxy: target.proxy.origin, dest: target.destination.authority };
 
 describe('statusToError: one mapping from the proxy answer to an error', () => {
   const table: Array<[number, string | undefined, number | undefined, string | undefined]> = [
     [200, undefined, undefined, undefined],
-    [301, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, 'sign-in required by https://proxy.test:8443 for git.corp.test:22 (HTTP 301)'],
-    [302, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, 'sign-in required by https://proxy.test:8443 for git.corp.test:22 (HTTP 302)'],
+    [301, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, text.authRequired(P, D, 301)],
+    [302, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, text.authRequired(P, D, 302)],
     [307, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, undefined],
     [308, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, undefined],
-    [401, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, 'sign-in required by https://proxy.test:8443 for git.corp.test:22 (HTTP 401)'],
-    [403, 'BURROW_ACCESS_DENIED', ExitCode.accessDenied, 'access denied by https://proxy.test:8443 for git.corp.test:22 (HTTP 403)'],
-    [404, 'BURROW_ROUTE_NOT_FOUND', ExitCode.routeNotFound, 'https://proxy.test:8443 has no route for git.corp.test:22 (HTTP 404)'],
+    [401, 'BURROW_AUTH_REQUIRED', ExitCode.authRequired, text.authRequired(P, D, 401)],
+    [403, 'BURROW_ACCESS_DENIED', ExitCode.accessDenied, text.accessDenied(P, D, undefined)],
+    [404, 'BURROW_ROUTE_NOT_FOUND', ExitCode.routeNotFound, text.routeNotFound(P, D)],
     [502, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, undefined],
-    [503, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, 'https://proxy.test:8443 could not reach git.corp.test:22 (HTTP 503)'],
+    [503, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, text.upstreamUnavailable(P, D, 503)],
     [504, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, undefined],
-    [405, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, 'https://proxy.test:8443 answered the tunnel request for git.corp.test:22 with HTTP 405 Method Not Allowed'],
+    [405, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, text.unexpectedStatus(P, D, 405, 'Method Not Allowed')],
     [500, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, undefined],
   ];
   for (const [status, code, exitCode, message] of table) {
@@ -37,7 +40,10 @@ describe('statusToError: one mapping from the proxy answer to an error', () => {
   }
   it('names the signed-in user in a denial, and how to switch', () => {
     const error = statusToError({ status: 403, reason: 'Forbidden', headers: {} }, subject, { user: 'alice@corp.test' });
-    assert.equal(error?.message, 'access denied by https://proxy.test:8443 for git.corp.test:22 (HTTP 403, signed in as alice@corp.test)');
+    assert.equal(error?.code, 'BURROW_ACCESS_DENIED');
+    assert.equal(error?.exitCode, ExitCode.accessDenied);
+    assert.equal(error?.message, text.accessDenied(P, D, 'alice@corp.test'));
+    assert.equal(error?.hint, text.accessDeniedHint(P, 'alice@corp.test'));
     assert.match(error?.hint ?? '', /burrow logout https:\/\/proxy\.test:8443/);
   });
   it("takes the transport's advice for a status with no meaning of its own", () => {

@@ -1,0 +1,45 @@
+/**
+ * Plain HTTP requests (neither CONNECT nor an upgrade): recorded, answered by the `respond`
+ * hook if it wants to, else /healthz, /.pomerium/api/v1/whoami, the sign-in endpoints
+ * (sign-in.ts) or 404.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProxyContext } from './context.js';
+import { cannedAnswer } from './faults.js';
+import { type Send, serveSignIn } from './sign-in.js';
+import { readToken } from './tokens.js';
+import { endSoon } from './wire.js';
+
+export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+  const method = req.method ?? 'GET';
+  const target = req.url ?? '/';
+  ctx.recordRequest(method, target, req.headers);
+  const { token, claims } = readToken(req.headers, ctx.tokens);
+  const send: Send = (status, body, headers = {}) => {
+    ctx.record(method, target, status, token, claims);
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers, 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+
+  const raw = (data: Buffer | string): void => {
+    ctx.record(method, target, 0, token, claims);
+    endSoon(req.socket, data);
+  };
+  if (cannedAnswer(ctx.settings, { method, url: target, headers: req.headers }, raw, (status, headers, body) => send(status, body ?? '', headers))) return;
+
+  let requestUrl: URL;
+  try {
+    requestUrl = new URL(target, ctx.url);
+  } catch {
+    return send(400, 'bad request target\n'); // a throw here would crash the whole test run
+  }
+  const endpoint = `${method} ${requestUrl.pathname}`;
+  switch (endpoint) {
+    case 'GET /healthz':
+      return send(200, 'ok');
+    case 'GET /.pomerium/api/v1/whoami':
+      return claims ? send(200, JSON.stringify(claims), { 'Content-Type': 'application/json' }) : send(401, 'not signed in\n');
+    default:
+      if (!serveSignIn(ctx, endpoint, requestUrl.searchParams, req, send)) send(404, 'not found\n');
+  }
+}

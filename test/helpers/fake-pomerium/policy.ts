@@ -1,0 +1,82 @@
+/**
+ * Routes and who may use them: the route table (CONNECT routes by authority, WebSocket routes
+ * by path) and the policy check that CONNECT and WebSocket upgrades share.
+ */
+import type { TokenClaims } from './tokens.js';
+
+/** A Pomerium TCP route, spelled as in Pomerium's config. */
+export interface FakeRoute {
+  /**
+   * `tcp+https://git.corp.test:22`: its `host:port` is what clients CONNECT to. Or a WebSocket
+   * route, `wss://ws.corp.test/ssh` (or `ws://…`): an HTTP/1.1 Upgrade to WebSocket on that
+   * path is spliced to `to`, binary messages carrying the stream. WebSocket routes are matched
+   * by path only, whatever the request's Host says: clients reach this proxy as
+   * `wss://localhost:PORT/ssh`, not under the route's name. Their host and port are ignored.
+   */
+  from: string;
+  /** `tcp://127.0.0.1:PORT`: where the tunnel is spliced to. */
+  to: string;
+  /** Emails allowed through; `undefined` means any signed-in user. */
+  allow?: string[];
+  /** Emails refused even when `allow` would let them in. */
+  deny?: string[];
+  /** No token needed at all. */
+  allowPublicUnauthenticatedAccess?: boolean;
+}
+
+/** A route with its upstream taken apart. */
+export interface ParsedRoute extends FakeRoute {
+  toHost: string;
+  toPort: number;
+}
+
+/** A refusal: the status and headers of the answer. */
+export interface Refusal {
+  status: number;
+  headers: Record<string, string>;
+}
+
+/** The routes of one proxy; {@link add} replaces a route with the same authority or path. */
+export class RouteTable {
+  /** CONNECT routes by lower-case `host:port`. */
+  readonly #tcp = new Map<string, ParsedRoute>();
+  /** WebSocket routes by path. */
+  readonly #ws = new Map<string, ParsedRoute>();
+
+  add(route: FakeRoute): void {
+    const from = new URL(route.from);
+    const to = new URL(route.to);
+    if (from.protocol === 'wss:' || from.protocol === 'ws:') {
+      if (!to.port) throw new Error(`fake-pomerium: routes need explicit ports: ${route.from} -> ${route.to}`);
+      this.#ws.set(from.pathname, { ...route, toHost: to.hostname.replace(/^\[(.*)\]$/, '$1'), toPort: Number(to.port) });
+      return;
+    }
+    if (!from.port || !to.port) throw new Error(`fake-pomerium: routes need explicit ports: ${route.from} -> ${route.to}`);
+    this.#tcp.set(from.host.toLowerCase(), { ...route, toHost: to.hostname.replace(/^\[(.*)\]$/, '$1'), toPort: Number(to.port) });
+  }
+
+  /** The CONNECT route for a lower-case `host:port`. */
+  tcp(authority: string): ParsedRoute | undefined {
+    return this.#tcp.get(authority);
+  }
+
+  /** The WebSocket route for a request path. */
+  ws(path: string): ParsedRoute | undefined {
+    return this.#ws.get(path);
+  }
+}
+
+/**
+ * The route's policy, shared by CONNECT and WebSocket upgrades: undefined to let the tunnel
+ * through, else the refusal (without a valid token `unauthenticatedStatus`, with a Location
+ * from `signInLocation` when that status is a redirect; a user the route does not allow 403).
+ */
+export function policy(route: FakeRoute, claims: TokenClaims | null, unauthenticatedStatus: number, signInLocation: () => string): Refusal | undefined {
+  if (route.allowPublicUnauthenticatedAccess) return undefined;
+  if (!claims) {
+    const redirect = unauthenticatedStatus >= 300 && unauthenticatedStatus < 400;
+    return { status: unauthenticatedStatus, headers: redirect ? { Location: signInLocation() } : {} };
+  }
+  if (route.deny?.includes(claims.email) || (route.allow && !route.allow.includes(claims.email))) return { status: 403, headers: {} };
+  return undefined;
+}
