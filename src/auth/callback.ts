@@ -1,5 +1,5 @@
 /**
- * The one-shot loopback server the browser is sent back to after sign-in (PROTOCOL.md "Sign-in").
+ * The one-shot loopback server the browser is sent back to after sign-in (docs/protocol.md "Sign-in").
  * It listens on 127.0.0.1, a random port, a random unguessable path; it accepts exactly one GET
  * on that path carrying `pomerium_jwt`, from a request addressed to loopback (a page on another
  * site cannot make a browser send that Host: DNS rebinding), and then closes. Anything else gets

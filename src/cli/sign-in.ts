@@ -54,12 +54,19 @@ export function storeOpener(
   const open = async (peek: string | undefined): Promise<CredentialStore> => {
     const inner = await selectStore({ choice: settings.storeChoice, env: runtime.env, warn, peek });
     if (announce === 'on-open') return inner;
-    const set = inner.set.bind(inner);
-    inner.set = async (credential) => {
-      for (const line of held.splice(0)) logger.warn(line);
-      return set(credential);
+    // The same store, whose first save says what was held.
+    return {
+      kind: inner.kind,
+      location: () => inner.location(),
+      get: (proxy) => inner.get(proxy),
+      set: async (credential) => {
+        for (const line of held.splice(0)) logger.warn(line);
+        return inner.set(credential);
+      },
+      delete: (proxy) => inner.delete(proxy),
+      list: () => inner.list(),
+      clear: () => inner.clear(),
     };
-    return inner;
   };
   return (peek) => (store ??= open(peek));
 }

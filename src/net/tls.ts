@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { UsageError } from '../errors.js';
 import { text } from '../output/messages.js';
+import { addCaCertificates } from './node-internals.js';
 
 export interface TlsFlags {
   disableTlsVerification?: boolean;
@@ -151,17 +152,9 @@ export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv): TlsSettings {
   };
 }
 
-/**
- * A context trusting Node's bundled roots plus `cas`. The documented `ca` option would replace
- * the roots (and re-parsing all of them as PEM costs ~20 ms), so the extra CAs are added to the
- * default store through the context's `addCACert`, which is how Node's own createSecureContext
- * adds each `ca` entry; without it (another runtime), fall back to the documented form.
- */
+/** A context trusting Node's bundled roots plus `cas` (node-internals.ts says how, and why). */
 function contextWithCas(options: tls.SecureContextOptions, cas: string[]): tls.SecureContext {
   if (cas.length === 0) return tls.createSecureContext(options);
   const context = tls.createSecureContext(options);
-  const native = (context as unknown as { context?: { addCACert?: (pem: string) => void } }).context;
-  if (typeof native?.addCACert !== 'function') return tls.createSecureContext({ ...options, ca: [...tls.rootCertificates, ...cas] });
-  for (const pem of cas) native.addCACert(pem);
-  return context;
+  return addCaCertificates(context, cas) ? context : tls.createSecureContext({ ...options, ca: [...tls.rootCertificates, ...cas] });
 }

@@ -33,7 +33,7 @@ export interface Keytar {
 
 export interface KeychainOptions {
   /** Looked at for the D-Bus session on Linux. keytar itself (libsecret) reads the real process environment. */
-  env?: NodeJS.ProcessEnv | undefined;
+  env: NodeJS.ProcessEnv;
   /** Bound on each keychain call; default KEYCHAIN_TIMEOUT_MS. */
   timeoutMs?: number | undefined;
   /**
@@ -53,8 +53,8 @@ export interface KeychainOptions {
  * not enough: a locked Secret Service answers lookups with "nothing there" and only refuses writes, and keytar's findCredentials crashes the
  * process (a NULL dereference in keytar_posix.cc) when it meets a locked entry it cannot unlock.
  */
-export async function loadKeychain(options: KeychainOptions = {}): Promise<KeychainStore | { unavailable: string }> {
-  const noBus = await missingSessionBus(options.env ?? process.env);
+export async function loadKeychain(options: KeychainOptions): Promise<KeychainStore | { unavailable: string }> {
+  const noBus = await missingSessionBus(options.env);
   if (noBus !== undefined) return { unavailable: noBus };
   let keytar: Keytar;
   try {
@@ -82,7 +82,7 @@ export class KeychainStore implements CredentialStore {
   /** The credential read by prime(), given out once by the next get() of its proxy. */
   #primed: StoredCredential | undefined;
 
-  constructor(keytar: Keytar, options: KeychainOptions = {}) {
+  constructor(keytar: Keytar, options: { timeoutMs?: number | undefined } = {}) {
     this.#keytar = keytar;
     this.#timeoutMs = options.timeoutMs ?? KEYCHAIN_TIMEOUT_MS;
   }

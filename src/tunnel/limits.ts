@@ -1,5 +1,5 @@
 /**
- * Bounded sessions (issue 9, seeds/001): Pomerium checks a route's policy only when a tunnel
+ * Bounded sessions: Pomerium checks a route's policy only when a tunnel
  * opens and never cuts a long-lived stream, so a user (or their security team) can have burrow
  * close each tunnel at a given age (`--max-duration`) or when the token it was opened with
  * expires (`--close-on-token-expiry`). One timer per tunnel, nothing on the data path.

@@ -27,7 +27,7 @@ function errorInfo(error: unknown) {
 }
 
 async function keychain(timeoutMs?: number): Promise<CredentialStore> {
-  const store = await loadKeychain({ timeoutMs });
+  const store = await loadKeychain({ env: process.env, timeoutMs });
   if ('unavailable' in store) throw new Error(`keychain unavailable: ${store.unavailable}`);
   return store;
 }
