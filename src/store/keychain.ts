@@ -20,7 +20,7 @@ import { importExternal } from '../external.js';
 export const KEYCHAIN_SERVICE = 'burrow';
 /** Written and removed again by the probe; not an origin, so it never clashes with an entry. */
 const PROBE_ACCOUNT = 'burrow-probe';
-/** How long one keychain call may take (the "a locked or absent keychain" must not hang). */
+/** How long one keychain call may take: a locked or absent keychain must not hang a tunnel. */
 export const KEYCHAIN_TIMEOUT_MS = 3000;
 
 /** The part of keytar burrow uses. Typed here because keytar, being optional, may be absent at build time. */
