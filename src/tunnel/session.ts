@@ -15,8 +15,6 @@ import { destroyLocal, type LocalEnd, type Side, type SpliceResult, splice } fro
 import type { Transport, Tunnel } from './transport.js';
 import { StallError, watchStalls } from './watchdog.js';
 
-export type { TokenSource } from '../auth/token-source.js';
-
 export interface SessionOptions {
   target: Target;
   transport: Transport;
