@@ -75,13 +75,13 @@ export const HALF_CLOSE_QUIET_MS = 1000;
  * The socket as a tunnel. Its counters start after the proxy's answer head; bytes that came
  * with the head and wait in the socket's buffer count as received.
  */
-function socketTunnel(socket: Socket, holdFinMs: number): Tunnel {
+export function socketTunnel(socket: Socket, holdFinMs: number): Tunnel {
   const readAtOpen = socket.bytesRead - socket.readableLength;
   const writtenAtOpen = socket.bytesWritten;
   return {
     stream: socket,
     progress: () => ({ sent: socket.bytesWritten - writtenAtOpen, received: socket.bytesRead - readAtOpen, queued: socket.writableLength }),
-    finish: () => (holdFinMs > 0 ? endWhenQuiet(socket, holdFinMs) : socket.end()),
+    finish: () => (holdFinMs > 0 ? endWhenQuiet(socket, holdFinMs) : endAndFlush(socket)),
     explain: explainSocketError,
   };
 }
@@ -93,14 +93,18 @@ function socketTunnel(socket: Socket, holdFinMs: number): Tunnel {
  * `quietMs` while we were ready to read (or has closed first), as the WebSocket transport
  * lingers before its close frame. Counters are sampled by a timer: no work per chunk.
  */
-function endWhenQuiet(socket: Socket, quietMs: number): void {
+function endWhenQuiet(socket: Socket, quietMs: number): Promise<void> {
+  // The server has closed its side already: nothing more can come, so there is nothing to wait for.
+  if (socket.readableEnded || socket.destroyed) return endAndFlush(socket);
   let read = socket.bytesRead;
   let quietSince = Date.now();
+  let ended!: () => void;
+  const flushed = new Promise<void>((resolve) => (ended = resolve));
   const done = () => {
     clearInterval(timer);
     socket.off('end', done);
     socket.off('close', done);
-    if (!socket.destroyed) socket.end();
+    void endAndFlush(socket).then(ended);
   };
   const timer = setInterval(() => {
     if (socket.bytesRead !== read || socket.isPaused() || socket.readableLength > 0) {
@@ -112,4 +116,23 @@ function endWhenQuiet(socket: Socket, quietMs: number): void {
   }, Math.max(10, Math.floor(quietMs / 10)));
   socket.once('end', done);
   socket.once('close', done);
+  return flushed;
+}
+
+/**
+ * Sends our FIN after whatever is still queued, and settles once the socket has handed it all
+ * to the kernel ('finish'), or is gone: destroying it before then would drop the queued bytes.
+ */
+export function endAndFlush(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed || socket.writableFinished) return resolve();
+    const done = () => {
+      socket.off('finish', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.once('finish', done);
+    socket.once('close', done);
+    socket.end();
+  });
 }

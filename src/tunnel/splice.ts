@@ -62,6 +62,8 @@ export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOpt
     destroyLocal(local);
     remote.destroy();
   };
+  // `end: false` settles once the local side's bytes are written to the tunnel's stream, not yet
+  // sent: `finish` settles once they are, and only then may the tunnel be destroyed below.
   const upload = pipeline(local.input, remote, { end: false })
     .then(() => tunnel.finish())
     .catch(fail('local'));

@@ -34,9 +34,11 @@ export interface Tunnel {
   progress(): Progress;
   /**
    * Ends our side once the local side has finished sending: a half-close, or the transport's
-   * nearest equivalent. The session calls it instead of `stream.end()`.
+   * nearest equivalent. The session calls it instead of `stream.end()`. Settles once everything
+   * written has been handed to the wire (or the connection is gone): only then may the tunnel
+   * be destroyed without losing bytes still queued for the proxy.
    */
-  finish(): void;
+  finish(): Promise<void>;
   /**
    * What an error that ended the stream means: words for "the tunnel broke: …", or undefined
    * for an ordinary ending (the far side went away). Library errors stop here.

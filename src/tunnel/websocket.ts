@@ -181,20 +181,31 @@ export const LINGER_QUIET_MS = 1000;
  * command's answer still arrives. The frame carries code 1000: ws's stream sends none when it
  * ends, which websockify answers with the illegal 1005.
  */
-function lingerer(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): { finish(): void; closing(): boolean } {
-  let closing = false;
+function lingerer(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): { finish(): Promise<void>; closing(): boolean } {
+  let closing: Promise<void> | undefined;
   let lastMessage = Date.now();
   ws.on('message', () => (lastMessage = Date.now()));
-  const finish = () => {
-    if (closing) return;
-    closing = true;
+  const finish = (): Promise<void> => {
+    if (closing) return closing;
+    let flushed!: () => void;
+    closing = new Promise<void>((resolve) => (flushed = resolve));
     let timer: NodeJS.Timeout | undefined;
+    // Settles when the stream has flushed its frames ('finish') or the connection is closed.
+    const settled = () => {
+      stream.off('finish', settled);
+      stream.off('close', settled);
+      ws.off('close', settled);
+      flushed();
+    };
     // The wait ends early when the connection closes meanwhile. A closed WebSocket's stream is
     // not ended: ws would wait for a 'finish' of its destroyed socket that never comes.
     const done = () => {
       clearTimeout(timer);
       ws.off('close', done);
-      if (ws.readyState === ws.CLOSED) return;
+      if (ws.readyState === ws.CLOSED) return settled();
+      stream.once('finish', settled);
+      stream.once('close', settled);
+      ws.once('close', settled);
       if (ws.readyState === ws.OPEN) ws.close(1000);
       stream.end();
     };
@@ -206,8 +217,9 @@ function lingerer(ws: import('ws').WebSocket, stream: Duplex, quietMs: number): 
     };
     ws.once('close', done);
     check();
+    return closing;
   };
-  return { finish, closing: () => closing };
+  return { finish, closing: () => closing !== undefined };
 }
 
 /**

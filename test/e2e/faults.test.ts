@@ -457,6 +457,13 @@ describe('faults: the upstream behind the proxy half-closes, resets, or is slow'
         s.on('data', (d: Buffer) => hash.update(d));
         s.once('end', () => resolve(hash.digest('hex')));
       });
+      // It reads slowly (a pause after every chunk), so the buffers on the way stay full and the
+      // client's last bytes are still queued in burrow when the client ends: they must be sent
+      // before the tunnel closes.
+      s.on('data', () => {
+        s.pause();
+        setTimeout(() => s.resume(), 10);
+      });
       s.end('done talking\n');
     });
     const w = await startWorld({ extraRoutes: [{ from: 'tcp+https://early.corp.test:22', to: `tcp://${server.address}` }] });

@@ -1,0 +1,83 @@
+/** The splice between a local end and a tunnel, over real loopback sockets. */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect, createServer, type TLSSocket } from 'node:tls';
+import { PassThrough, Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { socketTunnel } from '../../src/tunnel/connect.js';
+import { splice } from '../../src/tunnel/splice.js';
+import { payload, sha256 } from '../helpers/data.js';
+import { readFixture } from '../helpers/fixtures.js';
+import { within } from '../helpers/world.js';
+
+const MB = 1024 * 1024;
+
+/**
+ * A TLS peer (a tunnel is TLS to the proxy) that ends its side at once, reads nothing for half a
+ * second, and reports the digest of all it read. By the time the local side ends, the download
+ * is long over and the upload is still queued on its way into the TLS socket.
+ */
+async function slowReaderThatEndsFirst() {
+  let digest!: (hex: string) => void;
+  const got = new Promise<string>((resolve) => (digest = resolve));
+  const sockets = new Set<TLSSocket>();
+  const server = createServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem'), allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    const hash = createHash('sha256');
+    s.on('data', (d: Buffer) => hash.update(d));
+    s.once('end', () => digest(hash.digest('hex')));
+    s.pause();
+    setTimeout(() => s.resume(), 500);
+    s.end('bye\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  // As the dialler does: TLS over a half-open TCP socket (a TLS socket takes its allowHalfOpen).
+  const tcp = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const socket = connect({ socket: tcp, servername: 'localhost', ca: readFixture('ca.pem') });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  const close = async () => {
+    socket.destroy();
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return { socket, got, close };
+}
+
+/**
+ * Local input that sends `data` in small chunks once `delayMs` has passed, then ends. Small
+ * chunks matter: the last one is taken without backpressure, so the input ends while it is
+ * still queued behind the ones the kernel has not taken yet.
+ */
+function lateInput(data: Buffer, delayMs: number): Readable {
+  const input = new Readable({ read() {} });
+  setTimeout(() => {
+    for (let at = 0; at < data.length; at += 1024) input.push(data.subarray(at, at + 1024));
+    input.push(null);
+  }, delayMs);
+  return input;
+}
+
+describe('splice', () => {
+  for (const holdFinMs of [0, 200]) {
+    it(`sends every queued byte before it destroys a tunnel whose far side ended first (FIN hold ${holdFinMs} ms)`, { timeout: 30_000 }, async () => {
+      const peer = await slowReaderThatEndsFirst();
+      try {
+        const data = payload(32 * MB, 7);
+        const output = new PassThrough();
+        const received: Buffer[] = [];
+        output.on('data', (d: Buffer) => received.push(d));
+        const tunnel = socketTunnel(peer.socket, holdFinMs);
+        const result = await splice({ input: lateInput(data, 100), output }, tunnel);
+        assert.equal(result.error, undefined);
+        assert.equal(Buffer.concat(received).toString(), 'bye\n');
+        assert.equal(await within(peer.got, 20_000, 'the peer saw no end'), sha256(data));
+        assert.ok(peer.socket.destroyed, 'the tunnel is destroyed once the splice is over');
+      } finally {
+        await peer.close();
+      }
+    });
+  }
+});
