@@ -52,6 +52,7 @@ export type ErrorCode =
   | 'BURROW_LOGIN_ABORTED'
   | 'BURROW_LOGIN_REJECTED'
   | 'BURROW_LOCK_TIMEOUT'
+  | 'BURROW_LOGIN_UNAVAILABLE'
   | 'BURROW_CREDENTIAL_STORE'
   | 'BURROW_FORWARD_PROXY'
   | 'BURROW_FORWARD_PROXY_AUTH'
@@ -201,7 +202,7 @@ export class SessionLimitError extends BurrowError {
 export class LoginError extends BurrowError {
   override readonly name = 'LoginError';
   constructor(
-    code: 'BURROW_LOGIN_TIMEOUT' | 'BURROW_LOGIN_FAILED' | 'BURROW_LOGIN_ABORTED' | 'BURROW_LOGIN_REJECTED' | 'BURROW_LOCK_TIMEOUT',
+    code: 'BURROW_LOGIN_TIMEOUT' | 'BURROW_LOGIN_FAILED' | 'BURROW_LOGIN_ABORTED' | 'BURROW_LOGIN_REJECTED' | 'BURROW_LOCK_TIMEOUT' | 'BURROW_LOGIN_UNAVAILABLE',
     message: string,
     options: BurrowErrorOptions = {},
   ) {

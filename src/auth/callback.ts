@@ -19,6 +19,9 @@ export interface CallbackServer {
   close(): void;
 }
 
+/** Bytes of request line and headers the callback accepts (a long token lives in the request line). */
+export const MAX_REQUEST_HEAD = 256 * 1024;
+
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function successPage(proxy: string): string {
@@ -44,7 +47,10 @@ export async function startCallbackServer(proxyOrigin: string): Promise<Callback
   let done = false;
   // Set once listening; read from here because server.address() is null once closed.
   let port = 0;
-  const server = http.createServer((req, res) => {
+  // The token rides in the request line. Node's default limit of 16 KiB for a request head
+  // answers a long one (a token carrying many groups, ~27 KiB) with 431; browsers send URLs of
+  // up to 2 MiB, and Envoy in front of Pomerium takes 60 KiB of headers.
+  const server = http.createServer({ maxHeaderSize: MAX_REQUEST_HEAD }, (req, res) => {
     res.setHeader('Connection', 'close');
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Referrer-Policy', 'no-referrer');

@@ -16,7 +16,7 @@ import { formatAuthority, type ProxyEndpoint } from '../target.js';
 import type { Logger } from '../output/log.js';
 import { duration } from '../output/format.js';
 import { text } from '../output/messages.js';
-import { type BrowserOptions, chooseBrowser, openUrl } from './browser.js';
+import { type BrowserOptions, browserName, chooseBrowser, openUrl } from './browser.js';
 import { startCallbackServer } from './callback.js';
 import { JWT_SHAPE } from './jwt.js';
 import { importExternal } from '../external.js';
@@ -148,18 +148,32 @@ export async function signIn(options: SignInOptions): Promise<string> {
   try {
     const signInUrl = await fetchSignInUrl(options, callback.url);
     const choice = chooseBrowser(options.browser, options.env);
-    const opened = await openUrl(choice, signInUrl, options.env);
+    const launch = await openUrl(choice, signInUrl, options.env);
     const waitSeconds = Math.round(options.timeoutMs / 1000);
     const wait = duration(waitSeconds);
     const paste = options.paste ? pastedToken(logger) : undefined;
     if (paste) cleanups.push(paste.close);
-    // Printed even at --log-level error: without it the user cannot sign in at all.
-    logger.event({ event: 'sign_in', proxy: proxy.origin, url: signInUrl, browser_opened: opened, wait_s: waitSeconds });
-    if (opened) {
-      // Only when a browser was opened: with a printed address the user may be pasting here.
-      cleanups.push(logger.spinner(text.waitingForSignInSpinner));
+    const instructions = () => logger.notice(paste ? text.pasteInstructions(wait) : text.waitingForBrowser(wait));
+    if (!launch.started && launch.reason) logger.warn(text.browserFailed(browserName(choice), launch.reason));
+    // Printed even at --log-level error, with the address whether a browser was started or not:
+    // a started one may never show (ssh -X, WSL, a broken xdg-open).
+    logger.event({ event: 'sign_in', proxy: proxy.origin, url: signInUrl, browser_opened: launch.started, wait_s: waitSeconds });
+    if (launch.started) {
+      // Only while a browser is believed open: with a printed address the user may be pasting here.
+      const stopSpinner = logger.spinner(text.waitingForSignInSpinner);
+      let settled = false;
+      cleanups.push(() => {
+        settled = true;
+        stopSpinner();
+      });
+      void launch.failure.then((reason) => {
+        if (settled) return;
+        stopSpinner();
+        logger.warn(text.browserFailed(browserName(choice), reason));
+        instructions();
+      });
     } else {
-      logger.notice(paste ? text.pasteInstructions(wait) : text.waitingForBrowser(wait));
+      instructions();
     }
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;

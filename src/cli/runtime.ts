@@ -3,7 +3,7 @@
  * main.ts from the real process and passed down (loggers write to its stderr and read its env):
  * nothing below cli/ touches `process` for these.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
@@ -15,7 +15,11 @@ export interface Runtime {
   /** Where every human line goes (and JSON events); its isTTY decides colour and spinners. */
   readonly stderr: Writable & { readonly isTTY?: boolean | undefined };
   readonly version: string;
-  /** A person may be at a terminal (/dev/tty exists): pasted sign-in addresses are read there. */
+  /**
+   * A person may be at a terminal: this process can open /dev/tty (its controlling terminal),
+   * where pasted sign-in addresses are read. False under cron, CI, `setsid`, an IDE's
+   * background job.
+   */
   readonly interactiveTerminal: boolean;
   setExitCode(code: number): void;
   /** Calls `handler` on SIGINT/SIGTERM/SIGHUP; returns a function that stops listening. */
@@ -41,19 +45,36 @@ function readVersion(): string {
   return '0.0.0';
 }
 
+/**
+ * Whether a controlling terminal can be opened for reading (asked only when a sign-in needs it).
+ * Windows has no /dev/tty: there a terminal on stdin or stderr counts.
+ */
+function hasTerminal(): boolean {
+  if (process.platform === 'win32') return process.stderr.isTTY === true || process.stdin.isTTY === true;
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export interface ProcessRuntime extends Runtime {
   exitCode(): number;
 }
 
 export function processRuntime(): ProcessRuntime {
   let exitCode = 0;
+  let terminal: boolean | undefined;
   const runtime: ProcessRuntime = {
     env: process.env,
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
     version: readVersion(),
-    interactiveTerminal: process.stderr.isTTY === true || process.stdin.isTTY === true,
+    get interactiveTerminal() {
+      return (terminal ??= hasTerminal());
+    },
     setExitCode: (code) => {
       exitCode = code;
     },

@@ -5,6 +5,8 @@
  */
 import { join } from 'node:path';
 import { Credentials } from '../auth/credentials.js';
+import { LoginError } from '../errors.js';
+import { text } from '../output/messages.js';
 import type { BrowserOptions } from '../auth/browser.js';
 import type { RouteOptions } from '../net/route.js';
 import type { Logger } from '../output/log.js';
@@ -86,7 +88,15 @@ export function createCredentials(options: {
     signInTimeoutMs: settings.timeoutMs,
     logger,
     signIn: async (proxy, signal) => {
-      const { signIn } = await import('../auth/login.js');
+      const [{ signIn }, { chooseBrowser }] = await Promise.all([import('../auth/login.js'), import('../auth/browser.js')]);
+      // Nobody can sign in (cron, CI, an IDE's background fetch): say so now, not after
+      // --login-timeout. With a terminal, a browser on another device can still do it.
+      const choice = chooseBrowser(settings.browser, runtime.env);
+      if (choice.kind === 'none' && !runtime.interactiveTerminal) {
+        throw new LoginError('BURROW_LOGIN_UNAVAILABLE', text.noWayToSignIn(proxy.origin, text.noBrowserBecause(choice.reason)), {
+          hint: text.noWayToSignInHint(proxy.origin),
+        });
+      }
       return signIn({
         proxy,
         route: options.route,

@@ -103,7 +103,7 @@ export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
       return `${prefix(event)}${text.closed(formatMs(event.ms), bytes(event.bytes_up), bytes(event.bytes_down), event.reason)}`;
     }
     case 'sign_in':
-      return event.browser_opened ? text.browserOpened(event.proxy, duration(event.wait_s)) : text.openThisUrl(event.proxy, event.url);
+      return event.browser_opened ? text.browserOpened(event.proxy, duration(event.wait_s), event.url) : text.openThisUrl(event.proxy, event.url);
     case 'shutdown':
       return text.shuttingDown(event.open);
     case 'failed':

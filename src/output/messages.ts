@@ -130,7 +130,21 @@ export const text = {
   plainHttpWarning: (proxy: string) => `${proxy} is plain http: your token and traffic are not encrypted on the way to the proxy`,
 
   // --- sign-in --------------------------------------------------------------------------------
-  browserOpened: (proxy: string, wait: string) => `opened your browser to sign in to ${proxy}; waiting up to ${wait} (Ctrl-C to cancel)`,
+  browserOpened: (proxy: string, wait: string, url: string) =>
+    `opened your browser to sign in to ${proxy}; waiting up to ${wait} (Ctrl-C to cancel); if no browser appeared, open this address: ${url}`,
+  browserCommandName: (command: string, fromEnv: boolean) => `the browser command ${q(command)}${fromEnv ? ' (from $BROWSER)' : ''}`,
+  defaultBrowserName: 'the default browser',
+  browserExited: (status: number) => `exited with status ${status}`,
+  browserKilled: (signal: string) => `was killed by ${signal}`,
+  browserNotFound: 'was not found',
+  browserNotStarted: (why: string) => `could not be started (${why})`,
+  browserFailed: (browser: string, reason: string) => `${browser} ${reason}: open the sign-in address in a browser yourself`,
+  noWayToSignIn: (proxy: string, why: string) =>
+    `cannot sign in to ${proxy} here: ${why}, and no terminal to paste a sign-in address into`,
+  noWayToSignInHint: (proxy: string) =>
+    `sign in ahead of time in a terminal with "burrow login ${proxy}", or give a service account (--service-account-file <path> or BURROW_SERVICE_ACCOUNT)`,
+  noBrowserBecause: (reason: 'no-browser' | 'browser-none' | 'no-display') =>
+    ({ 'no-browser': 'no browser (--no-browser)', 'browser-none': 'no browser (BROWSER=none)', 'no-display': 'no browser (no DISPLAY or WAYLAND_DISPLAY)' })[reason],
   openThisUrl: (proxy: string, url: string) => `to sign in to ${proxy}, open this address in a browser: ${url}`,
   waitingForBrowser: (wait: string) => `waiting up to ${wait} for the sign-in to finish (Ctrl-C to cancel)`,
   pasteInstructions: (wait: string) =>
@@ -143,7 +157,8 @@ export const text = {
   loginApiFailed: (proxy: string, reason: string) => `cannot start a sign-in at ${proxy}: ${reason}`,
   loginApiHint: 'check that this is a Pomerium proxy (see --pomerium-url), or use --service-account',
   loginTimedOut: (proxy: string, wait: string) => `sign-in to ${proxy} did not finish within ${wait}`,
-  loginTimedOutHint: 'run the command again and finish signing in in the browser, or raise --login-timeout',
+  loginTimedOutHint:
+    'run the command again and finish signing in at the printed address (with --no-browser burrow opens no browser: open it on any device), or raise --login-timeout',
   loginAborted: (proxy: string) => `sign-in to ${proxy} was cancelled`,
   signedIn: (proxy: string, user: string | undefined, expires: string) =>
     `signed in to ${proxy}${user ? ` as ${user}` : ''} (${expires})`,

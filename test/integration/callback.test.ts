@@ -33,6 +33,21 @@ describe('callback server', () => {
     }
   });
 
+  it('takes a token of ~27 KiB in the request line (Node answers 431 past 16 KiB by default)', async () => {
+    const server = await startCallbackServer('https://p.test:443');
+    try {
+      const claims = Buffer.from(JSON.stringify({ exp: 1, groups: Array.from({ length: 750 }, (_, i) => `corp-team-${String(i).padStart(4, '0')}-engineers`) })).toString('base64url');
+      const long = `eyJhbGciOiJFUzI1NiJ9.${claims}.c2ln`;
+      assert.ok(long.length > 26 * 1024, `${long.length}`);
+      // A browser's other headers on top (cookies other local apps set for 127.0.0.1).
+      const ok = await get(`${server.url}?pomerium_jwt=${long}`, { Cookie: `other=${'x'.repeat(16 * 1024)}` });
+      assert.equal(ok.status, 200);
+      assert.equal(await server.token, long);
+    } finally {
+      server.close();
+    }
+  });
+
   it('ignores the wrong path, a missing token, other methods and a non-loopback Host; then takes one token and closes', async () => {
     const server = await startCallbackServer('https://p.test:443');
     const url = new URL(server.url);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { chooseBrowser } from '../../src/auth/browser.js';
+import { chooseBrowser, commandArgs, parseBrowserCommand } from '../../src/auth/browser.js';
 import { EXPIRY_SKEW_SECONDS, isExpired, tokenInfo } from '../../src/auth/jwt.js';
 import { tokenFromPaste } from '../../src/auth/login.js';
 
@@ -45,13 +45,27 @@ describe('tokenFromPaste', () => {
 });
 
 describe('chooseBrowser', () => {
+  const url = 'https://p.test/sign_in?a=1&b=%25s';
+  const argv = (choice: ReturnType<typeof chooseBrowser>) =>
+    choice.kind === 'command' ? [choice.command, ...commandArgs(choice.args, url)] : choice.kind;
+
   it('honours the flags, then the environment', () => {
-    assert.deepEqual(chooseBrowser({ noBrowser: true, browserCmd: 'x' }, { DISPLAY: ':0' }), { kind: 'none' });
-    assert.deepEqual(chooseBrowser({ browserCmd: '/bin/b' }, {}), { kind: 'command', command: '/bin/b' });
+    assert.deepEqual(chooseBrowser({ noBrowser: true, browserCmd: 'x' }, { DISPLAY: ':0' }), { kind: 'none', reason: 'no-browser' });
+    assert.deepEqual(argv(chooseBrowser({ browserCmd: '/bin/my browser' }, { BROWSER: 'other' })), ['/bin/my browser', url]);
     assert.deepEqual(chooseBrowser({}, { DISPLAY: ':0' }, 'linux'), { kind: 'default' });
     assert.deepEqual(chooseBrowser({}, { WAYLAND_DISPLAY: 'wayland-0' }, 'linux'), { kind: 'default' });
-    assert.deepEqual(chooseBrowser({}, { SSH_CONNECTION: '1 2 3 4' }, 'linux'), { kind: 'none' }, 'an SSH login has no display');
+    assert.deepEqual(chooseBrowser({}, { SSH_CONNECTION: '1 2 3 4' }, 'linux'), { kind: 'none', reason: 'no-display' }, 'an SSH login has no display');
     assert.deepEqual(chooseBrowser({}, {}, 'darwin'), { kind: 'default' });
-    assert.deepEqual(chooseBrowser({}, { BROWSER: 'none', DISPLAY: ':0' }, 'linux'), { kind: 'none' });
+    assert.deepEqual(chooseBrowser({}, { BROWSER: 'none', DISPLAY: ':0' }, 'linux'), { kind: 'none', reason: 'browser-none' });
+    assert.deepEqual(chooseBrowser({}, { BROWSER: '  ', DISPLAY: ':0' }, 'linux'), { kind: 'default' }, 'blank BROWSER is unset');
+  });
+
+  it('takes $BROWSER as xdg-open and gh do: a command line, %s for the URL, else the URL appended', () => {
+    const choice = chooseBrowser({}, { BROWSER: 'firefox --new-window' }, 'linux');
+    assert.equal(choice.kind === 'command' && choice.source, 'BROWSER', 'used without a display too');
+    assert.deepEqual(argv(choice), ['firefox', '--new-window', url]);
+    assert.deepEqual(argv(chooseBrowser({}, { BROWSER: "'/opt/my browser/run' --url=%s --x" }, 'linux')), ['/opt/my browser/run', `--url=${url}`, '--x']);
+    assert.deepEqual(argv(chooseBrowser({}, { BROWSER: 'b "a b" 100%% %s' }, 'linux')), ['b', 'a b', '100%', url], 'the URL itself is left alone');
+    assert.deepEqual(commandArgs(parseBrowserCommand('a\\ b c'), 'U'), ['a b', 'c', 'U']);
   });
 });

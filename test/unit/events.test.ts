@@ -55,15 +55,16 @@ describe('events: human text', () => {
     ]);
   });
 
-  it('renders sign_in as the browser line or the address to open, at every level but silent', () => {
+  it('renders sign_in as the browser line or the address to open, both with the address, at every level but silent', () => {
     const signIn = { event: 'sign_in', proxy: 'https://proxy.corp.example.com:443', url: 'https://proxy.corp.example.com/.pomerium/sign_in?x=1', wait_s: 300 } as const;
     const { logger, lines } = collect('error');
     logger.event({ ...signIn, browser_opened: true });
     logger.event({ ...signIn, browser_opened: false });
     assert.deepEqual(lines, [
-      `burrow: ${text.browserOpened(signIn.proxy, '5 min')}`,
+      `burrow: ${text.browserOpened(signIn.proxy, '5 min', signIn.url)}`,
       `burrow: ${text.openThisUrl(signIn.proxy, signIn.url)}`,
     ]);
+    assert.ok(lines.every((line) => line.endsWith(signIn.url)), 'the address is shown whether a browser was opened or not');
     const silent = collect('silent');
     silent.logger.event({ ...signIn, browser_opened: false });
     assert.deepEqual(silent.lines, []);

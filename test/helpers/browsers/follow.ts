@@ -24,7 +24,8 @@ interface Answer {
 /** One GET without connection reuse (so nothing keeps the process alive), bounded by `timeoutMs`. */
 function get(url: URL, ca: string, timeoutMs: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const options = { method: 'GET', agent: false as const, signal: AbortSignal.timeout(timeoutMs), headers: { 'User-Agent': NAME, Accept: 'text/html' } };
+    // Browsers take response heads far beyond Node's 16 KiB (the redirect to burrow carries the token).
+    const options = { method: 'GET', agent: false as const, maxHeaderSize: 256 * 1024, signal: AbortSignal.timeout(timeoutMs), headers: { 'User-Agent': NAME, Accept: 'text/html' } };
     const onResponse = (res: IncomingMessage): void => {
       res.resume(); // the body is not needed, but must be drained for 'end'
       res.once('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));

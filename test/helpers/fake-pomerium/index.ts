@@ -28,6 +28,9 @@ export type { CannedResponse, FakeRequest } from './faults.js';
 export type { FakeRoute } from './policy.js';
 export type { MintTokenOptions, TokenClaims } from './tokens.js';
 
+/** Bytes of request line and headers the proxy accepts, as Envoy's default 60 KiB allows, rounded up. */
+export const MAX_REQUEST_HEAD = 64 * 1024;
+
 /** Options of {@link startFakePomerium}; every one is optional. */
 export interface FakePomeriumOptions {
   /** Loopback address to listen on; default `127.0.0.1`. The port is always a free one. */
@@ -42,6 +45,11 @@ export interface FakePomeriumOptions {
   routes?: FakeRoute[];
   /** Lifetime of tokens issued by the sign-in flow; default 3600. */
   tokenTtlSeconds?: number;
+  /**
+   * Claims added to every token the sign-in flow issues (the standard ones win on a clash), e.g.
+   * `{ groups: [...] }` for the long tokens of users in many groups.
+   */
+  tokenClaims?: Record<string, unknown>;
   /** Email pre-filled in the sign-in form and used by `?submit=1` without `email`; default alice@corp.test. */
   signInEmail?: string;
   /** Answer to a CONNECT without a valid token: 302 (default, with Location), 401, 307… */
@@ -205,6 +213,9 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     cert: options.cert ?? readFixture('proxy.pem'),
     key: options.key ?? readFixture('proxy-key.pem'),
     ALPNProtocols: ['http/1.1'],
+    // Envoy in front of Pomerium takes request heads of up to 60 KiB (a token with many groups);
+    // Node's default is 16 KiB.
+    maxHeaderSize: MAX_REQUEST_HEAD,
     ...(options.requireClientCert ? { requestCert: true, rejectUnauthorized: true, ca: readFixture('client-ca.pem') } : {}),
     ...options.tlsOptions,
   });
