@@ -233,16 +233,19 @@ describe('observability', () => {
       assert.match(url.searchParams.get('pomerium_redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\//);
 
       // --no-browser: the same event says the address was not opened; the wait line follows.
-      const printed = spawnBurrow([...world.tcpArgs(DEST, '--listen', '-', '--json'), '--no-browser', '--login-timeout', '60'], {
-        env: { XDG_CACHE_HOME: tempDir('burrow-obs-') },
-      });
-      await eventually(() => printed.stderr().includes('"event":"log"'), 10_000, () => `the sign-in lines; stderr: ${printed.stderr()}`);
-      const lines = jsonEvents(printed.stderr());
+      // On a terminal (a real pty): without one nobody could sign in, and burrow would not wait.
+      const printed = runInTerminal(
+        [process.execPath, BURROW_BIN, ...world.tcpArgs(DEST, '--listen', '-', '--json'), '--no-browser', '--login-timeout', '60'],
+        { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-obs-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', TERM: 'dumb' },
+      );
+      await eventually(() => printed.screen().includes('"event":"log"'), 10_000, () => `the sign-in lines; the terminal shows: ${printed.screen()}`);
+      const lines = jsonEvents(printed.screen().replace(/\r/g, ''));
       assert.deepEqual(lines.map((e) => e.event), ['sign_in_required', 'sign_in', 'log']);
       assert.deepEqual([lines[1]!.browser_opened, lines[1]!.wait_s], [false, 60]);
       assert.equal(new URL(String(lines[1]!.url)).origin, world.proxy.url);
       assert.match(String(lines[2]!.message), /waiting up to 60 s/);
-      assert.equal(await printed.stop('SIGINT'), ExitCode.interrupted);
+      printed.write('\x03'); // Ctrl-C
+      assert.equal(await printed.exited, ExitCode.interrupted);
       const [token] = storedTokens(cache);
       assert.ok(token, 'signed in');
       assert.ok(!result.stderr.includes(token!), 'the token is in no field');

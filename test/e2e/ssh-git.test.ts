@@ -252,18 +252,17 @@ describe('ssh and git through burrow (real OpenSSH and git)', () => {
       assert.match(line, /--alternate-ca-path/);
     });
 
-    it('sign-in needed and no browser: the address to open, then the timeout', { timeout: 60_000 }, async () => {
+    it('sign-in needed, no browser and no terminal (an IDE\'s background fetch): one line naming burrow login, at once', { timeout: 60_000 }, async () => {
       const launches = browserLaunches(browserLog).length;
       const freshUser = { ...env, XDG_CACHE_HOME: join(work, 'cache-nobody-signed-in') };
-      const stderr = await sshThroughFailingBurrow(
-        'git.corp.test',
-        ['--pomerium-url', proxy.url, '--alternate-ca-path', proxy.caPath, '--no-browser', '--login-timeout', '2'],
-        freshUser,
-      );
-      const address = stderr.indexOf('open this address in a browser: https://');
-      const timedOut = stderr.indexOf('did not finish within 2 s');
-      assert.ok(address >= 0, `the sign-in address is shown:\n${stderr}`);
-      assert.ok(timedOut > address, `then the timeout:\n${stderr}`);
+      // setsid: a ProxyCommand with no controlling terminal, whatever terminal the test runs in.
+      const command = `setsid -w ${burrowCommand(['--pomerium-url', proxy.url, '--alternate-ca-path', proxy.caPath, '--no-browser'])}`;
+      const started = Date.now();
+      const r = await ssh(['-F', plainConfig, '-o', `ProxyCommand=${command}`, 'git.corp.test', 'true'], { env: freshUser, timeoutMs: 30_000 });
+      assert.equal(r.code, 255, `ssh should fail; stderr: ${r.stderr}`);
+      const line = lineWith(r.stderr, 'burrow: error: cannot sign in to');
+      assert.ok(line.includes(`"burrow login ${proxy.url}"`), line);
+      assert.ok(Date.now() - started < 15_000, 'not after --login-timeout');
       assert.equal(browserLaunches(browserLog).length, launches, 'no browser was launched');
     });
   });
