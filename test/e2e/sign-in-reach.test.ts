@@ -228,7 +228,7 @@ describe('burrow sign-in: a 27 KiB token (a user in many groups)', () => {
     assert.ok(connects.length >= 2, 'the proxy took the long token in the CONNECT head');
   });
 
-  it('as a service account', async () => {
+  it('as a service account, over CONNECT and over a WebSocket upgrade', async () => {
     const token = world.proxy.mintToken({ extraClaims: MANY_GROUPS });
     const file = join(tempDir('burrow-sa-'), 'token.jwt');
     writeFileSync(file, `${token}\n`, { mode: 0o600 });
@@ -236,6 +236,15 @@ describe('burrow sign-in: a 27 KiB token (a user in many groups)', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.toString(), 'machine, many groups');
     assert.ok(!r.stderr.includes(token.slice(0, 40)));
+
+    world.proxy.addRoute({ from: 'wss://ws.corp.test/echo', to: `tcp://${world.echo.address}` });
+    const wss = `${world.proxy.url.replace(/^https:/, 'wss:')}/echo`;
+    const ws = await runBurrow(['tcp', wss, '--listen', '-', '--alternate-ca-path', world.proxy.caPath, '--service-account-file', file], {
+      input: 'websocket, many groups',
+    });
+    assert.equal(ws.code, 0, ws.stderr);
+    assert.equal(ws.stdout.toString(), 'websocket, many groups');
+    assert.equal(world.proxy.stats.upgradesByStatus[101], 1, 'the upgrade carrying the long token was taken');
   });
 
   it('a real browser: headless Chromium follows the redirect with the long token to the callback', async () => {
