@@ -215,7 +215,7 @@ export const FLAGS: readonly FlagEntry[] = [
   // --- signing in ---------------------------------------------------------------------------------
   {
     flags: '--browser-cmd <program>',
-    description: 'run <program> <sign-in URL> instead of opening the default browser',
+    description: 'run <program> <sign-in URL> instead of $BROWSER or the default browser',
     commands: SIGN_IN,
     passOn: 'value',
     configurable: true,
