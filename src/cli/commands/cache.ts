@@ -1,11 +1,7 @@
-/**
- * `burrow cache location | clear` and `burrow status`: where sign-ins live, forgetting them all,
- * and what is cached (proxy, user, expiry; never a token). Machine-readable output on stdout.
- */
+/** `burrow cache location | clear`: where sign-ins live, and forgetting them all. */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { formatExpiry, printableLine, table } from '../../output/format.js';
 import { commandLogger } from '../proxy-access.js';
 import { text } from '../../output/messages.js';
 import { cacheDir } from '../../store/cache-dir.js';
@@ -32,18 +28,4 @@ export function registerCache(program: Command, runtime: Runtime): void {
     logger.notice(text.loggedOutAll(count));
   });
 
-  const status = program.command('status').description('list cached sign-ins: proxy, user, expiry (never the token)');
-  addFlags(status, 'status');
-  status.action(async (values: SignInValues) => {
-    const store = await storeOpener(signInSettings(values), runtime, commandLogger({}, runtime, 'warn'))();
-    const entries = await store.list();
-    if (entries.length === 0) {
-      runtime.stdout.write(`${text.noSignIns} (${store.location()})\n`);
-      return;
-    }
-    const now = Date.now();
-    // Stored fields may come from elsewhere (an older burrow, a hand edit): shown inert, one line each.
-    const rows = [['PROXY', 'USER', 'EXPIRES'], ...entries.map((e) => [printableLine(e.proxy), printableLine(e.user ?? '-'), formatExpiry(e.expiresAt, now)])];
-    runtime.stdout.write(`${table(rows)}\n(${store.location()})\n`);
-  });
 }
