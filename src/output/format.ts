@@ -1,8 +1,12 @@
 /** Small formatting helpers for human output. */
+import { text } from './messages.js';
 
-/** "expires in 59 min", "expired 2 h ago", "no expiry": for `burrow status` and sign-in lines. */
+/**
+ * "expires in 59 min", "expired 2 h ago", "no expiry known" (a token without `exp`, as Pomerium
+ * issues since v0.32.6): for `burrow status` and sign-in lines.
+ */
 export function formatExpiry(expiresAt: number | undefined, nowMs: number): string {
-  if (expiresAt === undefined) return 'no expiry';
+  if (expiresAt === undefined) return text.noExpiryKnown;
   const seconds = Math.round(expiresAt - nowMs / 1000);
   const span = duration(Math.abs(seconds));
   return seconds >= 0 ? `expires in ${span}` : `expired ${span} ago`;

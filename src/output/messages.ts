@@ -6,6 +6,14 @@
 
 const q = (value: string) => JSON.stringify(value);
 
+/**
+ * The proxy's sign-out page, `<origin>/.pomerium/sign_out`: where Pomerium ends its own browser
+ * session (a cookie in the browser, separate from the token burrow caches). Port 443 is left out.
+ */
+export function signOutUrl(proxy: string): string {
+  return new URL('/.pomerium/sign_out', proxy).href;
+}
+
 export const text = {
   // --- command line ---------------------------------------------------------------------------
   invalidDestination: (input: string, reason: string) => `invalid destination ${q(input)}: ${reason}`,
@@ -86,9 +94,7 @@ export const text = {
   accessDenied: (proxy: string, dest: string, user: string | undefined) =>
     `access denied by ${proxy} for ${dest} (HTTP 403${user ? `, signed in as ${user}` : ''})`,
   accessDeniedHint: (proxy: string, user: string | undefined) =>
-    user
-      ? `the route's policy does not allow ${user}: ask the proxy's admins for access, or run "burrow logout ${proxy}" to sign in as someone else`
-      : 'the route\'s policy does not allow your account: ask the proxy\'s admins for access',
+    `the route's policy does not allow ${user ?? 'your account'}: ask the proxy's admins for access; to sign in as someone else, run "burrow logout --browser ${proxy}" (it also opens ${signOutUrl(proxy)}: the proxy keeps its own browser session and would sign the same user straight back in)`,
   routeNotFound: (proxy: string, dest: string) => `${proxy} has no route for ${dest} (HTTP 404)`,
   routeNotFoundHint: 'check the destination host and port, or --pomerium-url if the proxy is elsewhere',
   upstreamUnavailable: (proxy: string, dest: string, status: number) =>
@@ -160,6 +166,16 @@ export const text = {
   loggedOut: (proxy: string) => `signed out of ${proxy}`,
   loggedOutAll: (count: number) => `forgot ${count} cached sign-in${count === 1 ? '' : 's'}`,
   noSignIns: 'no cached sign-ins',
+  noExpiryKnown: 'no expiry known',
+  signInExpired: (proxy: string, user: string | undefined, expired: string) => `the sign-in to ${proxy}${user ? ` as ${user}` : ''} ${expired}`,
+  signInsKeptIn: (location: string) => `sign-ins are kept in ${location}`,
+  noSignInsIn: (location: string) => `no cached sign-ins in ${location}`,
+  allSignInsExpired: 'every cached sign-in has expired',
+  notSignedInHint: (proxy: string | undefined) => `run "burrow login ${proxy ?? '<proxy-url>'}" to sign in`,
+  signOutOpened: (proxy: string, url: string) => `opened ${url} in your browser: sign out there to end the browser session of ${proxy} too`,
+  signOutPrinted: (proxy: string, url: string) => `to end the browser session of ${proxy} too, open ${url} in a browser and sign out there`,
+  logoutBrowserNeedsProxy: '--browser needs the proxy whose browser session to end',
+  logoutBrowserNeedsProxyHint: 'run "burrow logout --browser <proxy-url>"',
 
   // --- credential store -----------------------------------------------------------------------
   invalidCredentialStore: (value: string) => `invalid credential store ${q(value)}: expected "keychain" or "file"`,
