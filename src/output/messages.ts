@@ -186,6 +186,14 @@ export const text = {
   keychainRequiredHint:
     'unlock or start your keychain (on Linux: a Secret Service such as gnome-keyring), or use --credential-store file',
   credentialFileCorrupt: (path: string) => `ignoring the unreadable credential file ${q(path)}`,
+  credentialFileRepaired: (path: string, proxy: string, mode: string) =>
+    `the credential file ${q(path)} was readable by other users (mode ${mode}); made it 0600. If someone else may have read it, run "burrow logout --browser ${proxy}" to discard that sign-in`,
+  credentialFileNotPrivate: (path: string, mode: string, reason: string) =>
+    `not using the credential file ${q(path)}: other users can read it (mode ${mode}) and it cannot be made private (${reason})`,
+  credentialDirRepaired: (dir: string, mode: string) => `the directory ${q(dir)} was open to other users (mode ${mode}); made it 0700`,
+  credentialDirNotPrivate: (dir: string, mode: string, reason: string) =>
+    `the directory ${q(dir)} is open to other users (mode ${mode}) and cannot be made private (${reason})`,
+  credentialDirNotPrivateHint: (dir: string) => `make it yours and private (chmod 700 ${q(dir)}), or set XDG_CACHE_HOME to a private directory`,
   credentialKeptInMemory: (problem: string) => `${problem}; the sign-in is kept for this process only`,
   credentialStoreUnwritableHint: 'check free space and permissions of the cache directory (burrow cache location)',
   credentialStoreFailed: (action: 'read' | 'save' | 'remove' | 'list', where: string, reason: string) =>
