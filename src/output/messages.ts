@@ -187,9 +187,9 @@ export const text = {
     'unlock or start your keychain (on Linux: a Secret Service such as gnome-keyring), or use --credential-store file',
   credentialFileCorrupt: (path: string) => `ignoring the unreadable credential file ${q(path)}`,
   credentialFileRepaired: (path: string, proxy: string, mode: string) =>
-    `the credential file ${q(path)} was readable by other users (mode ${mode}); made it 0600. If someone else may have read it, run "burrow logout --browser ${proxy}" to discard that sign-in`,
+    `the credential file ${q(path)} was open to other users (mode ${mode}); made it 0600. If someone else may have read it, run "burrow logout --browser ${proxy}" to discard that sign-in`,
   credentialFileNotPrivate: (path: string, mode: string, reason: string) =>
-    `not using the credential file ${q(path)}: other users can read it (mode ${mode}) and it cannot be made private (${reason})`,
+    `not using the credential file ${q(path)}: it is open to other users (mode ${mode}) and cannot be made private (${reason})`,
   credentialDirRepaired: (dir: string, mode: string) => `the directory ${q(dir)} was open to other users (mode ${mode}); made it 0700`,
   credentialDirNotPrivate: (dir: string, mode: string, reason: string) =>
     `the directory ${q(dir)} is open to other users (mode ${mode}) and cannot be made private (${reason})`,
