@@ -31,5 +31,4 @@ export function registerLogin(program: Command, runtime: Runtime): void {
       off();
     }
   });
-
 }
