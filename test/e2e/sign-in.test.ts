@@ -4,11 +4,10 @@
  * credential store in a temporary XDG_CACHE_HOME, and many processes sharing it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
-import { encodeCredential, entryName } from '../../src/store/file.js';
 import { browserEnv, browserFailures, browserLaunches, chromiumBrowser, followBrowser, requireChromium } from '../helpers/browsers/index.js';
 import { BURROW_BIN, runBurrow, spawnBurrow, startListener, storedTokens, tempDir } from '../helpers/burrow.js';
 import { DEST, eventually, startWorld, suiteWorld } from '../helpers/world.js';
