@@ -119,7 +119,7 @@ const COMMANDS: Record<string, { positional: (rng: Rng) => string[]; flags: Flag
     positional: (rng) => [sc(rng, PROXY_URLS, 30)],
     flags: [['--connect-timeout', (rng) => sc(rng, SECONDS, 8)], ...PROXY_FLAGS, ...SIGN_IN_FLAGS, ...TLS_FLAGS, ...LOG_FLAGS],
   },
-  logout: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: SIGN_IN_FLAGS },
+  logout: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: [['--browser'], ...SIGN_IN_FLAGS] },
   'ssh-config': {
     positional: (rng) => [sc(rng, ['git.corp.test', '*.corp.test', 'a b !c', ...PROXY_URLS, ...DESTINATIONS], 30)],
     flags: [
@@ -137,7 +137,7 @@ const COMMANDS: Record<string, { positional: (rng: Rng) => string[]; flags: Flag
       ...TLS_FLAGS,
     ],
   },
-  status: { positional: () => [], flags: SIGN_IN_FLAGS },
+  status: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: SIGN_IN_FLAGS },
   cache: { positional: (rng) => [sc(rng, ['location', 'clear'], 10)], flags: SIGN_IN_FLAGS },
 };
 
