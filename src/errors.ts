@@ -53,6 +53,7 @@ export type ErrorCode =
   | 'BURROW_LOGIN_REJECTED'
   | 'BURROW_LOCK_TIMEOUT'
   | 'BURROW_LOGIN_UNAVAILABLE'
+  | 'BURROW_NOT_SIGNED_IN'
   | 'BURROW_CREDENTIAL_STORE'
   | 'BURROW_FORWARD_PROXY'
   | 'BURROW_FORWARD_PROXY_AUTH'
@@ -207,6 +208,17 @@ export class LoginError extends BurrowError {
     options: BurrowErrorOptions = {},
   ) {
     super(code, code === 'BURROW_LOGIN_ABORTED' ? ExitCode.interrupted : ExitCode.authRequired, message, options);
+  }
+}
+
+/**
+ * `burrow status` found no usable sign-in (for the proxy asked, or for any): the sign-in class,
+ * so a script can run `burrow status <proxy> || burrow login <proxy>`, as with `gh auth status`.
+ */
+export class NotSignedInError extends BurrowError {
+  override readonly name = 'NotSignedInError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_NOT_SIGNED_IN', ExitCode.authRequired, message, options);
   }
 }
 

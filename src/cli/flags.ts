@@ -214,6 +214,16 @@ export const FLAGS: readonly FlagEntry[] = [
 
   // --- signing in ---------------------------------------------------------------------------------
   {
+    // Before --no-browser, always: commander makes a lone --no-browser default `browser` to true,
+    // but leaves it undefined when the positive flag was declared first. logout's `--browser`
+    // must stay off unless given.
+    flags: '--browser',
+    description: "also open the proxy's sign-out page in the browser, to end its own browser session (needs <proxy-url>)",
+    commands: ['logout'],
+    passOn: false,
+    configurable: false,
+  },
+  {
     flags: '--browser-cmd <program>',
     description: 'run <program> <sign-in URL> instead of $BROWSER or the default browser',
     commands: SIGN_IN,
@@ -318,7 +328,13 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--json',
     description: 'write events and errors on stderr as JSON lines, for tools (see the README for the fields)',
-    commands: ['tcp', 'login'],
+    describedFor: {
+      status: 'print the sign-ins as JSON on stdout (warnings and errors as JSON lines on stderr)',
+      logout: 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
+      'cache location': 'print the locations as JSON on stdout',
+      'cache clear': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
+    },
+    commands: ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear'],
     passOn: false,
     configurable: false,
   },

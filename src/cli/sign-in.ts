@@ -54,7 +54,7 @@ export function storeOpener(
   const held: string[] = [];
   const warn = (line: string) => (announce === 'on-open' ? logger.warn(line) : held.push(line));
   const open = async (peek: string | undefined): Promise<CredentialStore> => {
-    const inner = await selectStore({ choice: settings.storeChoice, env: runtime.env, warn, peek });
+    const inner = await selectStore({ choice: settings.storeChoice, env: runtime.env, warn, warnNow: (line) => logger.warn(line), peek });
     if (announce === 'on-open') return inner;
     // The same store, whose first save says what was held.
     return {

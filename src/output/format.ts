@@ -1,8 +1,12 @@
 /** Small formatting helpers for human output. */
+import { text } from './messages.js';
 
-/** "expires in 59 min", "expired 2 h ago", "no expiry": for `burrow status` and sign-in lines. */
+/**
+ * "expires in 59 min", "expired 2 h ago", "no expiry known" (a token without `exp`, as Pomerium
+ * issues since v0.32.6): for `burrow status` and sign-in lines.
+ */
 export function formatExpiry(expiresAt: number | undefined, nowMs: number): string {
-  if (expiresAt === undefined) return 'no expiry';
+  if (expiresAt === undefined) return text.noExpiryKnown;
   const seconds = Math.round(expiresAt - nowMs / 1000);
   const span = duration(Math.abs(seconds));
   return seconds >= 0 ? `expires in ${span}` : `expired ${span} ago`;
@@ -14,12 +18,6 @@ export function duration(seconds: number): string {
   if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
   if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
   return `${Math.round(seconds / 86_400)} days`;
-}
-
-/** Left-aligned columns, two spaces apart. */
-export function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }
 
 /** A byte count: "0 B", "512 B", "1.5 KiB", "45 KiB", "3.2 MiB", "1.1 GiB". */

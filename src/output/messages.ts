@@ -6,6 +6,14 @@
 
 const q = (value: string) => JSON.stringify(value);
 
+/**
+ * The proxy's sign-out page, `<origin>/.pomerium/sign_out`: where Pomerium ends its own browser
+ * session (a cookie in the browser, separate from the token burrow caches). Port 443 is left out.
+ */
+export function signOutUrl(proxy: string): string {
+  return new URL('/.pomerium/sign_out', proxy).href;
+}
+
 export const text = {
   // --- command line ---------------------------------------------------------------------------
   invalidDestination: (input: string, reason: string) => `invalid destination ${q(input)}: ${reason}`,
@@ -86,9 +94,7 @@ export const text = {
   accessDenied: (proxy: string, dest: string, user: string | undefined) =>
     `access denied by ${proxy} for ${dest} (HTTP 403${user ? `, signed in as ${user}` : ''})`,
   accessDeniedHint: (proxy: string, user: string | undefined) =>
-    user
-      ? `the route's policy does not allow ${user}: ask the proxy's admins for access, or run "burrow logout ${proxy}" to sign in as someone else`
-      : 'the route\'s policy does not allow your account: ask the proxy\'s admins for access',
+    `the route's policy does not allow ${user ?? 'your account'}: ask the proxy's admins for access; to sign in as someone else, run "burrow logout --browser ${proxy}" (it also opens ${signOutUrl(proxy)}: the proxy keeps its own browser session and would sign the same user straight back in)`,
   routeNotFound: (proxy: string, dest: string) => `${proxy} has no route for ${dest} (HTTP 404)`,
   routeNotFoundHint: 'check the destination host and port, or --pomerium-url if the proxy is elsewhere',
   upstreamUnavailable: (proxy: string, dest: string, status: number) =>
@@ -139,6 +145,7 @@ export const text = {
   browserNotFound: 'was not found',
   browserNotStarted: (why: string) => `could not be started (${why})`,
   browserFailed: (browser: string, reason: string) => `${browser} ${reason}: open the sign-in address in a browser yourself`,
+  signOutBrowserFailed: (browser: string, reason: string) => `${browser} ${reason}: open the sign-out address in a browser yourself`,
   noWayToSignIn: (proxy: string, why: string) =>
     `cannot sign in to ${proxy} here: ${why}, and no terminal to paste a sign-in address into`,
   noWayToSignInHint: (proxy: string) =>
@@ -175,6 +182,16 @@ export const text = {
   loggedOut: (proxy: string) => `signed out of ${proxy}`,
   loggedOutAll: (count: number) => `forgot ${count} cached sign-in${count === 1 ? '' : 's'}`,
   noSignIns: 'no cached sign-ins',
+  noExpiryKnown: 'no expiry known',
+  signInExpired: (proxy: string, user: string | undefined, expired: string) => `the sign-in to ${proxy}${user ? ` as ${user}` : ''} ${expired}`,
+  signInsKeptIn: (location: string) => `sign-ins are kept in ${location}`,
+  noSignInsIn: (location: string) => `no cached sign-ins in ${location}`,
+  allSignInsExpired: 'every cached sign-in has expired',
+  notSignedInHint: (proxy: string | undefined) => `run "burrow login ${proxy ?? '<proxy-url>'}" to sign in`,
+  signOutOpened: (proxy: string, url: string) => `opened ${url} in your browser: sign out there to end the browser session of ${proxy} too`,
+  signOutPrinted: (proxy: string, url: string) => `to end the browser session of ${proxy} too, open ${url} in a browser and sign out there`,
+  logoutBrowserNeedsProxy: '--browser needs the proxy whose browser session to end',
+  logoutBrowserNeedsProxyHint: 'run "burrow logout --browser <proxy-url>"',
 
   // --- credential store -----------------------------------------------------------------------
   invalidCredentialStore: (value: string) => `invalid credential store ${q(value)}: expected "keychain" or "file"`,
@@ -185,6 +202,14 @@ export const text = {
   keychainRequiredHint:
     'unlock or start your keychain (on Linux: a Secret Service such as gnome-keyring), or use --credential-store file',
   credentialFileCorrupt: (path: string) => `ignoring the unreadable credential file ${q(path)}`,
+  credentialFileRepaired: (path: string, proxy: string, mode: string) =>
+    `the credential file ${q(path)} was open to other users (mode ${mode}); made it 0600. If someone else may have read it, run "burrow logout --browser ${proxy}" to discard that sign-in`,
+  credentialFileNotPrivate: (path: string, mode: string, reason: string) =>
+    `not using the credential file ${q(path)}: it is open to other users (mode ${mode}) and cannot be made private (${reason})`,
+  credentialDirRepaired: (dir: string, mode: string) => `the directory ${q(dir)} was open to other users (mode ${mode}); made it 0700`,
+  credentialDirNotPrivate: (dir: string, mode: string, reason: string) =>
+    `the directory ${q(dir)} is open to other users (mode ${mode}) and cannot be made private (${reason})`,
+  credentialDirNotPrivateHint: (dir: string) => `make it yours and private (chmod 700 ${q(dir)}), or set XDG_CACHE_HOME to a private directory`,
   credentialKeptInMemory: (problem: string) => `${problem}; the sign-in is kept for this process only`,
   credentialStoreUnwritableHint: 'check free space and permissions of the cache directory (burrow cache location)',
   credentialStoreFailed: (action: 'read' | 'save' | 'remove' | 'list', where: string, reason: string) =>

@@ -7,9 +7,21 @@
  * the entry, so a reader (another burrow process) sees the old entry or the new one, never half of
  * one. The directory itself is not fsynced: after a crash the worst case is the previous token, and
  * the next run signs in again.
+ *
+ * Modes are checked on every use, not only when burrow writes: a credential file that other users
+ * can read (0644 after a `cp`, an rsync without -p, a restored backup) is made 0600 again, and the
+ * cache and credentials directories 0700, each with one warning line naming the file and what to
+ * do if the token was read. ssh refuses a private key in that state instead; burrow repairs,
+ * because the two differ where it matters: a key is the user's own long-lived identity whose mode
+ * ssh cannot know was meant, while this file is burrow's own cache of a short-lived token in a
+ * directory burrow made; refusing would fail every ssh and git that runs burrow as a
+ * ProxyCommand until someone typed the very chmod burrow can do itself; and a refusal does not
+ * un-read a token any more than a repair does, so the line says how to discard it (logout, and the
+ * proxy's sign-out page). What burrow cannot repair (a file or directory of another user) it
+ * refuses: such a file is not used, such a directory is an error (exit 11).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CredentialStoreError } from '../errors.js';
 import { ensureDir } from './ensure-dir.js';
@@ -31,6 +43,21 @@ export interface FileStoreOptions {
    * a function that prints `text.credentialFileCorrupt(path)`.
    */
   onCorrupt?: ((path: string) => void) | undefined;
+  /**
+   * Receives the line about a file or directory that other users could use and that burrow made
+   * private again (or a file it could not, and so does not use); once per path and store. Said at
+   * once, even by a tunnel that only reads its token.
+   */
+  onInsecure?: ((line: string) => void) | undefined;
+}
+
+/** What reading an entry found: its text, and its mode if that let other users in. */
+interface EntryRead {
+  raw: string;
+  /** The permission bits found, when group or others had any; the file is 0600 now unless `unrepaired`. */
+  loose?: number | undefined;
+  /** Why the loose mode could not be changed (a file of another user). */
+  unrepaired?: unknown;
 }
 
 /** The entry's file name: a hash, so origins with `:` and `/` make portable names of fixed length. */
@@ -81,12 +108,17 @@ export class FileStore implements CredentialStore {
   readonly #root: string;
   readonly #dir: string;
   readonly #onCorrupt: ((path: string) => void) | undefined;
+  readonly #onInsecure: ((line: string) => void) | undefined;
+  readonly #warned = new Set<string>();
+  /** The directory check of reads, once per store: a ProxyCommand reads one entry and goes. */
+  #directoriesChecked: Promise<void> | undefined;
 
   /** `dir` is burrow's cache directory (see `cacheDir` in select.ts); entries go in `dir/credentials`. */
   constructor(dir: string, options: FileStoreOptions = {}) {
     this.#root = dir;
     this.#dir = join(dir, 'credentials');
     this.#onCorrupt = options.onCorrupt;
+    this.#onInsecure = options.onInsecure;
   }
 
   /** The credentials directory. */
@@ -100,11 +132,13 @@ export class FileStore implements CredentialStore {
   }
 
   async get(proxy: string): Promise<StoredCredential | undefined> {
+    await this.#checkDirectories();
     const path = this.path(proxy);
-    const raw = await this.#read(path);
-    if (raw === undefined) return undefined;
-    const credential = decodeCredential(raw, proxy);
+    const entry = await this.#read(path);
+    if (entry === undefined) return undefined;
+    const credential = decodeCredential(entry.raw, proxy);
     if (credential === undefined) this.#onCorrupt?.(path);
+    if (credential === undefined || !this.#usable(path, entry, credential.proxy)) return undefined;
     return credential;
   }
 
@@ -129,21 +163,24 @@ export class FileStore implements CredentialStore {
   }
 
   async delete(proxy: string): Promise<boolean> {
+    await this.#checkDirectories();
     return this.#remove(this.path(proxy));
   }
 
   async list(): Promise<CredentialSummary[]> {
+    await this.#checkDirectories();
     const summaries: CredentialSummary[] = [];
     for (const name of await this.#names()) {
       if (!ENTRY.test(name)) continue;
       const path = join(this.#dir, name);
-      const raw = await this.#read(path);
-      if (raw === undefined) continue; // removed since readdir
-      const credential = decodeCredential(raw);
+      const entry = await this.#read(path);
+      if (entry === undefined) continue; // removed since readdir
+      const credential = decodeCredential(entry.raw);
       if (credential === undefined || entryName(credential.proxy) !== name) {
         this.#onCorrupt?.(path);
         continue;
       }
+      if (!this.#usable(path, entry, credential.proxy)) continue;
       summaries.push(summarize(credential));
     }
     return summaries.sort((a, b) => (a.proxy < b.proxy ? -1 : a.proxy > b.proxy ? 1 : 0));
@@ -151,6 +188,7 @@ export class FileStore implements CredentialStore {
 
   /** Removes every entry, damaged ones and leftover temporary files too (they hold tokens). */
   async clear(): Promise<number> {
+    await this.#checkDirectories();
     let removed = 0;
     for (const name of await this.#names()) {
       const entry = ENTRY.test(name);
@@ -160,12 +198,81 @@ export class FileStore implements CredentialStore {
     return removed;
   }
 
-  async #read(path: string): Promise<string | undefined> {
+  /** Reads an entry through one descriptor: its mode is checked and repaired on the file that is read. */
+  async #read(path: string): Promise<EntryRead | undefined> {
+    let handle: Awaited<ReturnType<typeof open>>;
     try {
-      return await readFile(path, 'utf8');
+      handle = await open(path, 'r');
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return undefined;
       throw this.#failure('read', path, error);
+    }
+    try {
+      const entry: EntryRead = { raw: '' };
+      const mode = (await handle.stat()).mode & 0o777;
+      if (!isWindows && (mode & 0o077) !== 0) {
+        entry.loose = mode;
+        await handle.chmod(0o600).catch((error: unknown) => (entry.unrepaired = error));
+      }
+      entry.raw = await handle.readFile('utf8');
+      return entry;
+    } catch (error) {
+      throw this.#failure('read', path, error);
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  }
+
+  /** Says what a loose mode meant; false when the entry must not be used (it is still open to others). */
+  #usable(path: string, entry: EntryRead, proxy: string): boolean {
+    if (entry.loose === undefined) return true;
+    if (entry.unrepaired !== undefined) {
+      this.#insecure(path, text.credentialFileNotPrivate(path, octal(entry.loose), describe(entry.unrepaired)));
+      return false;
+    }
+    this.#insecure(path, text.credentialFileRepaired(path, proxy, octal(entry.loose)));
+    return true;
+  }
+
+  #insecure(path: string, line: string): void {
+    if (this.#warned.has(path)) return;
+    this.#warned.add(path);
+    this.#onInsecure?.(line);
+  }
+
+  #checkDirectories(): Promise<void> {
+    this.#directoriesChecked ??= this.#tighten();
+    return this.#directoriesChecked;
+  }
+
+  /**
+   * Makes the cache and credentials directories 0700 where they exist and are looser, with one line
+   * each. One that cannot be made private (another user's) is an error: files in a directory others
+   * may write to can be swapped, and a listing of one others may read names every proxy.
+   */
+  async #tighten(): Promise<void> {
+    // Windows has no such modes (its ACLs already limit a profile's AppData to its user).
+    if (isWindows) return;
+    for (const dir of [this.#root, this.#dir]) {
+      let mode: number;
+      try {
+        const info = await stat(dir);
+        if (!info.isDirectory()) continue; // reads and writes report what is in the way
+        mode = info.mode & 0o777;
+      } catch (error) {
+        if (errorCode(error) === 'ENOENT') continue;
+        throw this.#failure('read', dir, error);
+      }
+      if ((mode & 0o077) === 0) continue;
+      try {
+        await chmod(dir, 0o700);
+      } catch (error) {
+        throw new CredentialStoreError(text.credentialDirNotPrivate(dir, octal(mode), describe(error)), {
+          hint: text.credentialDirNotPrivateHint(dir),
+          cause: error,
+        });
+      }
+      this.#insecure(dir, text.credentialDirRepaired(dir, octal(mode)));
     }
   }
 
@@ -192,15 +299,11 @@ export class FileStore implements CredentialStore {
   async #ensureDirectory(): Promise<void> {
     try {
       await ensureDir(this.#dir, 0o700);
-      // mkdir's mode only applies to directories it creates. Windows has no such modes (its ACLs
-      // already limit a profile's AppData to its user).
-      if (isWindows) return;
-      for (const dir of [this.#root, this.#dir]) {
-        if (((await stat(dir)).mode & 0o077) !== 0) await chmod(dir, 0o700);
-      }
     } catch (error) {
       throw this.#failure('save', this.#dir, error);
     }
+    // mkdir's mode only applies to directories it creates; ones that existed are checked here.
+    await this.#tighten();
   }
 
   #failure(action: 'read' | 'save' | 'remove' | 'list', where: string, error: unknown): CredentialStoreError {
@@ -209,6 +312,11 @@ export class FileStore implements CredentialStore {
       cause: error,
     });
   }
+}
+
+/** A mode as chmod takes it: `0644`. */
+function octal(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
 }
 
 function errorCode(error: unknown): string | undefined {

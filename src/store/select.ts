@@ -29,6 +29,11 @@ export interface SelectStoreOptions {
   env: NodeJS.ProcessEnv;
   /** Receives the one fallback line (auto without a keychain) and lines about damaged credential files. */
   warn: (line: string) => void;
+  /**
+   * Receives lines that must be said at once, even by a command that only reads (a credential
+   * file or directory that was open to other users); default `warn`.
+   */
+  warnNow?: ((line: string) => void) | undefined;
   /** Bound on each keychain call (tests shorten it). */
   keychainTimeoutMs?: number | undefined;
   /** The proxy whose credential is read first, if known: lets a working keychain skip its probe. */
@@ -46,7 +51,7 @@ export async function selectStore(options: SelectStoreOptions): Promise<Credenti
     warned.add(path);
     warn(text.credentialFileCorrupt(path));
   };
-  const files = () => new FileStore(cacheDir(env), { onCorrupt });
+  const files = () => new FileStore(cacheDir(env), { onCorrupt, onInsecure: options.warnNow ?? warn });
   if (choice === 'file') return files();
 
   const keychain = await loadKeychain({ env, timeoutMs: options.keychainTimeoutMs, peek: options.peek });

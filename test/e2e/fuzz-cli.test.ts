@@ -119,7 +119,7 @@ const COMMANDS: Record<string, { positional: (rng: Rng) => string[]; flags: Flag
     positional: (rng) => [sc(rng, PROXY_URLS, 30)],
     flags: [['--connect-timeout', (rng) => sc(rng, SECONDS, 8)], ...PROXY_FLAGS, ...SIGN_IN_FLAGS, ...TLS_FLAGS, ...LOG_FLAGS],
   },
-  logout: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: SIGN_IN_FLAGS },
+  logout: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: [['--browser'], ...SIGN_IN_FLAGS] },
   'ssh-config': {
     positional: (rng) => [sc(rng, ['git.corp.test', '*.corp.test', 'a b !c', ...PROXY_URLS, ...DESTINATIONS], 30)],
     flags: [
@@ -137,7 +137,7 @@ const COMMANDS: Record<string, { positional: (rng: Rng) => string[]; flags: Flag
       ...TLS_FLAGS,
     ],
   },
-  status: { positional: () => [], flags: SIGN_IN_FLAGS },
+  status: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: SIGN_IN_FLAGS },
   cache: { positional: (rng) => [sc(rng, ['location', 'clear'], 10)], flags: SIGN_IN_FLAGS },
 };
 
@@ -238,9 +238,16 @@ async function runInProcess({ argv, env }: CliCase): Promise<CliOutcome> {
 /** Exit codes a command line can end with here: ok, usage, or interrupted (the pressed Ctrl-C). */
 const EXPECTED = new Set<number>([ExitCode.ok, ExitCode.usage, ExitCode.interrupted]);
 
-function checkContract(outcome: CliOutcome, what: string): string {
+/** `burrow status` with nothing usable cached (the fuzz cache is empty) exits 3, as documented. */
+const NOT_SIGNED_IN = (argv: readonly string[] | undefined) => argv?.[0] === 'status';
+
+function checkContract(outcome: CliOutcome, what: string, argv?: readonly string[]): string {
   const { code, stdout, stderr } = outcome;
   assert.doesNotMatch(stderr, STACK, `${what}: no stack trace:\n${stderr}`);
+  if (code === ExitCode.authRequired && NOT_SIGNED_IN(argv)) {
+    assert.match(stderr.trim().split('\n').at(-1)!, /^burrow: error: .+ — .+$/, `${what}: status ends with message — hint`);
+    return 'not signed in';
+  }
   assert.ok(EXPECTED.has(code), `${what}: exit ${code} (expected 0, 2 or 130); stderr:\n${stderr}`);
   for (const line of stderr.split('\n').filter(Boolean)) assert.match(line, /^burrow: /, `${what}: every stderr line is burrow's: ${JSON.stringify(line)}`);
   if (code === ExitCode.usage) {
@@ -263,7 +270,7 @@ describe('fuzz: the command line', () => {
       // Let a stopped listener or an aborted tunnel finish its callbacks inside this case.
       await new Promise((resolve) => setImmediate(resolve));
       wire.check();
-      const label = checkContract(outcome, 'in-process');
+      const label = checkContract(outcome, 'in-process', input.argv);
       if (label === 'usage error') usageErrors.push({ input, stderr: outcome.stderr });
       return label;
     });

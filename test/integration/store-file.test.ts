@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { ExitCode } from '../../src/errors.js';
+import { type CredentialStoreError, ExitCode } from '../../src/errors.js';
+import { text } from '../../src/output/messages.js';
 import { entryName, FileStore } from '../../src/store/file.js';
 import { cacheDir } from '../../src/store/cache-dir.js';
 import { parseStoreChoice, selectStore } from '../../src/store/select.js';
@@ -32,6 +34,23 @@ function credential(proxy = PROXY, token = TOKEN): StoredCredential {
 }
 
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
+const run = promisify(execFile);
+
+/** Why the immutable-file case cannot run here (it needs root and a file system with chattr +i), or false. */
+function immutableSkip(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (chattr +i)';
+  const probe = join(tmpdir(), `burrow-chattr-${process.pid}`);
+  try {
+    writeFileSync(probe, '');
+    execFileSync('chattr', ['+i', probe], { stdio: 'ignore' });
+    execFileSync('chattr', ['-i', probe], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'chattr +i is not available on this file system';
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
 
 describe('FileStore', () => {
   it('stores, reads, lists, deletes and clears', async () => {
@@ -96,6 +115,78 @@ describe('FileStore', () => {
     assert.equal(await mode(dir), 0o700);
     assert.equal(await mode(store.location()), 0o700);
     assert.equal(await mode(store.path(PROXY)), 0o600);
+  });
+
+  it('a credential file other users can read is made 0600 again and used, with one line naming it and its proxy', async () => {
+    const dir = await tempDir();
+    await new FileStore(dir).set(credential());
+    await new FileStore(dir).set(credential(OTHER, 'other-token'));
+    await chmod(join(dir, 'credentials', entryName(PROXY)), 0o644); // as a copy or a restored backup leaves it
+    await chmod(join(dir, 'credentials', entryName(OTHER)), 0o640);
+    const said: string[] = [];
+    const store = new FileStore(dir, { onInsecure: (line) => said.push(line) });
+    assert.deepEqual(await store.get(PROXY), credential());
+    assert.deepEqual(said, [text.credentialFileRepaired(store.path(PROXY), PROXY, '0644')]);
+    assert.equal(await mode(store.path(PROXY)), 0o600);
+    assert.equal((await store.get(PROXY))?.token, TOKEN);
+    assert.equal(said.length, 1, 'said once');
+    // Listing checks every entry the same way.
+    assert.deepEqual((await store.list()).map((c) => c.proxy), [OTHER, PROXY]);
+    assert.deepEqual(said.slice(1), [text.credentialFileRepaired(store.path(OTHER), OTHER, '0640')]);
+    assert.equal(await mode(store.path(OTHER)), 0o600);
+    // A file only its owner can use, 0400 say, is left as it is.
+    await chmod(store.path(OTHER), 0o400);
+    const quiet: string[] = [];
+    assert.equal((await new FileStore(dir, { onInsecure: (line) => quiet.push(line) }).get(OTHER))?.token, 'other-token');
+    assert.deepEqual(quiet, []);
+    assert.equal(await mode(store.path(OTHER)), 0o400);
+  });
+
+  it('loose cache and credentials directories are made 0700 on any use, not only on a save, one line each', async () => {
+    const dir = await tempDir();
+    await new FileStore(dir).set(credential());
+    await chmod(dir, 0o755);
+    await chmod(join(dir, 'credentials'), 0o777);
+    for (const use of [(s: FileStore) => s.get(PROXY), (s: FileStore) => s.list(), (s: FileStore) => s.delete(OTHER), (s: FileStore) => s.clear()]) {
+      await chmod(dir, 0o755);
+      await chmod(join(dir, 'credentials'), 0o777);
+      const said: string[] = [];
+      const store = new FileStore(dir, { onInsecure: (line) => said.push(line) });
+      await use(store);
+      await use(store);
+      assert.deepEqual(said, [text.credentialDirRepaired(dir, '0755'), text.credentialDirRepaired(join(dir, 'credentials'), '0777')]);
+      assert.equal(await mode(dir), 0o700);
+      assert.equal(await mode(store.location()), 0o700);
+    }
+  });
+
+  it('a file it cannot make private is not used (and says so); a directory it cannot is an error (exit 11)', { skip: immutableSkip() }, async () => {
+    const dir = await tempDir();
+    const said: string[] = [];
+    const store = new FileStore(dir, { onInsecure: (line) => said.push(line) });
+    await store.set(credential());
+    const file = store.path(PROXY);
+    await chmod(file, 0o644);
+    // Root can chmod anything but an immutable file (chattr +i): as a file of another user is to its reader.
+    await run('chattr', ['+i', file]);
+    try {
+      assert.equal(await store.get(PROXY), undefined);
+      assert.deepEqual(said, [text.credentialFileNotPrivate(file, '0644', 'permission denied')]);
+      assert.deepEqual(await store.list(), []);
+    } finally {
+      await run('chattr', ['-i', file]);
+    }
+    await chmod(store.location(), 0o755);
+    await run('chattr', ['+i', store.location()]);
+    try {
+      const error = await new FileStore(dir).get(PROXY).then(() => undefined, (e: unknown) => e as CredentialStoreError);
+      assert.equal(error?.code, 'BURROW_CREDENTIAL_STORE');
+      assert.equal(error?.exitCode, ExitCode.credentialStore);
+      assert.equal(error?.message, text.credentialDirNotPrivate(store.location(), '0755', 'permission denied'));
+      assert.equal(error?.hint, text.credentialDirNotPrivateHint(store.location()));
+    } finally {
+      await run('chattr', ['-i', store.location()]);
+    }
   });
 
   it('replaces entries atomically: 200 racing writers, a reader never sees a partial file', async () => {

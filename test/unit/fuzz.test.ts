@@ -335,7 +335,7 @@ function jwtCase(rng: Rng): string {
   ])();
 }
 
-const EXPIRY_TEXT = /^(no expiry|expires in \d+ (s|min|h|days)|expired \d+ (s|min|h|days) ago)$/;
+const EXPIRY_TEXT = /^(no expiry known|expires in \d+ (s|min|h|days)|expired \d+ (s|min|h|days) ago)$/;
 
 function checkJwt(token: string): string {
   const info = tokenInfo(token);

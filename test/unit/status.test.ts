@@ -44,7 +44,9 @@ describe('statusToError: one mapping from the proxy answer to an error', () => {
     assert.equal(error?.exitCode, ExitCode.accessDenied);
     assert.equal(error?.message, text.accessDenied(P, D, 'alice@corp.test'));
     assert.equal(error?.hint, text.accessDeniedHint(P, 'alice@corp.test'));
-    assert.match(error?.hint ?? '', /burrow logout https:\/\/proxy\.test:8443/);
+    assert.match(error?.hint ?? '', /burrow logout --browser https:\/\/proxy\.test:8443"/);
+    // A real Pomerium keeps its own browser session: the hint names the page that ends it.
+    assert.match(error?.hint ?? '', /https:\/\/proxy\.test:8443\/\.pomerium\/sign_out/);
   });
   it("takes the transport's advice for a status with no meaning of its own", () => {
     const error = statusToError({ status: 405, reason: 'Method Not Allowed', headers: {} }, subject, { unexpectedHint: (status) => `hint for ${status}` });

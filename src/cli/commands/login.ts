@@ -1,7 +1,4 @@
-/**
- * `burrow login <proxy-url>` signs in ahead of time; `burrow logout [proxy-url]` forgets one or
- * every cached sign-in.
- */
+/** `burrow login <proxy-url>` signs in ahead of time (`logout.ts` forgets sign-ins). */
 import type { Command } from 'commander';
 import { tokenInfo } from '../../auth/jwt.js';
 import { formatExpiry } from '../../output/format.js';
@@ -10,7 +7,6 @@ import { parseProxyUrl } from '../destination.js';
 import { addFlags } from '../flags.js';
 import { commandLogger, type LogValues, proxyAccess, type ProxyAccessValues } from '../proxy-access.js';
 import type { Runtime } from '../runtime.js';
-import { type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
 
 interface LoginValues extends ProxyAccessValues, LogValues {}
 
@@ -33,27 +29,6 @@ export function registerLogin(program: Command, runtime: Runtime): void {
       logger.notice(text.signedIn(proxy.origin, info.user, formatExpiry(info.expiresAt, Date.now())));
     } finally {
       off();
-    }
-  });
-
-  const logout = program
-    .command('logout')
-    .description('forget the cached sign-in for a proxy, or every cached sign-in')
-    .argument('[proxy-url]', 'the proxy to sign out of (default: all)');
-  addFlags(logout, 'logout');
-  logout.action(async (url: string | undefined, values: SignInValues) => {
-    const logger = commandLogger({}, runtime, 'info');
-    // Validated before the store is opened: its fallback warning must not precede a usage error.
-    const proxy = url === undefined ? undefined : parseProxyUrl(url, 'proxy URL');
-    const store = await storeOpener(signInSettings(values), runtime, logger)();
-    if (proxy === undefined) {
-      logger.notice(text.loggedOutAll(await store.clear()));
-      return;
-    }
-    if (await store.delete(proxy.origin)) {
-      logger.notice(text.loggedOut(proxy.origin));
-    } else {
-      logger.notice(text.notSignedIn(proxy.origin));
     }
   });
 }

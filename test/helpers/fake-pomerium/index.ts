@@ -89,6 +89,8 @@ export interface FakePomeriumStats {
   signIns: number;
   /** Calls to /.pomerium/api/v1/login. */
   loginRequests: number;
+  /** Visits of the sign-out page, GET /.pomerium/sign_out. */
+  signOuts: number;
   /** HTTP Upgrade requests received (WebSocket handshakes), answered or not. */
   upgrades: number;
   /** Answered upgrades by status (101 = a WebSocket tunnel opened); canned `raw` answers count as 0. */
@@ -196,6 +198,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     connectsByStatus: {},
     signIns: 0,
     loginRequests: 0,
+    signOuts: 0,
     upgrades: 0,
     upgradesByStatus: {},
     pingsReceived: 0,

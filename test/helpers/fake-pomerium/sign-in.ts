@@ -1,7 +1,8 @@
 /**
  * The sign-in endpoints (docs/protocol.md, "Sign-in"): the login API that hands out the sign-in
  * address, the sign-in page with its form, and what the identity provider and Pomerium's
- * callback do together once it is submitted: a token, and a redirect back to the client.
+ * callback do together once it is submitted: a token, and a redirect back to the client; and the
+ * sign-out page.
  */
 import type { IncomingMessage } from 'node:http';
 import type { ProxyContext } from './context.js';
@@ -43,6 +44,15 @@ export function serveSignIn(ctx: ProxyContext, endpoint: string, query: URLSearc
           completeSignIn(ctx, redirect, form.get('email'), send);
         })
         .catch(() => req.socket.destroy());
+      return true;
+    }
+    case 'GET /.pomerium/sign_out': {
+      // Where a real Pomerium ends its own browser session (a cookie, apart from any token a
+      // client holds). This proxy keeps no browser session: it counts the visit and says so.
+      ctx.stats.signOuts++;
+      send(200, '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head><body><h1>Signed out</h1></body></html>\n', {
+        'Content-Type': 'text/html; charset=utf-8',
+      });
       return true;
     }
     default:
