@@ -42,6 +42,19 @@ export interface FakePomeriumOptions {
   routes?: FakeRoute[];
   /** Lifetime of tokens issued by the sign-in flow; default 3600. */
   tokenTtlSeconds?: number;
+  /**
+   * Extra claims in the tokens the sign-in flow issues (e.g. many `groups`: real Pomerium tokens
+   * of users in many groups run past 4 KiB); `noExpiry` issues them without `exp`, as Pomerium
+   * does since v0.32.6.
+   */
+  signInClaims?: Record<string, unknown>;
+  noExpiry?: boolean;
+  /**
+   * `/.pomerium/api/v1/routes`, where clients check a token: `true` (default) answers it as
+   * Pomerium does (200 with the routes for a valid token, 401 for an invalid one, 302 to the
+   * sign-in page without one); `false` answers 404, as an older proxy without it.
+   */
+  routesApi?: boolean;
   /** Email pre-filled in the sign-in form and used by `?submit=1` without `email`; default alice@corp.test. */
   signInEmail?: string;
   /** Answer to a CONNECT without a valid token: 302 (default, with Location), 401, 307… */
@@ -81,6 +94,8 @@ export interface FakePomeriumStats {
   signIns: number;
   /** Calls to /.pomerium/api/v1/login. */
   loginRequests: number;
+  /** Calls to /.pomerium/api/v1/routes, by the status answered. */
+  routesRequests: Record<number, number>;
   /** HTTP Upgrade requests received (WebSocket handshakes), answered or not. */
   upgrades: number;
   /** Answered upgrades by status (101 = a WebSocket tunnel opened); canned `raw` answers count as 0. */
@@ -188,6 +203,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     connectsByStatus: {},
     signIns: 0,
     loginRequests: 0,
+    routesRequests: {},
     upgrades: 0,
     upgradesByStatus: {},
     pingsReceived: 0,
@@ -205,6 +221,9 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     cert: options.cert ?? readFixture('proxy.pem'),
     key: options.key ?? readFixture('proxy-key.pem'),
     ALPNProtocols: ['http/1.1'],
+    // Envoy (in front of Pomerium) takes 60 KiB of request headers; Node's default is 16 KiB, less
+    // than the Authorization header of a token with many groups.
+    maxHeaderSize: 64 * 1024,
     ...(options.requireClientCert ? { requestCert: true, rejectUnauthorized: true, ca: readFixture('client-ca.pem') } : {}),
     ...options.tlsOptions,
   });

@@ -55,7 +55,12 @@ export function serveSignIn(ctx: ProxyContext, endpoint: string, query: URLSearc
  * browser back to the client's loopback URL with `pomerium_jwt` added to its query.
  */
 function completeSignIn(ctx: ProxyContext, redirect: string, email: string | null, send: Send): void {
-  const jwt = ctx.tokens.mintToken({ email: email || ctx.settings.signInEmail, ttlSeconds: ctx.settings.tokenTtlSeconds });
+  const jwt = ctx.tokens.mintToken({
+    email: email || ctx.settings.signInEmail,
+    ttlSeconds: ctx.settings.tokenTtlSeconds,
+    noExpiry: ctx.settings.noExpiry,
+    extraClaims: ctx.settings.signInClaims,
+  });
   ctx.stats.signIns++;
   const back = new URL(redirect);
   // Appended by hand: rebuilding through URLSearchParams would re-encode the client's own
