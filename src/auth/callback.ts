@@ -44,7 +44,8 @@ export async function startCallbackServer(proxyOrigin: string): Promise<Callback
   let done = false;
   // Set once listening; read from here because server.address() is null once closed.
   let port = 0;
-  const server = http.createServer((req, res) => {
+  // Room for the long tokens of users in many groups (Node's default is 16 KiB of request head).
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     res.setHeader('Connection', 'close');
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Referrer-Policy', 'no-referrer');

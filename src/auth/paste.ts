@@ -199,7 +199,7 @@ export function readPastedToken(options: PasteOptions): PasteReader {
   const editor = new LineEditor();
   const attempts = options.attempts ?? PASTE_ATTEMPTS;
   let refused = 0;
-  let busy = false;
+  let queue = Promise.resolve();
   let done = false;
   let resolve!: (token: string) => void;
   let reject!: (error: Error) => void;
@@ -251,16 +251,15 @@ export function readPastedToken(options: PasteOptions): PasteReader {
         logger.notice(text.pasteClosed);
         return;
       }
-      // One at a time: what is pasted while a token is being checked is dropped.
-      if (busy) continue;
-      busy = true;
-      consider(action.line)
+      // One at a time, in order: lines pasted while a token is being checked wait their turn.
+      const line = action.line;
+      queue = queue
+        .then(() => (done ? undefined : consider(line)))
         .catch((error: unknown) => {
           if (done) return;
           close();
           reject(error as Error);
-        })
-        .finally(() => (busy = false));
+        });
     }
   };
   terminal.input.on('data', onData);
