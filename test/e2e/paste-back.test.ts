@@ -128,6 +128,20 @@ describe('pasting the final address back on the terminal', () => {
     await term.stop();
   });
 
+  it('as an ssh ProxyCommand (stdin not the terminal): the bare token pasted on /dev/tty opens the tunnel', async () => {
+    const cache = tempDir('burrow-paste-');
+    const burrow = [process.execPath, BURROW_BIN, ...world.tcpArgs(), '--listen', '-', '--no-browser'].map(shQuote).join(' ');
+    const term = runInTerminal(['sh', '-c', `${burrow} < /dev/null; echo "burrow-exit=$?"; stty -a`], terminalEnv(cache));
+    const finalAddress = await signInElsewhere(await printedSignInUrl(term), world.proxy);
+    const token = new URL(finalAddress).searchParams.get('pomerium_jwt')!;
+    term.write(`${token}\r`);
+    await eventually(() => /burrow-exit=\d+/.test(term.screen()) && /speed/.test(term.screen()), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
+    assert.match(term.screen(), /burrow-exit=0/);
+    assert.deepEqual(storedTokens(cache), [token]);
+    assertTerminalRestored(term.screen());
+    assertTokenNotShown(term.screen(), token);
+  });
+
   it('Ctrl-C while pasting cancels the sign-in (exit 130), stores nothing and gives the terminal back', async () => {
     const cache = tempDir('burrow-paste-');
     const term = burrowThenStty(['login', world.proxy.url, '--alternate-ca-path', world.proxy.caPath, '--no-browser'], cache);
