@@ -78,9 +78,10 @@ export class Credentials {
 
   /**
    * The proxy said `rejected` is no good (or there was none): forget it and get a fresh token,
-   * signing in unless another tunnel or process already did.
+   * signing in unless another tunnel or process already did. `status` is the proxy's answer
+   * (302, 401), for the line that says why a sign-in starts.
    */
-  renew(proxy: ProxyEndpoint, rejected: string | undefined, signal?: AbortSignal): Promise<string> {
+  renew(proxy: ProxyEndpoint, rejected: string | undefined, signal?: AbortSignal, status?: number): Promise<string> {
     const origin = proxy.origin;
     // Registered synchronously, before any await, so concurrent tunnels all join this one.
     const pending = this.#signingIn.get(origin);
@@ -88,7 +89,11 @@ export class Credentials {
     const flight = (async () => {
       const current = await this.#cached(origin);
       if (current && current.token !== rejected) return current.token;
-      if (rejected !== undefined) await this.forget(origin, rejected);
+      if (rejected !== undefined) {
+        // Said before the browser opens, so a sign-in out of the blue has its reason on screen.
+        this.#options.logger.notice(text.cachedSignInRefused(origin, status));
+        await this.forget(origin, rejected);
+      }
       return this.#signInOnce(proxy, signal);
     })().finally(() => this.#signingIn.delete(origin));
     this.#signingIn.set(origin, flight);

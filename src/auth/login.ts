@@ -3,23 +3,20 @@
  * for the sign-in URL, the browser (or a printed URL), and the token coming back, either to the
  * callback or pasted on the terminal by a user whose browser is on another device.
  *
- * The login API call travels the same dial path as tunnels (src/net/dial.ts), through undici
- * with a custom connector, so TLS flags and (later) forward proxies apply to it too.
+ * The login API call travels the same dial path as tunnels (src/net/api-client.ts), so TLS flags
+ * and forward proxies apply to it too. The pasted token is read and checked in paste.ts.
  */
-import { closeSync, openSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import tty from 'node:tty';
 import { BurrowError, LoginError } from '../errors.js';
-import { dialProxy } from '../net/dial.js';
+import { proxyApiClient } from '../net/api-client.js';
 import type { RouteOptions } from '../net/route.js';
-import { formatAuthority, type ProxyEndpoint } from '../target.js';
+import type { ProxyEndpoint } from '../target.js';
 import type { Logger } from '../output/log.js';
 import { duration } from '../output/format.js';
 import { text } from '../output/messages.js';
 import { type BrowserOptions, browserName, chooseBrowser, openUrl } from './browser.js';
 import { startCallbackServer } from './callback.js';
-import { JWT_SHAPE } from './jwt.js';
-import { importExternal } from '../external.js';
+import { readPastedToken } from './paste.js';
+import { checkToken } from './verify.js';
 
 export interface SignInOptions {
   proxy: ProxyEndpoint;
@@ -40,27 +37,7 @@ const MAX_LOGIN_BODY = 16 * 1024;
 
 /** Asks the proxy where to sign in: `GET /.pomerium/api/v1/login?pomerium_redirect_uri=…`. */
 export async function fetchSignInUrl(options: SignInOptions, redirectUri: string): Promise<string> {
-  const { Client } = await importExternal<typeof import('undici')>('undici');
-  const { proxy, route } = options;
-  const client = new Client(proxy.origin, {
-    connect: (_opts, callback) => {
-      dialProxy({
-        endpoint: proxy,
-        alpn: ['http/1.1'],
-        // The request is for the proxy itself.
-        label: formatAuthority(proxy.host, proxy.port),
-        tls: route.tls,
-        forward: route.forward,
-        deadline: Date.now() + route.connectTimeoutMs,
-        signal: options.signal,
-      }).then(
-        (socket) => callback(null, socket),
-        (error: Error) => callback(error, null),
-      );
-    },
-    headersTimeout: route.connectTimeoutMs,
-    bodyTimeout: route.connectTimeoutMs,
-  });
+  const client = await proxyApiClient(options.proxy, options.route, options.signal);
   try {
     const path = `${LOGIN_PATH}?${new URLSearchParams({ pomerium_redirect_uri: redirectUri })}`;
     const response = await client.request({ method: 'GET', path, signal: options.signal });
@@ -94,52 +71,6 @@ function aborted(proxy: ProxyEndpoint): LoginError {
   return new LoginError('BURROW_LOGIN_ABORTED', text.loginAborted(proxy.origin));
 }
 
-/** Takes the token out of what a user pasted: the final address, or the bare token. */
-export function tokenFromPaste(line: string): string | undefined {
-  const value = line.trim();
-  if (JWT_SHAPE.test(value)) return value;
-  try {
-    const jwt = new URL(value).searchParams.get('pomerium_jwt');
-    return jwt && JWT_SHAPE.test(jwt) ? jwt : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Reads pasted lines from the controlling terminal until one carries a token. stdin may be the
- * tunnel (ssh ProxyCommand), so this opens /dev/tty itself; without one it never resolves.
- */
-function pastedToken(logger: Logger): { token: Promise<string>; close(): void } {
-  let fd: number | undefined;
-  let input: tty.ReadStream;
-  try {
-    fd = openSync('/dev/tty', 'r');
-    input = new tty.ReadStream(fd);
-  } catch {
-    if (fd !== undefined) closeSync(fd);
-    return { token: new Promise(() => {}), close: () => {} };
-  }
-  const lines = createInterface({ input, terminal: false });
-  // A terminal that cannot be read (hung up, EIO) only ends pasting; the browser callback still works.
-  input.on('error', () => lines.close());
-  const token = new Promise<string>((resolve) => {
-    lines.on('line', (line) => {
-      if (line.trim() === '') return;
-      const jwt = tokenFromPaste(line);
-      if (jwt) resolve(jwt);
-      else logger.warn(text.pasteNotUnderstood);
-    });
-  });
-  return {
-    token,
-    close: () => {
-      lines.close();
-      input.destroy();
-    },
-  };
-}
-
 /** Runs one browser sign-in against `options.proxy` and resolves with the token. */
 export async function signIn(options: SignInOptions): Promise<string> {
   const { proxy, logger } = options;
@@ -151,7 +82,9 @@ export async function signIn(options: SignInOptions): Promise<string> {
     const launch = await openUrl(choice, signInUrl, options.env);
     const waitSeconds = Math.round(options.timeoutMs / 1000);
     const wait = duration(waitSeconds);
-    const paste = options.paste ? pastedToken(logger) : undefined;
+    const paste = options.paste
+      ? readPastedToken({ callbackUrl: callback.url, logger, check: (token) => checkToken(options, token) })
+      : undefined;
     if (paste) cleanups.push(paste.close);
     const instructions = () => logger.notice(paste ? text.pasteInstructions(wait) : text.waitingForBrowser(wait));
     if (!launch.started && launch.reason) logger.warn(text.browserFailed(browserName(choice), launch.reason));

@@ -188,3 +188,29 @@ export function parseProxyUrl(input: string, what: string): ProxyEndpoint {
   if (port === 0) throw fail(PORT_ZERO);
   return proxyEndpoint(url.protocol === 'https:' ? 'https' : 'http', host, port);
 }
+
+/**
+ * The proxy `burrow login` names: a proxy URL, a bare host (`proxy.corp.example.com`,
+ * `proxy:8443`; https is assumed) or the address of any page behind the proxy
+ * (`https://proxy/some/page?x`), of which only the origin counts.
+ */
+export function parseProxyOrigin(input: string, what: string): ProxyEndpoint {
+  const fail = (reason: string) =>
+    new UsageError(text.invalidUrl(what, input, reason), { code: 'BURROW_INVALID_URL', hint: text.proxyOriginForm });
+  const trimmed = input.trim();
+  if (trimmed === '') throw fail('it is empty');
+  const schemed = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(trimmed);
+  let url: URL;
+  try {
+    url = new URL(schemed ? trimmed : `https://${trimmed}`);
+  } catch {
+    throw fail(schemed ? 'it is not a valid URL' : 'it is neither a host name nor a URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw fail(`the scheme "${url.protocol}//" is not supported`);
+  if (url.username || url.password) throw fail('credentials in the URL are not allowed');
+  const { host, port } = urlHostPort(url);
+  const bad = checkHost(host);
+  if (bad) throw fail(bad);
+  if (port === 0) throw fail(PORT_ZERO);
+  return proxyEndpoint(url.protocol === 'https:' ? 'https' : 'http', host, port);
+}

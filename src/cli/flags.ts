@@ -224,6 +224,13 @@ export const FLAGS: readonly FlagEntry[] = [
     configurable: false,
   },
   {
+    flags: '--force',
+    description: 'sign in again even when the cached sign-in still works',
+    commands: ['login'],
+    passOn: false,
+    configurable: false,
+  },
+  {
     flags: '--browser-cmd <program>',
     description: 'run <program> <sign-in URL> instead of $BROWSER or the default browser',
     commands: SIGN_IN,

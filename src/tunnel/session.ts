@@ -208,7 +208,7 @@ async function openSignedIn(options: SessionOptions, base: ConnectionFields): Pr
       throw new AuthRequiredError(error.message, { hint: text.serviceAccountRejectedHint, cause: error });
     }
     options.logger.event({ event: 'sign_in_required', ...base, status: error.status ?? null });
-    const fresh = await tokens.renew(target.proxy, token, signal);
+    const fresh = await tokens.renew(target.proxy, token, signal, error.status);
     try {
       return { tunnel: await transport.open({ target, token: fresh, signal }), token: fresh };
     } catch (retryError) {

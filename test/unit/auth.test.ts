@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chooseBrowser, commandArgs, parseBrowserCommand } from '../../src/auth/browser.js';
 import { EXPIRY_SKEW_SECONDS, isExpired, tokenInfo } from '../../src/auth/jwt.js';
-import { tokenFromPaste } from '../../src/auth/login.js';
+import { tokenFromPaste } from '../../src/auth/paste.js';
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const jwt = (claims: unknown) => `${b64({ alg: 'ES256' })}.${b64(claims)}.c2ln`;

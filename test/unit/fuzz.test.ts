@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { tokenFromPaste } from '../../src/auth/login.js';
+import { tokenFromPaste } from '../../src/auth/paste.js';
 import { EXPIRY_SKEW_SECONDS, JWT_SHAPE, isExpired, tokenInfo } from '../../src/auth/jwt.js';
 import { parseProxyUrl, parseTarget } from '../../src/cli/destination.js';
 import { formatAuthority, isLoopback, type ProxyEndpoint } from '../../src/target.js';

@@ -1,10 +1,10 @@
 /**
  * Plain HTTP requests (neither CONNECT nor an upgrade): recorded, answered by the `respond`
- * hook if it wants to, else /healthz, /.pomerium/api/v1/whoami, the sign-in endpoints
+ * hook if it wants to, else /healthz, /.pomerium/api/v1/whoami, /.pomerium/api/v1/routes, the sign-in endpoints
  * (sign-in.ts) or 404.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ProxyContext } from './context.js';
+import { countStatus, type ProxyContext } from './context.js';
 import { cannedAnswer } from './faults.js';
 import { type Send, serveSignIn } from './sign-in.js';
 import { readToken } from './tokens.js';
@@ -39,6 +39,23 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
       return send(200, 'ok');
     case 'GET /.pomerium/api/v1/whoami':
       return claims ? send(200, JSON.stringify(claims), { 'Content-Type': 'application/json' }) : send(401, 'not signed in\n');
+    case 'GET /.pomerium/api/v1/routes': {
+      // Pomerium (v0.33 on): 302 to sign in without a token, 401 for a token it does not accept.
+      const answer = (status: number, body: string, headers?: Record<string, string>) => {
+        countStatus(ctx.stats.routesRequests, status);
+        send(status, body, headers);
+      };
+      if (ctx.settings.routesApi === false) return answer(404, 'not found\n');
+      if (token === undefined) return answer(302, 'sign in\n', { Location: `${ctx.url}/.pomerium/sign_in` });
+      if (!claims) return answer(401, JSON.stringify({ error: 'invalid token' }), { 'Content-Type': 'application/json' });
+      const routes = ctx.routes.list().map((route, i) => ({
+        id: `route-${i + 1}`,
+        name: new URL(route.from).host,
+        type: route.from.startsWith('tcp+') ? 'tcp' : 'http',
+        from: route.from,
+      }));
+      return answer(200, JSON.stringify({ routes }), { 'Content-Type': 'application/json' });
+    }
     default:
       if (!serveSignIn(ctx, endpoint, requestUrl.searchParams, req, send)) send(404, 'not found\n');
   }

@@ -50,6 +50,16 @@ export interface FakePomeriumOptions {
    * `{ groups: [...] }` for the long tokens of users in many groups.
    */
   tokenClaims?: Record<string, unknown>;
+  /**
+   * `noExpiry` issues sign-in tokens without `exp`, as Pomerium does since v0.32.6.
+   */
+  noExpiry?: boolean;
+  /**
+   * `/.pomerium/api/v1/routes`, where clients check a token: `true` (default) answers it as
+   * Pomerium does (200 with the routes for a valid token, 401 for an invalid one, 302 to the
+   * sign-in page without one); `false` answers 404, as an older proxy without it.
+   */
+  routesApi?: boolean;
   /** Email pre-filled in the sign-in form and used by `?submit=1` without `email`; default alice@corp.test. */
   signInEmail?: string;
   /** Answer to a CONNECT without a valid token: 302 (default, with Location), 401, 307… */
@@ -91,6 +101,8 @@ export interface FakePomeriumStats {
   loginRequests: number;
   /** Visits of the sign-out page, GET /.pomerium/sign_out. */
   signOuts: number;
+  /** Calls to /.pomerium/api/v1/routes, by the status answered. */
+  routesRequests: Record<number, number>;
   /** HTTP Upgrade requests received (WebSocket handshakes), answered or not. */
   upgrades: number;
   /** Answered upgrades by status (101 = a WebSocket tunnel opened); canned `raw` answers count as 0. */
@@ -199,6 +211,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     signIns: 0,
     loginRequests: 0,
     signOuts: 0,
+    routesRequests: {},
     upgrades: 0,
     upgradesByStatus: {},
     pingsReceived: 0,

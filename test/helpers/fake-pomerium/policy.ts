@@ -60,6 +60,11 @@ export class RouteTable {
     return this.#tcp.get(authority);
   }
 
+  /** Every route, CONNECT ones first. */
+  list(): ParsedRoute[] {
+    return [...this.#tcp.values(), ...this.#ws.values()];
+  }
+
   /** The WebSocket route for a request path. */
   ws(path: string): ParsedRoute | undefined {
     return this.#ws.get(path);

@@ -68,6 +68,7 @@ function completeSignIn(ctx: ProxyContext, redirect: string, email: string | nul
   const jwt = ctx.tokens.mintToken({
     email: email || ctx.settings.signInEmail,
     ttlSeconds: ctx.settings.tokenTtlSeconds,
+    noExpiry: ctx.settings.noExpiry,
     extraClaims: ctx.settings.tokenClaims,
   });
   ctx.stats.signIns++;

@@ -12,7 +12,8 @@ export interface TokenClaims {
   sub: string;
   email: string;
   iat: number;
-  exp: number;
+  /** Absent from tokens minted with `noExpiry` (Pomerium's since v0.32.6 carry none). */
+  exp?: number;
   [claim: string]: unknown;
 }
 
@@ -23,6 +24,8 @@ export interface MintTokenOptions {
   sub?: string;
   /** Default 3600; zero or negative gives an already expired token. */
   ttlSeconds?: number;
+  /** No `exp` claim at all, as Pomerium's tokens since v0.32.6. */
+  noExpiry?: boolean;
   /** Added to the standard claims (which win on a clash). */
   extraClaims?: Record<string, unknown>;
 }
@@ -51,7 +54,7 @@ export function createTokenIssuer(url: string, urlHost: string): TokenIssuer {
         sub: mint.sub ?? email,
         email,
         iat,
-        exp: iat + (mint.ttlSeconds ?? 3600),
+        ...(mint.noExpiry ? {} : { exp: iat + (mint.ttlSeconds ?? 3600) }),
       };
       return signJwt(claims, privateKey);
     },
@@ -91,6 +94,7 @@ function verifyJwt(jwt: string, publicKey: KeyObject): TokenClaims | null {
     const valid = verify('sha256', Buffer.from(`${header}.${payload}`), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
     if (!valid) return null;
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as TokenClaims;
+    if (claims.exp === undefined) return claims;
     return typeof claims.exp === 'number' && Date.now() / 1000 < claims.exp ? claims : null;
   } catch {
     return null; // not base64url or not JSON: simply not a token of ours
