@@ -41,6 +41,23 @@ export const text = {
   emptyServiceAccount: (source: string) => `the service account token from ${source} is empty`,
   emptyServiceAccountHint: 'put the service account JWT in it, or leave it out to sign in with a browser',
 
+  // --- usage errors (commander's, in burrow's words) -------------------------------------------
+  unknownCommand: (name: string, under: string) => `unknown command ${q(name)}${under ? ` for ${under}` : ''}`,
+  unknownOption: (flag: string, under: string) => `unknown option ${q(flag)}${under ? ` for ${under}` : ''}`,
+  didYouMean: (suggestion: string, help: string) => `did you mean ${suggestion}? Run "${help}" for usage`,
+  missingArgument: (command: string, argument: string) => `${command} needs ${argument}`,
+  optionNeedsValue: (flag: string, form: string) => `${flag} needs a value (${form})`,
+  excessArguments: (command: string, expected: number, got: number) =>
+    `${command} takes ${expected === 0 ? 'no arguments' : expected === 1 ? '1 argument' : `${expected} arguments`}, not ${got}`,
+  excessArgumentsHint: (help: string) => `quote an argument that contains spaces; run "${help}" for usage`,
+  invalidChoice: (what: string, input: string, choices: string) => `invalid ${what} ${q(input)}: expected ${choices}`,
+  usageHint: (help: string) => `run "${help}" for usage`,
+
+  // --- standard output ----------------------------------------------------------------------------
+  outputFailed: (reason: string) => `could not write the output: ${reason}`,
+  outputFailedHint: 'the output is incomplete: free some space on the disk it goes to, or send it elsewhere',
+  listenerOutputFailed: (reason: string) => `could not write the listening address on stdout: ${reason}; the listener keeps serving`,
+
   // --- ssh-config -------------------------------------------------------------------------------
   sshConfigNeedsHost: (url: string) => `with a proxy URL (${url}), say which ssh hosts go through it`,
   sshConfigNeedsHostHint: 'add --host with an ssh Host pattern, for example --host "*.corp.example.com"',

@@ -1,0 +1,185 @@
+/**
+ * What a first user sees from the real binary before any tunnel opens: output into pipes that
+ * close early and onto a full device, usage errors as one line in burrow's words, refused
+ * headers, commands that store nothing, the spinner on a narrow terminal, and a start on a Node
+ * or a checkout that cannot run burrow. Real pipes (`sh -c` with a real `head`/`true`), real
+ * /dev/full, a real pty.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode } from '../../src/errors.js';
+import { text } from '../../src/output/messages.js';
+import { usageFromCommander } from '../../src/cli/main.js';
+import { BURROW_BIN, runBurrow, stopAll, tempDir } from '../helpers/burrow.js';
+import { shQuote } from '../helpers/sshd.js';
+import { startWorld, eventually } from '../helpers/world.js';
+
+const BURROW = `${shQuote(process.execPath)} ${shQuote(BURROW_BIN)}`;
+
+interface ShellResult {
+  /** burrow's own exit code (reported on fd 3 by the script). */
+  burrow: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `burrow <args> <tail>` through `sh -c`; burrow's own exit status comes back on stderr after
+ * a marker (sh has no PIPESTATUS). Bounded: SIGKILL after 20 s.
+ */
+async function shell(args: string, tail: string): Promise<ShellResult> {
+  const rcFile = `${tempDir('burrow-rc-')}/rc`;
+  // The status is written to a file by a wrapper around burrow alone, whatever follows the pipe.
+  const wrapped = `{ ${BURROW} ${args}; echo $? > ${shQuote(rcFile)}; } ${tail}; echo "@@burrow=$(cat ${shQuote(rcFile)})" >&2`;
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1' };
+  const child = spawn('sh', ['-c', wrapped], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await new Promise((resolve) => child.once('close', resolve));
+  clearTimeout(timer);
+  const match = /@@burrow=(\d+)\n$/.exec(stderr);
+  assert.ok(match, `no exit status reported; stderr: ${stderr}`);
+  return { burrow: Number(match[1]), stdout, stderr: stderr.slice(0, match.index) };
+}
+
+after(stopAll);
+
+describe('stdout into a pipe that closes, or onto a full device', () => {
+  it('a reader that exits before burrow writes (| true): exit 141, nothing on stderr', async () => {
+    for (const args of ['version', '--help', 'tcp --help', 'ssh-config host.corp.example.com', 'completion bash', 'cache location']) {
+      const result = await shell(args, '| true');
+      assert.equal(result.stderr, '', `${args}: ${result.stderr}`);
+      assert.equal(result.burrow, ExitCode.outputClosed, `${args}`);
+    }
+  });
+
+  it('a reader that takes part and leaves (| head, | grep -m1): what it read, no trace, 0 or 141', async () => {
+    const head = await shell('--help', '| head -3');
+    assert.equal(head.stderr, '');
+    assert.match(head.stdout, /^Usage: burrow /);
+    assert.equal(head.stdout.split('\n').length, 4);
+    assert.ok([0, 141].includes(head.burrow), `exit ${head.burrow}`);
+    const grep = await shell('tcp --help', '| grep -m1 -- --listen');
+    assert.equal(grep.stderr, '');
+    assert.match(grep.stdout, /^ {2}--listen <addr>/);
+    assert.ok([0, 141].includes(grep.burrow), `exit ${grep.burrow}`);
+  });
+
+  it('/dev/full: one line saying the output could not be written, exit 14', async () => {
+    for (const args of ['version', 'tcp --help', 'ssh-config host.corp.example.com']) {
+      const result = await shell(args, '> /dev/full');
+      assert.equal(result.stderr, `burrow: error: ${text.outputFailed('no space left on device')} — ${text.outputFailedHint}\n`, args);
+      assert.equal(result.burrow, ExitCode.output, args);
+    }
+  });
+
+  it('a listener whose address nobody reads (| head -c0) keeps serving, and says nothing of it', async () => {
+    const world = await startWorld();
+    const cache = tempDir('burrow-cache-');
+    const args = [...world.tcpArgs(), '--listen', '127.0.0.1:0'].map(shQuote).join(' ');
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache, BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
+    const child = spawn('sh', ['-c', `${BURROW} ${args} | head -c0`], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const closed = new Promise((resolve) => child.once('close', resolve));
+    try {
+      await eventually(() => /listening on 127\.0\.0\.1:\d+/.test(stderr), 15_000, () => `the listening line; stderr: ${stderr}`);
+      const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+      // head has exited by now: the address line met a closed pipe.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const echoed = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let got = '';
+        socket.setEncoding('utf8').on('data', (d: string) => {
+          got += d;
+          if (got.length >= 5) socket.end();
+        });
+        socket.on('error', reject).on('close', () => resolve(got));
+        socket.write('hello');
+        setTimeout(() => socket.destroy(new Error(`no echo within 10 s; stderr: ${stderr}`)), 10_000).unref();
+      });
+      assert.equal(echoed, 'hello');
+      assert.doesNotMatch(stderr, /EPIPE|Unhandled|at /);
+    } finally {
+      process.kill(-child.pid!, 'SIGTERM');
+      await closed;
+      await world.close();
+    }
+  });
+});
+
+describe('usage errors: one line in burrow\'s words, for each of commander\'s errors', () => {
+  const usage = async (args: string[]) => {
+    const result = await runBurrow(args);
+    assert.equal(result.code, ExitCode.usage, result.stderr);
+    assert.equal(result.stderr.split('\n').length, 2, `one line: ${result.stderr}`);
+    assert.doesNotMatch(result.stderr, /\\n|\. —|'/);
+    return result.stderr;
+  };
+  const line = (message: string, hint: string) => `burrow: error: ${message} — ${hint}\n`;
+
+  it('unknownCommand, with and without a suggestion, at the root and under a command', async () => {
+    assert.equal(await usage(['tpc']), line(text.unknownCommand('tpc', ''), text.didYouMean('"burrow tcp"', 'burrow --help')));
+    assert.equal(await usage(['zzzz']), line(text.unknownCommand('zzzz', ''), text.usageHint('burrow --help')));
+    assert.equal(
+      await usage(['cache', 'clera']),
+      line(text.unknownCommand('clera', 'burrow cache'), text.didYouMean('"burrow cache clear"', 'burrow cache --help')),
+    );
+  });
+
+  it('unknownOption', async () => {
+    assert.equal(await usage(['tcp', 'a:1', '--lisen', ':1']), line(text.unknownOption('--lisen', 'burrow tcp'), text.didYouMean('--listen', 'burrow tcp --help')));
+    assert.equal(await usage(['tcp', '-x']), line(text.unknownOption('-x', 'burrow tcp'), text.usageHint('burrow tcp --help')));
+  });
+
+  it('missingArgument', async () => {
+    assert.equal(await usage(['tcp']), line(text.missingArgument('burrow tcp', '<destination>'), text.usageHint('burrow tcp --help')));
+  });
+
+  it('excessArguments', async () => {
+    assert.equal(await usage(['tcp', 'a:1', 'b:2']), line(text.excessArguments('burrow tcp', 1, 2), text.excessArgumentsHint('burrow tcp --help')));
+    assert.equal(await usage(['version', 'x']), line(text.excessArguments('burrow version', 0, 1), text.usageHint('burrow version --help')));
+  });
+
+  it('optionMissingArgument', async () => {
+    assert.equal(await usage(['tcp', 'a:1', '--listen']), line(text.optionNeedsValue('--listen', '--listen <addr>'), text.usageHint('burrow tcp --help')));
+  });
+
+  it('invalidArgument: an option\'s choices and a command argument\'s', async () => {
+    assert.equal(
+      await usage(['tcp', 'a:1', '--transport', 'x']),
+      line(text.invalidChoice('--transport', 'x', 'auto, connect or websocket'), text.usageHint('burrow tcp --help')),
+    );
+    assert.equal(await usage(['completion', 'tcsh']), line(text.invalidChoice('shell', 'tcsh', 'bash, zsh or fish'), text.usageHint('burrow completion --help')));
+  });
+
+  it('conflictingOption and anything else commander says (no burrow flag uses them: commander\'s real errors, in process)', () => {
+    const raise = (configure: (c: Command) => void, argv: string[]): CommanderError => {
+      const c = new Command('burrow').exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });
+      configure(c);
+      try {
+        c.parse(argv, { from: 'user' });
+      } catch (error) {
+        if (error instanceof CommanderError) return error;
+        throw error;
+      }
+      throw new Error('commander did not fail');
+    };
+    const conflict = raise((c) => c.option('--aa').addOption(new Option('--bb').conflicts('aa')), ['--aa', '--bb']);
+    assert.equal(conflict.code, 'commander.conflictingOption');
+    const a = usageFromCommander(conflict, ['node', 'burrow', '--aa', '--bb'], undefined);
+    assert.ok([text.conflictingFlags('--bb', '--aa'), text.conflictingFlags('--aa', '--bb')].includes(a.message), a.message);
+    assert.equal(a.hint, text.conflictingFlagsHint);
+    const mandatory = raise((c) => c.requiredOption('--cc <v>'), []);
+    assert.equal(mandatory.code, 'commander.missingMandatoryOptionValue');
+    const b = usageFromCommander(mandatory, ['node', 'burrow'], undefined);
+    assert.doesNotMatch(b.message, /^error:|\.$|\n/);
+    assert.equal(b.hint, text.usageHint('burrow --help'));
+  });
+});
