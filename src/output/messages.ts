@@ -16,7 +16,17 @@ export const text = {
   invalidHeader: (input: string) => `invalid --header ${q(input)}`,
   invalidHeaderHint: 'use --header "Name: value" (a token name, a colon, a value without line breaks)',
   reservedHeader: (name: string) => `--header cannot set ${name}: burrow sets it itself`,
-  reservedHeaderHint: 'tokens go in with --service-account-file or a sign-in; leave the header out',
+  reservedHeaderHint: 'leave the header out: it belongs to the connection burrow opens',
+  tokenHeader: (name: string) => `--header cannot set ${name}: that header carries the proxy's token, which burrow sends itself`,
+  tokenHeaderHint:
+    'a token on the command line is visible to other users in ps: sign in (burrow login <proxy-url>) or pass it with --service-account-file or BURROW_SERVICE_ACCOUNT',
+  sessionCookieHeader: (name: string) => `--header ${name} cannot carry a _pomerium cookie: it is the proxy's session token`,
+  sessionCookieHeaderHint:
+    'a token on the command line is visible to other users in ps: sign in (burrow login <proxy-url>) instead, and leave the cookie out',
+  forwardProxyHeader: (name: string) => `--header cannot set ${name}: it is for the forward proxy, which burrow talks to itself`,
+  forwardProxyHeaderHint: 'put forward-proxy credentials in its URL: --proxy http://user:password@host:port',
+  userAgentHeader: (name: string) => `--header cannot set ${name}: burrow sends its own (burrow/<version>), and a second one makes the request ambiguous`,
+  userAgentHeaderHint: 'leave the header out; gateways that want a key take it in a header of their own, such as PRIVATE-TOKEN',
   invalidUrl: (what: string, input: string, reason: string) => `invalid ${what} ${q(input)}: ${reason}`,
   proxyUrlForm: 'use https://host[:port], for example https://proxy.corp.example.com',
   invalidListen: (input: string, reason: string) => `invalid --listen ${q(input)}: ${reason}`,

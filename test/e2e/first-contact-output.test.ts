@@ -183,3 +183,21 @@ describe('usage errors: one line in burrow\'s words, for each of commander\'s er
     assert.equal(b.hint, text.usageHint('burrow --help'));
   });
 });
+
+describe('refused --header values, through the binary', () => {
+  it('Authorization, X-Pomerium-Authorization, a _pomerium cookie and User-Agent: one whole sentence each, with its own hint', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['Authorization: Bearer x', text.tokenHeader('Authorization'), text.tokenHeaderHint],
+      ['X-Pomerium-Authorization: x', text.tokenHeader('X-Pomerium-Authorization'), text.tokenHeaderHint],
+      ['Cookie: _pomerium=x', text.sessionCookieHeader('Cookie'), text.sessionCookieHeaderHint],
+      ['User-Agent: x', text.userAgentHeader('User-Agent'), text.userAgentHeaderHint],
+    ];
+    for (const [header, message, hint] of cases) {
+      for (const command of ['tcp', 'ssh-config']) {
+        const result = await runBurrow([command, 'git.corp.example.com:22', ...(command === 'ssh-config' ? ['--host', 'git'] : []), '--header', header]);
+        assert.equal(result.code, ExitCode.usage, result.stderr);
+        assert.equal(result.stderr, `burrow: error: ${message} — ${hint}\n`);
+      }
+    }
+  });
+});
