@@ -66,8 +66,10 @@ export interface FlagEntry {
   readonly configurable: boolean;
 }
 
-/** Commands with a browser sign-in and a credential store. */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
+/** Commands that may sign in with a browser (ssh-config: that write the command that will). */
+const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
+/** …and every command that opens the credential store, including those that only read or forget sign-ins. */
+const STORE: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
 const REACH: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
 /** …and those that open tunnels, or write the command that will. */
@@ -240,7 +242,7 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--credential-store <kind>',
     description: 'where to keep sign-ins (default: keychain if usable, else files; env BURROW_CREDENTIAL_STORE)',
     choices: ['keychain', 'file'],
-    commands: SIGN_IN,
+    commands: STORE,
     passOn: 'value',
     configurable: true,
   },

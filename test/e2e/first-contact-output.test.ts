@@ -13,6 +13,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from '../../src/errors.js';
 import { text } from '../../src/output/messages.js';
 import { usageFromCommander } from '../../src/cli/main.js';
+import { selectStore } from '../../src/store/select.js';
 import { BURROW_BIN, runBurrow, stopAll, tempDir } from '../helpers/burrow.js';
 import { shQuote } from '../helpers/sshd.js';
 import { startWorld, eventually } from '../helpers/world.js';
@@ -198,6 +199,61 @@ describe('refused --header values, through the binary', () => {
         assert.equal(result.code, ExitCode.usage, result.stderr);
         assert.equal(result.stderr, `burrow: error: ${message} — ${hint}\n`);
       }
+    }
+  });
+});
+
+describe('commands that store nothing, on a machine without a keychain', () => {
+  const STORE_ONLY = [['status'], ['logout'], ['cache', 'location'], ['cache', 'clear']];
+  const busless = (bus: string | undefined): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH,
+    HOME: tempDir('burrow-home-'),
+    XDG_CACHE_HOME: tempDir('burrow-cache-'),
+    NO_COLOR: '1',
+    ...(bus === undefined ? {} : { DBUS_SESSION_BUS_ADDRESS: bus }),
+  });
+  const keychainWord = /keychain/i;
+
+  it('say nothing about the keychain: D-Bus unset, or pointing nowhere', async () => {
+    for (const bus of [undefined, 'unix:path=/nonexistent/burrow-test-bus']) {
+      for (const args of STORE_ONLY) {
+        const child = spawn(process.execPath, [BURROW_BIN, ...args], { env: busless(bus), stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        child.stdout.resume();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+        clearTimeout(timer);
+        assert.equal(code, 0, `${args.join(' ')}: ${stderr}`);
+        assert.doesNotMatch(stderr, keychainWord, `${args.join(' ')} (bus ${bus ?? 'unset'})`);
+      }
+    }
+  });
+
+  it('the fallback line is said once, when a sign-in is first stored', async () => {
+    const lines: string[] = [];
+    const env = busless(undefined);
+    const store = await selectStore({ env, warn: (line) => lines.push(line) });
+    assert.equal(store.kind, 'file');
+    await store.list();
+    await store.get('https://proxy.corp.example.com:443');
+    assert.deepEqual(lines, []);
+    await store.set({ proxy: 'https://proxy.corp.example.com:443', token: 't', storedAt: Date.now() });
+    await store.set({ proxy: 'https://other.corp.example.com:443', token: 't', storedAt: Date.now() });
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0], text.keychainFallback('no D-Bus session: DBUS_SESSION_BUS_ADDRESS is not set', store.location()));
+  });
+
+  it('their help lists only --credential-store (and --help)', async () => {
+    for (const args of STORE_ONLY) {
+      const result = await runBurrow([...args, '--help']);
+      assert.equal(result.code, 0);
+      const flags = [...result.stdout.toString('utf8').matchAll(/^ {2}(-[^ ]+)/gm)].map((m) => m[1]);
+      assert.deepEqual(flags, ['--credential-store', '-h,'], args.join(' '));
+    }
+    for (const args of STORE_ONLY) {
+      const result = await runBurrow([...args, '--login-timeout', '5']);
+      assert.equal(result.code, ExitCode.usage, args.join(' '));
     }
   });
 });
