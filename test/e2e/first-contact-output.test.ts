@@ -16,6 +16,7 @@ import { usageFromCommander } from '../../src/cli/main.js';
 import { selectStore } from '../../src/store/select.js';
 import { BURROW_BIN, runBurrow, stopAll, tempDir } from '../helpers/burrow.js';
 import { shQuote } from '../helpers/sshd.js';
+import { runInTerminal, stopAllTerminals } from '../helpers/terminal.js';
 import { startWorld, eventually } from '../helpers/world.js';
 
 const BURROW = `${shQuote(process.execPath)} ${shQuote(BURROW_BIN)}`;
@@ -254,6 +255,31 @@ describe('commands that store nothing, on a machine without a keychain', () => {
     for (const args of STORE_ONLY) {
       const result = await runBurrow([...args, '--login-timeout', '5']);
       assert.equal(result.code, ExitCode.usage, args.join(' '));
+    }
+  });
+});
+
+describe('the spinner on a terminal narrower than its line', () => {
+  after(stopAllTerminals);
+
+  it('is cut to the width, so it redraws one line in place', async () => {
+    const world = await startWorld();
+    try {
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', TERM: 'xterm', NO_COLOR: '1' };
+      for (const columns of [30, 12]) {
+        // `true` as the browser: it "opens" and nobody signs in, so burrow waits with its spinner until --login-timeout.
+        const login = [process.execPath, BURROW_BIN, 'login', world.proxy.url, '--alternate-ca-path', world.proxy.caPath, '--browser-cmd', 'true', '--login-timeout', '2'];
+        const term = runInTerminal(['sh', '-c', `stty cols ${columns} rows 20; exec ${login.map(shQuote).join(' ')}`], env);
+        const code = await term.exited;
+        const screen = term.screen();
+        assert.equal(code, ExitCode.authRequired, screen);
+        const frames = screen.split('\r\x1b[K').filter((part) => /^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/.test(part)).map((part) => part.split(/\r?\n/)[0]!);
+        assert.ok(frames.length >= 5, `spinner frames at ${columns} columns: ${JSON.stringify(screen)}`);
+        for (const frame of frames) assert.ok([...frame].length <= columns - 1, `${JSON.stringify(frame)} fits ${columns} columns`);
+        if (columns === 30) assert.ok(frames.some((f) => f.includes('…') && / \d+ s$/.test(f)), `cut with an ellipsis, the time kept: ${JSON.stringify(frames)}`);
+      }
+    } finally {
+      await world.close();
     }
   });
 });
