@@ -7,7 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from '../../src/errors.js';
@@ -15,6 +18,7 @@ import { text } from '../../src/output/messages.js';
 import { usageFromCommander } from '../../src/cli/main.js';
 import { selectStore } from '../../src/store/select.js';
 import { BURROW_BIN, runBurrow, stopAll, tempDir } from '../helpers/burrow.js';
+import { repoRoot } from '../helpers/fixtures.js';
 import { shQuote } from '../helpers/sshd.js';
 import { runInTerminal, stopAllTerminals } from '../helpers/terminal.js';
 import { startWorld, eventually } from '../helpers/world.js';
@@ -281,5 +285,56 @@ describe('the spinner on a terminal narrower than its line', () => {
     } finally {
       await world.close();
     }
+  });
+});
+
+describe('starting on a Node.js too old, or from a checkout never built', () => {
+  const bin = createRequire(import.meta.url)(BURROW_BIN) as { unsupportedNode(version: string): string | undefined; MINIMUM_NODE: number[] };
+  const spawnNode = async (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    clearTimeout(timer);
+    return { code, stdout, stderr };
+  };
+
+  it('the minimum is package.json\'s engines range', () => {
+    const engines = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    assert.equal(engines, `>=${bin.MINIMUM_NODE.join('.')}`);
+  });
+
+  it('compares versions as numbers', () => {
+    for (const old of ['18.19.0', '20.18.0', 'v20.9.0', '16.20.2', '0.12.18', '20.17.99']) assert.ok(bin.unsupportedNode(old)?.includes(`this is Node.js ${old}`), old);
+    for (const fine of ['20.18.1', '20.18.10', '20.20.2', '21.0.0', 'v22.11.0', '100.0.0']) assert.equal(bin.unsupportedNode(fine), undefined, fine);
+  });
+
+  it('an old Node.js (no old node on this machine: process.versions.node made 18.19.0 by a --require preload) gets one line, exit 1', async () => {
+    const dir = tempDir('burrow-old-node-');
+    const preload = join(dir, 'old-node.cjs');
+    writeFileSync(preload, "Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '18.19.0' } });\n");
+    const result = await spawnNode(['--require', preload, BURROW_BIN, 'version']);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.equal(result.stderr, `${bin.unsupportedNode('18.19.0')}\n`);
+    assert.match(result.stderr, /^burrow: error: burrow needs Node\.js 20\.18\.1 or newer, and this is Node\.js 18\.19\.0 .* — install a newer Node\.js/);
+  });
+
+  it('a clone never built (no dist/), or built by half (no bundle): one line naming the fix, exit 1', async () => {
+    const root = tempDir('burrow-unbuilt-');
+    mkdirSync(join(root, 'bin'));
+    copyFileSync(BURROW_BIN, join(root, 'bin', 'burrow.js'));
+    copyFileSync(join(repoRoot, 'bin', 'package.json'), join(root, 'bin', 'package.json'));
+    const none = await spawnNode([join(root, 'bin', 'burrow.js'), 'version']);
+    assert.equal(none.code, 1);
+    assert.equal(none.stderr, `burrow: error: burrow is not built: ${join('dist', 'bin', 'loader.cjs')} is missing — run "npm run build" in ${root} (or "npm ci", which builds too) and run burrow again\n`);
+    mkdirSync(join(root, 'dist', 'bin'), { recursive: true });
+    copyFileSync(join(repoRoot, 'dist', 'bin', 'loader.cjs'), join(root, 'dist', 'bin', 'loader.cjs'));
+    const half = await spawnNode([join(root, 'bin', 'burrow.js'), 'version']);
+    assert.equal(half.code, 1);
+    assert.equal(half.stderr, `burrow: error: burrow is not built: ${join('dist', 'bin', 'burrow.cjs')} is missing — run "npm run build" in ${root} (or "npm ci", which builds too) and run burrow again\n`);
   });
 });
