@@ -85,6 +85,25 @@ describe('stdout into a pipe that closes, or onto a full device', () => {
     }
   });
 
+  it('stdio mode into a reader that left (| true): the tunnel ends as the local side closing, exit 0, no trace', async () => {
+    const world = await startWorld();
+    try {
+      const args = [...world.tcpArgs(), '--listen', '-'].map(shQuote).join(' ');
+      const rc = `${tempDir('burrow-rc-')}/rc`;
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
+      const child = spawn('sh', ['-c', `{ printf hello; sleep 1; } | { ${BURROW} ${args}; echo $? > ${shQuote(rc)}; } | true`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await new Promise((resolve) => child.once('close', resolve));
+      clearTimeout(timer);
+      assert.equal(stderr, '');
+      assert.equal(readFileSync(rc, 'utf8').trim(), '0');
+    } finally {
+      await world.close();
+    }
+  });
+
   it('a listener whose address nobody reads (| head -c0) keeps serving, and says nothing of it', async () => {
     const world = await startWorld();
     const cache = tempDir('burrow-cache-');
