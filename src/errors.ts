@@ -20,6 +20,10 @@ export const ExitCode = {
   credentialStore: 11,
   forwardProxy: 12,
   sessionLimit: 13,
+  /** Standard output could not be written (a full disk, an I/O error): the output is incomplete. */
+  output: 14,
+  /** The reader of standard output went away (a closed pipe), as a process killed by SIGPIPE reports. */
+  outputClosed: 141,
   interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -59,6 +63,7 @@ export type ErrorCode =
   | 'BURROW_FORWARD_PROXY_AUTH'
   | 'BURROW_FORWARD_PROXY_DENIED'
   | 'BURROW_FORWARD_PROXY_UPSTREAM'
+  | 'BURROW_OUTPUT'
   | 'BURROW_INTERNAL';
 
 export interface BurrowErrorOptions {
@@ -196,6 +201,14 @@ export class SessionLimitError extends BurrowError {
   override readonly name = 'SessionLimitError';
   constructor(message: string, options: BurrowErrorOptions = {}) {
     super('BURROW_SESSION_LIMIT', ExitCode.sessionLimit, message, options);
+  }
+}
+
+/** Standard output could not be written (ENOSPC on a full disk, EIO): what was printed is incomplete. */
+export class OutputError extends BurrowError {
+  override readonly name = 'OutputError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_OUTPUT', ExitCode.output, message, options);
   }
 }
 

@@ -66,8 +66,12 @@ export interface FlagEntry {
   readonly configurable: boolean;
 }
 
-/** Commands with a browser sign-in and a credential store. */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
+/** Commands that may sign in with a browser (ssh-config: that write the command that will). */
+const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
+/** …and every command that may open a browser (logout: the proxy's sign-out page). */
+const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
+/** …and every command that opens the credential store, including those that only read or forget sign-ins. */
+const STORE: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
 const REACH: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
 /** …and those that open tunnels, or write the command that will. */
@@ -232,15 +236,15 @@ export const FLAGS: readonly FlagEntry[] = [
   },
   {
     flags: '--browser-cmd <program>',
-    description: 'run <program> <sign-in URL> instead of $BROWSER or the default browser',
-    commands: SIGN_IN,
+    description: 'run <program> <URL> to open the sign-in (or sign-out) page, instead of $BROWSER or the default browser',
+    commands: BROWSER,
     passOn: 'value',
     configurable: true,
   },
   {
     flags: '--no-browser',
     description: 'do not open a browser: print the sign-in address (and accept the final address pasted back)',
-    commands: SIGN_IN,
+    commands: BROWSER,
     passOn: 'value',
     configurable: true,
   },
@@ -257,7 +261,7 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--credential-store <kind>',
     description: 'where to keep sign-ins (default: keychain if usable, else files; env BURROW_CREDENTIAL_STORE)',
     choices: ['keychain', 'file'],
-    commands: SIGN_IN,
+    commands: STORE,
     passOn: 'value',
     configurable: true,
   },

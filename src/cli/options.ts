@@ -9,7 +9,7 @@ import { text } from '../output/messages.js';
 import type { SessionLimits } from '../tunnel/limits.js';
 
 /** Header names burrow sets itself, or that would break the request. */
-const RESERVED_HEADERS = new Set(['host', 'authorization', 'connection', 'upgrade', 'content-length', 'transfer-encoding', 'te', 'trailer']);
+const RESERVED_HEADERS = new Set(['host', 'connection', 'upgrade', 'content-length', 'transfer-encoding', 'te', 'trailer']);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Parses `--header "Name: value"` flags. Values may be secrets: they are never logged. */
@@ -21,7 +21,12 @@ export function parseHeaders(values: string[]): Array<[string, string]> {
     // The input is shown by name only: the value may be an API key.
     if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) throw new UsageError(text.invalidHeader(name || (raw.split(/\s/)[0] ?? "").slice(0, 40)), { hint: text.invalidHeaderHint });
     const lower = name.toLowerCase();
-    if (RESERVED_HEADERS.has(lower) || lower.startsWith('sec-websocket-') || lower.startsWith('proxy-')) {
+    // A token on the command line is in `ps` for every local user: each form is refused with its own way out.
+    if (lower === 'authorization' || lower === 'x-pomerium-authorization') throw new UsageError(text.tokenHeader(name), { hint: text.tokenHeaderHint });
+    if (lower === 'cookie' && /(^|[;\s])_pomerium/i.test(value)) throw new UsageError(text.sessionCookieHeader(name), { hint: text.sessionCookieHeaderHint });
+    if (lower === 'user-agent') throw new UsageError(text.userAgentHeader(name), { hint: text.userAgentHeaderHint });
+    if (lower.startsWith('proxy-')) throw new UsageError(text.forwardProxyHeader(name), { hint: text.forwardProxyHeaderHint });
+    if (RESERVED_HEADERS.has(lower) || lower.startsWith('sec-websocket-')) {
       throw new UsageError(text.reservedHeader(name), { hint: text.reservedHeaderHint });
     }
     return [name, value];

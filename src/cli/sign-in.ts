@@ -20,7 +20,8 @@ export interface SignInValues {
   browserCmd?: string;
   /** commander's negated flag: false when --no-browser was given. */
   browser?: boolean;
-  loginTimeout: string;
+  /** Absent for the commands that never sign in (status, logout, cache): they take no --login-timeout. */
+  loginTimeout?: string | undefined;
   credentialStore?: 'keychain' | 'file';
 }
 
@@ -30,10 +31,13 @@ export interface SignInSettings {
   storeChoice: 'keychain' | 'file' | undefined;
 }
 
+/** --login-timeout's default (flags.ts spells it too, as commander's default). */
+const DEFAULT_LOGIN_TIMEOUT = '300';
+
 export function signInSettings(values: SignInValues): SignInSettings {
   return {
     browser: { browserCmd: values.browserCmd, noBrowser: values.browser === false },
-    timeoutMs: parseSeconds('--login-timeout', values.loginTimeout, { min: 1, max: 86_400 }),
+    timeoutMs: parseSeconds('--login-timeout', values.loginTimeout ?? DEFAULT_LOGIN_TIMEOUT, { min: 1, max: 86_400 }),
     storeChoice: values.credentialStore,
   };
 }
@@ -42,7 +46,8 @@ export function signInSettings(values: SignInValues): SignInSettings {
  * Opens the credential store the user chose (or the best available), once. With
  * `announce: 'on-save'` the one line about falling back from the keychain is held until a token
  * is actually saved: a ProxyCommand that only reads a cached token should not print it on every
- * ssh. Commands about the store itself (status, logout) say it at once.
+ * ssh. (selectStore itself says the fallback only when a token is first saved; held here are
+ * lines about damaged credential files.) Commands about the store itself say those at once.
  */
 export function storeOpener(
   settings: SignInSettings,
@@ -52,7 +57,9 @@ export function storeOpener(
 ): (peek?: string) => Promise<CredentialStore> {
   let store: Promise<CredentialStore> | undefined;
   const held: string[] = [];
-  const warn = (line: string) => (announce === 'on-open' ? logger.warn(line) : held.push(line));
+  let saving = false;
+  // What the store says while saving (the keychain fallback, selectStore) is said at once.
+  const warn = (line: string) => (announce === 'on-open' || saving ? logger.warn(line) : held.push(line));
   const open = async (peek: string | undefined): Promise<CredentialStore> => {
     const inner = await selectStore({ choice: settings.storeChoice, env: runtime.env, warn, warnNow: (line) => logger.warn(line), peek });
     if (announce === 'on-open') return inner;
@@ -62,6 +69,7 @@ export function storeOpener(
       location: () => inner.location(),
       get: (proxy) => inner.get(proxy),
       set: async (credential) => {
+        saving = true;
         for (const line of held.splice(0)) logger.warn(line);
         return inner.set(credential);
       },

@@ -40,6 +40,8 @@ export interface Logger {
 export interface LogStream {
   write(chunk: string): unknown;
   isTTY?: boolean | undefined;
+  /** The terminal's width (a TTY's `columns`): the spinner's line is cut to it. */
+  columns?: number | undefined;
 }
 
 interface CommonLoggerOptions {
@@ -114,6 +116,22 @@ export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
   }
 }
 
+/**
+ * The spinner's message and time cut to fit `columns` with its glyph and spaces, one column
+ * short of the edge (writing the last column makes some terminals wrap). Characters are counted
+ * as one column each (the catalogue's sentences are plain text).
+ */
+export function fitSpinner(message: string, waited: string, columns: number | undefined): [string, string] {
+  if (!columns || columns <= 0) return [message, waited];
+  const room = columns - 1 - 1; // the edge, the glyph
+  const chars = [...message];
+  if (chars.length + waited.length + 2 <= room) return [message, waited];
+  const forMessage = room - waited.length - 2;
+  if (forMessage >= 2) return [`${chars.slice(0, forMessage - 1).join('')}…`, waited];
+  // Too narrow for any of the message: the time alone, if even that fits.
+  return ['', waited.length + 1 <= room ? waited : ''];
+}
+
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const CLEAR_LINE = '\r\x1b[K';
 
@@ -169,7 +187,10 @@ export function createLogger(options: LoggerOptions): Logger {
       const draw = () => {
         const glyph = SPINNER[frame++ % SPINNER.length]!;
         const waited = text.waitedFor(Math.floor((now() - started) / 1000));
-        stream.write(`${CLEAR_LINE}${c ? c.cyan(glyph) : glyph} ${redact(message)} ${c ? c.dim(waited) : waited}`);
+        // One line, whatever the width (read at every frame: terminals get resized): a line that
+        // wraps cannot be redrawn with \r, and would leave a copy of itself per frame.
+        const [shown, time] = fitSpinner(redact(message), waited, stream.columns);
+        stream.write(`${CLEAR_LINE}${c ? c.cyan(glyph) : glyph}${shown ? ` ${shown}` : ''}${time ? ` ${c ? c.dim(time) : time}` : ''}`);
       };
       spinning = true;
       draw();

@@ -24,7 +24,17 @@ export const text = {
   invalidHeader: (input: string) => `invalid --header ${q(input)}`,
   invalidHeaderHint: 'use --header "Name: value" (a token name, a colon, a value without line breaks)',
   reservedHeader: (name: string) => `--header cannot set ${name}: burrow sets it itself`,
-  reservedHeaderHint: 'tokens go in with --service-account-file or a sign-in; leave the header out',
+  reservedHeaderHint: 'leave the header out: it belongs to the connection burrow opens',
+  tokenHeader: (name: string) => `--header cannot set ${name}: that header carries the proxy's token, which burrow sends itself`,
+  tokenHeaderHint:
+    'a token on the command line is visible to other users in ps: sign in (burrow login <proxy-url>) or pass it with --service-account-file or BURROW_SERVICE_ACCOUNT',
+  sessionCookieHeader: (name: string) => `--header ${name} cannot carry a _pomerium cookie: it is the proxy's session token`,
+  sessionCookieHeaderHint:
+    'a token on the command line is visible to other users in ps: sign in (burrow login <proxy-url>) instead, and leave the cookie out',
+  forwardProxyHeader: (name: string) => `--header cannot set ${name}: it is for the forward proxy, which burrow talks to itself`,
+  forwardProxyHeaderHint: 'put forward-proxy credentials in its URL: --proxy http://user:password@host:port',
+  userAgentHeader: (name: string) => `--header cannot set ${name}: burrow sends its own (burrow/<version>), and a second one makes the request ambiguous`,
+  userAgentHeaderHint: 'leave the header out; gateways that want a key take it in a header of their own, such as PRIVATE-TOKEN',
   invalidUrl: (what: string, input: string, reason: string) => `invalid ${what} ${q(input)}: ${reason}`,
   proxyUrlForm: 'use https://host[:port], for example https://proxy.corp.example.com',
   proxyOriginForm: 'give the proxy as a host name or https://host[:port], for example proxy.corp.example.com',
@@ -49,6 +59,23 @@ export const text = {
   badClientKeyHint: 'check that --client-key is the private key of --client-cert',
   emptyServiceAccount: (source: string) => `the service account token from ${source} is empty`,
   emptyServiceAccountHint: 'put the service account JWT in it, or leave it out to sign in with a browser',
+
+  // --- usage errors (commander's, in burrow's words) -------------------------------------------
+  unknownCommand: (name: string, under: string) => `unknown command ${q(name)}${under ? ` for ${under}` : ''}`,
+  unknownOption: (flag: string, under: string) => `unknown option ${q(flag)}${under ? ` for ${under}` : ''}`,
+  didYouMean: (suggestion: string, help: string) => `did you mean ${suggestion}? Run "${help}" for usage`,
+  missingArgument: (command: string, argument: string) => `${command} needs ${argument}`,
+  optionNeedsValue: (flag: string, form: string) => `${flag} needs a value (${form})`,
+  excessArguments: (command: string, expected: number, got: number) =>
+    `${command} takes ${expected === 0 ? 'no arguments' : expected === 1 ? '1 argument' : `${expected} arguments`}, not ${got}`,
+  excessArgumentsHint: (help: string) => `quote an argument that contains spaces; run "${help}" for usage`,
+  invalidChoice: (what: string, input: string, choices: string) => `invalid ${what} ${q(input)}: expected ${choices}`,
+  usageHint: (help: string) => `run "${help}" for usage`,
+
+  // --- standard output ----------------------------------------------------------------------------
+  outputFailed: (reason: string) => `could not write the output: ${reason}`,
+  outputFailedHint: 'the output is incomplete: free some space on the disk it goes to, or send it elsewhere',
+  listenerOutputFailed: (reason: string) => `could not write the listening address on stdout: ${reason}; the listener keeps serving`,
 
   // --- ssh-config -------------------------------------------------------------------------------
   sshConfigNeedsHost: (url: string) => `with a proxy URL (${url}), say which ssh hosts go through it`,

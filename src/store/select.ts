@@ -1,7 +1,7 @@
 /**
  * Picks the credential store: `--credential-store`, else BURROW_CREDENTIAL_STORE, else auto (the OS
  * keychain when it works, files otherwise). A keychain that is locked or absent falls back to files
- * with one line saying so, never silently; one asked for explicitly that does not work is an error.
+ * with one line saying so when a sign-in is first stored there, never silently; one asked for explicitly that does not work is an error.
  *
  * Importing this module loads no native code: keytar is imported by keychain.ts only when a keychain
  * is actually tried.
@@ -60,8 +60,29 @@ export async function selectStore(options: SelectStoreOptions): Promise<Credenti
     throw new CredentialStoreError(text.keychainRequired(keychain.unavailable), { hint: text.keychainRequiredHint });
   }
   // Also when keytar is not installed or there is no D-Bus at all (servers): normal there, but a
-  // token in a file instead of a keychain is worth one line.
+  // token in a file instead of a keychain is worth one line, said when a token is stored there.
+  // Commands that only read, list or forget sign-ins (status, logout, cache) store nothing: to
+  // them it would be noise on every run of a machine without a keychain.
   const store = files();
-  warn(text.keychainFallback(keychain.unavailable, store.location()));
-  return store;
+  return announceOnSave(store, () => warn(text.keychainFallback(keychain.unavailable, store.location())));
+}
+
+/** `store`, saying `announce()` once, just before its first save. */
+function announceOnSave(store: CredentialStore, announce: () => void): CredentialStore {
+  let said = false;
+  return {
+    kind: store.kind,
+    location: () => store.location(),
+    get: (proxy) => store.get(proxy),
+    set: async (credential) => {
+      if (!said) {
+        said = true;
+        announce();
+      }
+      return store.set(credential);
+    },
+    delete: (proxy) => store.delete(proxy),
+    list: () => store.list(),
+    clear: () => store.clear(),
+  };
 }

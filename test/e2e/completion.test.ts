@@ -49,7 +49,7 @@ describe('burrow completion', () => {
   it('rejects an unknown shell with a usage error naming the choices (exit 2)', async () => {
     const result = await runBurrow(['completion', 'powershell']);
     assert.equal(result.code, ExitCode.usage);
-    assert.match(result.stderr, /^burrow: error: .*powershell.*bash, zsh, fish/);
+    assert.match(result.stderr, /^burrow: error: .*powershell.*bash, zsh or fish/);
     assert.equal(result.stdout.length, 0);
   });
 

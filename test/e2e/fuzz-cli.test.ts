@@ -94,6 +94,10 @@ const SIGN_IN_FLAGS: Flag[] = [
   // The keychain is left out: loading it in-process is slow and is not what is fuzzed here.
   ['--credential-store', (rng) => sc(rng, ['file', 'auto', 'keytar'], 10).replace(/^keychain$/, 'file')],
 ];
+/** The commands that only read or forget sign-ins take the store's flag alone. */
+const STORE_FLAGS: Flag[] = SIGN_IN_FLAGS.filter(([flag]) => flag === '--credential-store');
+/** logout opens the sign-out page as sign-in opens its page, but waits for nothing. */
+const LOGOUT_FLAGS: Flag[] = [['--browser'], ...SIGN_IN_FLAGS.filter(([flag]) => flag !== '--login-timeout')];
 const LOG_FLAGS: Flag[] = [['-v'], ['--verbose'], ['--log-level', (rng) => sc(rng, ['silent', 'error', 'warn', 'info', 'debug'], 8)]];
 const PROXY_FLAGS: Flag[] = [['--proxy', (rng) => sc(rng, FORWARD, 30)], ['--no-proxy']];
 
@@ -119,7 +123,7 @@ const COMMANDS: Record<string, { positional: (rng: Rng) => string[]; flags: Flag
     positional: (rng) => [sc(rng, PROXY_URLS, 30)],
     flags: [['--connect-timeout', (rng) => sc(rng, SECONDS, 8)], ...PROXY_FLAGS, ...SIGN_IN_FLAGS, ...TLS_FLAGS, ...LOG_FLAGS],
   },
-  logout: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: [['--browser'], ...SIGN_IN_FLAGS] },
+  logout: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: LOGOUT_FLAGS },
   'ssh-config': {
     positional: (rng) => [sc(rng, ['git.corp.test', '*.corp.test', 'a b !c', ...PROXY_URLS, ...DESTINATIONS], 30)],
     flags: [
@@ -137,8 +141,8 @@ const COMMANDS: Record<string, { positional: (rng: Rng) => string[]; flags: Flag
       ...TLS_FLAGS,
     ],
   },
-  status: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: SIGN_IN_FLAGS },
-  cache: { positional: (rng) => [sc(rng, ['location', 'clear'], 10)], flags: SIGN_IN_FLAGS },
+  status: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: STORE_FLAGS },
+  cache: { positional: (rng) => [sc(rng, ['location', 'clear'], 10)], flags: STORE_FLAGS },
 };
 
 /** A valid --listen that binds only loopback, on a free port: no test may take a fixed port. */

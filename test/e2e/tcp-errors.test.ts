@@ -8,6 +8,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
+import { text } from '../../src/output/messages.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
 import { startTcpServer } from '../helpers/echo-server.js';
@@ -270,13 +271,13 @@ describe('burrow tcp: errors', () => {
     it('bad flags and destinations: one line, exit 2', async () => {
       const unknown = await runBurrow(['tcp', DEST, '--no-such-flag']);
       assert.equal(unknown.code, ExitCode.usage);
-      assert.equal(oneLineFailure(unknown.stderr), `burrow: error: unknown option '--no-such-flag' — run "burrow tcp --help" for usage`);
+      assert.equal(oneLineFailure(unknown.stderr), `burrow: error: ${text.unknownOption('--no-such-flag', 'burrow tcp')} — ${text.usageHint('burrow tcp --help')}`);
       const noPort = await runBurrow(['tcp', 'git.corp.test']);
       assert.equal(noPort.code, ExitCode.usage);
       assert.ok(oneLineFailure(noPort.stderr).includes('invalid destination "git.corp.test": the port is missing'));
       const missingArg = await runBurrow(['tcp']);
       assert.equal(missingArg.code, ExitCode.usage);
-      assert.ok(oneLineFailure(missingArg.stderr).includes("missing required argument 'destination'"));
+      assert.ok(oneLineFailure(missingArg.stderr).includes(text.missingArgument('burrow tcp', '<destination>')));
       const badTimeout = await runBurrow(['tcp', DEST, '--connect-timeout', 'soon']);
       assert.equal(badTimeout.code, ExitCode.usage);
       oneLineFailure(badTimeout.stderr);
