@@ -75,7 +75,10 @@ async function select(choice: string, peek?: string) {
       peek,
     });
     const got = peek === undefined ? undefined : ((await store.get(peek)) ?? null);
-    return { kind: store.kind, location: store.location(), warnings, ...(got === undefined ? {} : { got }) };
+    // The fallback line is said when a sign-in is first stored, not when the store is chosen.
+    const beforeSave = [...warnings];
+    if (store.kind === 'file') await store.set({ proxy: 'https://probe.invalid:443', token: 'probe-token', storedAt: Date.now() });
+    return { kind: store.kind, location: store.location(), beforeSave, warnings, ...(got === undefined ? {} : { got }) };
   } catch (error) {
     return { error: errorInfo(error), warnings };
   }

@@ -27,6 +27,8 @@ interface SelectResult {
   got?: { token: string } | null;
   kind?: string;
   location?: string;
+  /** What was said before the probe stored a sign-in in the chosen file store. */
+  beforeSave?: string[];
   warnings: string[];
   error?: ProbeError;
 }
@@ -52,7 +54,7 @@ function keyringFiles(home: string): string {
 
 /**
  * `choice` must fail with BURROW_CREDENTIAL_STORE; auto must fall back to files with one warning
- * line. With `peek`, the same while reading that proxy's entry first (as a tunnel does).
+ * line, said when a sign-in is first stored there. With `peek`, the same while reading that proxy's entry first (as a tunnel does).
  */
 async function assertUnusable(session: KeyringSession, home?: string, peek?: string): Promise<void> {
   const extra = peek === undefined ? [] : [peek];
@@ -64,6 +66,7 @@ async function assertUnusable(session: KeyringSession, home?: string, peek?: str
   const auto = (await probe<SelectResult>(session, ['select', 'default', ...extra], home)).result;
   assert.equal(auto.error, undefined, JSON.stringify(auto));
   assert.equal(auto.kind, 'file');
+  assert.deepEqual(auto.beforeSave, [], 'nothing said until a sign-in is stored');
   assert.equal(auto.warnings.length, 1, JSON.stringify(auto.warnings));
   assert.ok(!auto.warnings[0]!.includes('\n'));
   assert.ok(auto.warnings[0]!.includes(auto.location!), 'the warning names where the files go');
