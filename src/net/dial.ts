@@ -291,5 +291,7 @@ function forwardStatusError(status: number, reason: string, forward: ForwardProx
   if (status === 502 || status === 503 || status === 504) {
     return new ForwardProxyError(text.forwardUpstream(origin, identity, status), { code: 'BURROW_FORWARD_PROXY_UPSTREAM', hint: text.forwardUpstreamHint });
   }
+  if (status === 429) return new ForwardProxyError(text.forwardRateLimited(origin, identity), { hint: text.rateLimitedHint(undefined) });
+  if (status === 500) return new ForwardProxyError(text.forwardServerError(origin, identity), { hint: text.forwardServerErrorHint });
   return new ForwardProxyError(text.forwardStatus(origin, identity, status, printable(reason, 40)), { hint: text.forwardProxyHint });
 }

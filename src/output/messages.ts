@@ -93,13 +93,35 @@ export const text = {
   routeNotFoundHint: 'check the destination host and port, or --pomerium-url if the proxy is elsewhere',
   upstreamUnavailable: (proxy: string, dest: string, status: number) =>
     `${proxy} could not reach ${dest} (HTTP ${status})`,
-  upstreamUnavailableHint: 'the service behind the route is down or unreachable from the proxy: try again later or tell its admins',
+  upstreamUnavailableHint: (retry: string | undefined) =>
+    `the service behind the route is down or unreachable from the proxy: try again ${retry ?? 'later'} or tell its admins`,
+  proxyServerError: (proxy: string, dest: string, status: number) =>
+    `${proxy} failed with a server error on the tunnel request for ${dest} (HTTP ${status})`,
+  proxyServerErrorHint: (retry: string | undefined) =>
+    `the problem is on the proxy's side, not in your request: try again ${retry ?? 'later'}, and tell its admins if it lasts`,
+  rateLimited: (proxy: string, dest: string) => `${proxy} is rate-limiting and turned down the tunnel request for ${dest} (HTTP 429)`,
+  rateLimitedHint: (retry: string | undefined) =>
+    `too many requests in a short time: wait and try again ${retry ?? 'later'} (a loop that reconnects at once makes it worse)`,
+  retryInSeconds: (seconds: number) => `in ${seconds} s (Retry-After)`,
+  retryAfterDate: (date: string) => `after ${date} (Retry-After)`,
   unexpectedStatus: (proxy: string, dest: string, status: number, reason: string) =>
     `${proxy} answered the tunnel request for ${dest} with HTTP ${status}${reason ? ` ${reason}` : ''}`,
   unexpectedStatusHint: 'the proxy is not a tunnel endpoint for this route: check --pomerium-url and that the route is tcp+https://',
   malformedAnswer: (proxy: string, dest: string, what: string) =>
     `${proxy} sent a malformed answer to the tunnel request for ${dest}: ${what}`,
   malformedAnswerHint: 'check that --pomerium-url points at the identity-aware proxy, not at another service',
+  answerNotHttp: (got: string, lookalike: string | undefined) =>
+    `expected an HTTP/1.1 status line, got "${got}"${lookalike ? ` (${lookalike})` : ''}`,
+  answerBareLf: (line: string) => `the status line "${line}" ends without CR LF`,
+  answerBadHeader: (line: string) => `bad header line "${line}"`,
+  answerTooLarge: (kib: number) => `the answer head is larger than ${kib} KiB`,
+  answerCutOff: 'the answer was cut off',
+  looksLikeSsh: 'an SSH server answered',
+  looksLikeImap: 'an IMAP server answered',
+  looksLikePop: 'a POP3 server answered',
+  looksLikeSmtpFtp: 'an SMTP or FTP server answered',
+  looksLikeTls: 'a TLS server answered: use https://',
+  looksLikeNewerHttp: 'an HTTP/2 or HTTP/3 answer, but tunnels need HTTP/1.1',
   closedBeforeAnswer: (proxy: string, dest: string) =>
     `${proxy} closed the connection before answering the tunnel request for ${dest}`,
   closedBeforeAnswerHint:
@@ -188,6 +210,9 @@ export const text = {
   forwardUpstreamHint: 'the identity proxy is down or unreachable from the forward proxy: check its address (--pomerium-url) and try again',
   forwardStatus: (forward: string, dest: string, status: number, reason: string) =>
     `forward proxy ${forward} answered the tunnel request for ${dest} with HTTP ${status}${reason ? ` ${reason}` : ''}`,
+  forwardRateLimited: (forward: string, dest: string) => `forward proxy ${forward} is rate-limiting and turned down the tunnel to ${dest} (HTTP 429)`,
+  forwardServerError: (forward: string, dest: string) => `forward proxy ${forward} failed with a server error on the tunnel to ${dest} (HTTP 500)`,
+  forwardServerErrorHint: 'the problem is on the forward proxy\'s side: try again later, and tell your network admins if it lasts',
   forwardMalformed: (forward: string, what: string) => `forward proxy ${forward} sent a malformed answer: ${what}`,
   forwardClosed: (forward: string, dest: string) => `forward proxy ${forward} closed the connection before answering the tunnel request for ${dest}`,
 

@@ -11,7 +11,9 @@ import { ExitCode } from '../../src/errors.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
 import { startTcpServer } from '../helpers/echo-server.js';
+import { startRawAnswerServer, type RawAnswerOptions } from '../helpers/fake-pomerium/faults.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
+import { text } from '../../src/output/messages.js';
 import { freePort } from '../helpers/processes.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
@@ -31,6 +33,9 @@ describe('burrow tcp: errors', () => {
         if (req.url === 'method.corp.test:22') return { status: 405, body: 'no CONNECT here' };
         if (req.url === 'garbage.corp.test:22') return { raw: 'SSH-2.0-OpenSSH_9.2\r\n\r\n' };
         if (req.url === 'truncated.corp.test:22') return { raw: 'HTTP/1.1 2' };
+        if (req.url === 'error500.corp.test:22') return { status: 500 };
+        if (req.url === 'limited.corp.test:22') return { status: 429, headers: { 'Retry-After': '30' } };
+        if (req.url === 'gateway.corp.test:22') return { status: 502, headers: { 'Retry-After': 'Wed, 21 Oct 2026 07:28:00 GMT' } };
         if (req.url === 'huge.corp.test:22') return { raw: `HTTP/1.1 200 OK\r\n${'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(1700)}\r\n` };
         return undefined;
       },
@@ -129,6 +134,110 @@ describe('burrow tcp: errors', () => {
       const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', `https://127.0.0.1:${closedPort}`], { env: world.env });
       assert.equal(r.code, ExitCode.proxyUnreachable);
       assert.ok(oneLineFailure(r.stderr).includes(`cannot connect to https://127.0.0.1:${closedPort} (for ${DEST}): connection refused`));
+    });
+  });
+
+  describe('answers that are not a proxy\'s: named at once, not after --connect-timeout', () => {
+    const proxyTls = { cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem') };
+    /** burrow against a raw answer server standing in for the identity proxy (or the forward proxy). */
+    async function against(options: RawAnswerOptions, hop: 'identity' | 'forward', input = '') {
+      const server = await startRawAnswerServer(options);
+      try {
+        const args =
+          hop === 'identity'
+            ? ['tcp', DEST, '--listen', '-', '--pomerium-url', `https://127.0.0.1:${server.port}`, '--alternate-ca-path', fixture('ca.pem')]
+            : [...world.tcpArgs(DEST, '--listen', '-'), '--proxy', `http://127.0.0.1:${server.port}`];
+        const started = Date.now();
+        const r = await runBurrow([...args, '--connect-timeout', '30'], { env: world.env, input, timeoutMs: 40_000 });
+        return { ...r, ms: Date.now() - started, requests: server.requests, origin: `https://127.0.0.1:${server.port}` };
+      } finally {
+        await server.close();
+      }
+    }
+    const quoted = (line: string) => /got "([^"]*)"/.exec(line)?.[1] ?? '';
+
+    for (const [what, answer, got, lookalike] of [
+      ['an SSH banner', 'SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n', 'SSH-2.0-OpenSSH_9.2p1 Debian-2', text.looksLikeSsh],
+      ['an IMAP greeting', '* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.\r\n', '* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.', text.looksLikeImap],
+      ['HTTP/2 in a status line', 'HTTP/2 200\r\n', 'HTTP/2 200', text.looksLikeNewerHttp],
+    ] as const) {
+      it(`${what}, then silence: exit 9 at once, naming what came back`, async () => {
+        const r = await against({ answer, tls: proxyTls, then: 'hold' }, 'identity');
+        assert.equal(r.code, ExitCode.proxyProtocol, r.stderr);
+        const line = oneLineFailure(r.stderr, world.token);
+        assert.ok(line.includes(text.malformedAnswer(r.origin, DEST, text.answerNotHttp(got, lookalike))), line);
+        assert.ok(r.ms < 10_000, `took ${r.ms} ms with --connect-timeout 30`);
+      });
+    }
+
+    it('random bytes, then silence: exit 9 at once, shown short and without control characters', async () => {
+      const junk = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 73 + 11) % 256));
+      const r = await against({ answer: junk, tls: proxyTls, then: 'hold' }, 'identity');
+      assert.equal(r.code, ExitCode.proxyProtocol, r.stderr);
+      const line = oneLineFailure(r.stderr, world.token);
+      assert.ok(line.includes('expected an HTTP/1.1 status line'), line);
+      assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f]/, 'no control characters');
+      assert.ok(quoted(line).length <= 61, `short: ${quoted(line).length} chars`);
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms with --connect-timeout 30`);
+    });
+
+    it('a status line that is complete but not HTTP/1.x NNN: exit 9 at once', async () => {
+      const r = await against({ answer: 'HTTP/1.1 OK\r\n', tls: proxyTls, then: 'hold' }, 'identity');
+      assert.equal(r.code, ExitCode.proxyProtocol, r.stderr);
+      assert.ok(oneLineFailure(r.stderr).includes(text.answerNotHttp('HTTP/1.1 OK', undefined)));
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+    });
+
+    it('a good answer sent byte by byte still opens the tunnel (identity proxy)', async () => {
+      const r = await against({ answer: 'HTTP/1.1 200 Connection established\r\nX-Pad: a\r\n\r\n', tls: proxyTls, chunkBytes: 1, chunkIntervalMs: 3, then: 'echo' }, 'identity', 'byte by byte');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'byte by byte');
+    });
+
+    it('the forward proxy answering with an SSH banner: exit 12 at once, naming it', async () => {
+      const r = await against({ answer: 'SSH-2.0-OpenSSH_9.2\r\n', tls: undefined, then: 'hold' }, 'forward');
+      assert.equal(r.code, ExitCode.forwardProxy, r.stderr);
+      const line = oneLineFailure(r.stderr, world.token);
+      assert.ok(line.includes(`forward proxy http://127.0.0.1:`), line);
+      assert.ok(line.includes(text.answerNotHttp('SSH-2.0-OpenSSH_9.2', text.looksLikeSsh)), line);
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms with --connect-timeout 30`);
+    });
+
+    it('the forward proxy answering byte by byte still carries the tunnel', async () => {
+      const proxyPort = Number(new URL(world.proxy.url).port);
+      const r = await against(
+        { answer: 'HTTP/1.1 200 Connection established\r\n\r\n', tls: undefined, chunkBytes: 1, chunkIntervalMs: 3, then: { pipeTo: proxyPort } },
+        'forward',
+        'via forward',
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'via forward');
+    });
+  });
+
+  describe('server errors and rate limits: retry later', () => {
+    it('500: a server error on the proxy\'s side (exit 9), not "not a tunnel endpoint"', async () => {
+      const r = await stdio('error500.corp.test:22');
+      assert.equal(r.code, ExitCode.proxyProtocol);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.includes(text.proxyServerError(world.proxy.url, 'error500.corp.test:22', 500)), line);
+      assert.ok(line.endsWith(text.proxyServerErrorHint(undefined)), line);
+      assert.ok(!line.includes(text.unexpectedStatusHint));
+    });
+
+    it('429 with Retry-After: rate-limited, says when to retry (exit 9)', async () => {
+      const r = await stdio('limited.corp.test:22');
+      assert.equal(r.code, ExitCode.proxyProtocol);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.includes(text.rateLimited(world.proxy.url, 'limited.corp.test:22')), line);
+      assert.ok(line.endsWith(text.rateLimitedHint(text.retryInSeconds(30))), line);
+    });
+
+    it('502 with Retry-After: the upstream is down, retry in the time given (exit 6)', async () => {
+      const r = await stdio('gateway.corp.test:22');
+      assert.equal(r.code, ExitCode.upstreamUnavailable);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.endsWith(text.upstreamUnavailableHint(text.retryAfterDate('Wed, 21 Oct 2026 07:28:00 GMT'))), line);
     });
   });
 
