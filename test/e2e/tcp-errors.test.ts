@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +14,7 @@ import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../help
 import { startTcpServer } from '../helpers/echo-server.js';
 import { startRawAnswerServer, type RawAnswerOptions } from '../helpers/fake-pomerium/faults.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
-import { text } from '../../src/output/messages.js';
+import { errorWords, text } from '../../src/output/messages.js';
 import { freePort } from '../helpers/processes.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
@@ -275,7 +276,10 @@ describe('burrow tcp: errors', () => {
       try {
         const r = await runBurrow(w.tcpArgs(DEST, '--listen', '-'), { env: w.env });
         assert.equal(r.code, ExitCode.tls);
-        assert.ok(oneLineFailure(r.stderr).includes('is not valid for this name'));
+        const host = new URL(w.proxy.url).hostname;
+        const line = oneLineFailure(r.stderr);
+        assert.ok(line.includes(text.tlsHostname(w.proxy.url, host, 'other.invalid')), line);
+        assert.ok(line.endsWith(text.tlsHostnameHint(host)), line);
         const insecure = await runBurrow(w.tcpArgs(DEST, '--listen', '-', '--disable-tls-verification'), { env: w.env, input: 'ok' });
         assert.equal(insecure.code, 0, insecure.stderr);
         assert.equal(insecure.stdout.toString(), 'ok');
@@ -335,9 +339,78 @@ describe('burrow tcp: errors', () => {
       const missing = await stdio(DEST, ['--alternate-ca-path', '/nonexistent/ca.pem']);
       assert.equal(missing.code, ExitCode.usage);
       assert.ok(oneLineFailure(missing.stderr).includes('cannot read CA file "/nonexistent/ca.pem": no such file'));
-      const notPem = await stdio(DEST, ['--alternate-ca-path', '/etc/hostname']);
-      assert.equal(notPem.code, ExitCode.usage);
-      assert.ok(oneLineFailure(notPem.stderr).includes('does not contain a PEM certificate or key'));
+    });
+
+    it('a CA file that is not a certificate is refused, naming the file and what it looks like (exit 2)', async () => {
+      const dir = tempDir();
+      const write = (name: string, content: string | Buffer) => {
+        const path = join(dir, name);
+        writeFileSync(path, content);
+        return path;
+      };
+      const der = Buffer.from(readFixture('ca.pem').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+      const cases: Array<[string, string]> = [
+        [write('id_ed25519', '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----\n'), text.looksLikeSshPrivateKey],
+        [write('id_ed25519.pub', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvQ alice@laptop\n'), text.looksLikeSshPublicKey],
+        [fixture('ca-key.pem'), text.looksLikePrivateKey],
+        [write('ca.der', der), text.looksLikeDer],
+        [write('notes.txt', 'ask Bob for the CA\n'), text.looksLikeText('ask Bob for the CA')],
+        [write('empty.pem', ''), text.looksLikeEmpty],
+      ];
+      for (const [path, looksLike] of cases) {
+        const r = await stdio(DEST, ['--alternate-ca-path', path]);
+        assert.equal(r.code, ExitCode.usage, r.stderr);
+        const line = oneLineFailure(r.stderr);
+        assert.ok(line.includes(text.notACertificate(`CA file ${JSON.stringify(path)} (--alternate-ca-path)`, looksLike)), line);
+        assert.ok(line.endsWith(text.notACertificateHint), line);
+      }
+      const directory = await stdio(DEST, ['--alternate-ca-path', dir]);
+      assert.equal(directory.code, ExitCode.usage);
+      assert.ok(oneLineFailure(directory.stderr).includes(text.fileUnreadable('CA file', dir, errorWords('EISDIR'))));
+      assert.doesNotMatch(directory.stderr, /EISDIR/);
+      const damaged = write('damaged.pem', '-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n');
+      const broken = await stdio(DEST, ['--alternate-ca-path', damaged]);
+      assert.equal(broken.code, ExitCode.usage);
+      assert.ok(oneLineFailure(broken.stderr).includes(text.badCaFile(text.caFileSource(damaged), text.damagedCertificate)));
+      const key = await stdio(DEST, ['--ca-cert', readFixture('ca-key.pem')]);
+      assert.equal(key.code, ExitCode.usage);
+      assert.ok(oneLineFailure(key.stderr).includes(text.notACertificate('--ca-cert', text.looksLikePrivateKey)));
+      const sshKey = await stdio(DEST, ['--client-cert', fixture('client.pem'), '--client-key', cases[0]![0]]);
+      assert.equal(sshKey.code, ExitCode.usage);
+      assert.ok(oneLineFailure(sshKey.stderr).includes(text.clientKeyIsSsh(cases[0]![0])));
+    });
+
+    it('a CA was given but does not sign the proxy\'s certificate: a different hint from none given (exit 8)', async () => {
+      // SSL_CERT_FILE stands in for the system bundle: one without the proxy's CA either.
+      const env = { ...world.env, SSL_CERT_FILE: fixture('other-ca.pem') };
+      const none = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url], { env });
+      assert.equal(none.code, ExitCode.tls);
+      assert.ok(oneLineFailure(none.stderr).endsWith(text.tlsUntrustedHint));
+      const wrong = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url, '--alternate-ca-path', fixture('other-ca.pem')], { env });
+      assert.equal(wrong.code, ExitCode.tls);
+      const source = text.caFileSource(fixture('other-ca.pem'));
+      const line = oneLineFailure(wrong.stderr);
+      assert.ok(line.includes(text.tlsUntrustedWithCa(world.proxy.url, errorWords('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), source)), line);
+      assert.ok(line.endsWith(text.tlsWrongCaHint(source)), line);
+      const wrongInline = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url, '--ca-cert', readFixture('other-ca.pem')], { env });
+      assert.equal(wrongInline.code, ExitCode.tls);
+      assert.ok(oneLineFailure(wrongInline.stderr).endsWith(text.tlsWrongCaHint('--ca-cert')));
+    });
+
+    it('a plain-http server where TLS was expected: words, not ERR_SSL_WRONG_VERSION_NUMBER (exit 8)', async () => {
+      const plain = http.createServer((_req, res) => res.end('hello'));
+      await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', () => resolve()));
+      try {
+        const origin = `https://127.0.0.1:${(plain.address() as net.AddressInfo).port}`;
+        const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', origin], { env: world.env });
+        assert.equal(r.code, ExitCode.tls);
+        const line = oneLineFailure(r.stderr);
+        assert.ok(line.includes(text.tlsOther(origin, errorWords('ERR_SSL_WRONG_VERSION_NUMBER'))), line);
+        assert.doesNotMatch(line, /ERR_SSL|error:[0-9A-F]{8}/);
+      } finally {
+        plain.closeAllConnections();
+        await new Promise((resolve) => plain.close(resolve));
+      }
     });
   });
 
@@ -397,6 +470,16 @@ describe('burrow tcp: errors', () => {
       assert.match(help.stdout.toString(), /ProxyCommand burrow tcp --listen - %h:%p/);
       const version = await runBurrow(['version']);
       assert.match(version.stdout.toString(), /^burrow \d+\.\d+\.\d+ \(node /);
+    });
+
+    it('a --listen address that is not this machine\'s: words, not EADDRNOTAVAIL (exit 2)', async () => {
+      // 192.0.2.0/24 is reserved for documentation: no machine has it, and binding sends nothing.
+      const r = await runBurrow([...world.tcpArgs(), '--listen', '192.0.2.1:0'], { env: world.env });
+      assert.equal(r.code, ExitCode.usage);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.includes(text.listenFailed('192.0.2.1:0', errorWords('EADDRNOTAVAIL'))), line);
+      assert.ok(line.endsWith(text.listenNotLocalHint), line);
+      assert.doesNotMatch(line, /EADDRNOTAVAIL/);
     });
 
     it('a busy --listen port is reported, not thrown (exit 2)', async () => {
