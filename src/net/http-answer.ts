@@ -105,6 +105,7 @@ export function judgeAnswerStart(buffered: Buffer): string | undefined {
 export function readAnswer(socket: Socket, deadline: number, errors: AnswerErrors, signal?: AbortSignal): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
+    let statusLineOk = false;
     const cleanup = () => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -123,14 +124,19 @@ export function readAnswer(socket: Socket, deadline: number, errors: AnswerError
       for (;;) {
         const end = buffered.indexOf(CRLFCRLF);
         if (end < 0) {
-          const wrong = judgeAnswerStart(buffered);
-          if (wrong) return fail(errors.malformed(wrong));
+          // Once the status line is complete and good, the rest of the head is judged whole.
+          if (!statusLineOk) {
+            const wrong = judgeAnswerStart(buffered);
+            if (wrong) return fail(errors.malformed(wrong));
+            statusLineOk = buffered.includes(0x0a);
+          }
           if (buffered.length > MAX_ANSWER_HEAD) fail(errors.malformed(text.answerTooLarge(MAX_ANSWER_HEAD / 1024)));
           return;
         }
         const parsed = parseAnswerHead(buffered.subarray(0, end).toString('latin1'));
         if ('malformed' in parsed) return fail(errors.malformed(parsed.malformed));
         buffered = buffered.subarray(end + 4);
+        statusLineOk = false;
         // 1xx answers are interim; the real answer follows (101 is not used by CONNECT).
         if (parsed.answer.status >= 100 && parsed.answer.status < 200) continue;
         cleanup();
