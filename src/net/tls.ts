@@ -56,17 +56,18 @@ const SYSTEM_BUNDLES = [
 ];
 
 function readFile(what: string, path: string): string {
-  return readBytes(what, path).toString('utf8');
+  return readBytes(what, path, text.fileUnreadableHint).toString('utf8');
 }
 
-function readBytes(what: string, path: string): Buffer {
+/** The file's bytes, or a UsageError in words; `directoryHint` is the fix when it is a directory. */
+function readBytes(what: string, path: string, directoryHint: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? '';
     throw new UsageError(text.fileUnreadable(what, path, errorWords(code, (error as Error).message)), {
       code: 'BURROW_FILE_UNREADABLE',
-      hint: code === 'EISDIR' ? text.notACertificateHint : text.fileUnreadableHint,
+      hint: code === 'EISDIR' ? directoryHint : text.fileUnreadableHint,
       cause: error,
     });
   }
@@ -130,7 +131,7 @@ function requireSoundCertificates(source: string, pem: string): void {
 
 /** The CA file of `--alternate-ca-path`, refused with what it looks like when it holds no certificate. */
 function readCaFile(path: string): string {
-  const content = readBytes('CA file', path);
+  const content = readBytes('CA file', path, text.notACertificateHint);
   const looksLike = notCertificate(content);
   if (looksLike) {
     throw new UsageError(text.notACertificate(`CA file ${JSON.stringify(path)} (--alternate-ca-path)`, looksLike), {
@@ -180,18 +181,14 @@ export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv): TlsSettings {
     }
   }
   const build = (cas: string[]): tls.SecureContext => {
-    // The client pair first, alone, so a failure names the right flags.
-    if (options.cert) {
-      try {
-        tls.createSecureContext(options);
-      } catch (error) {
-        const reason = errorWords('', (error as Error).message);
-        throw new UsageError(text.badClientKey(reason), { hint: text.badClientKeyHint, cause: error });
-      }
-    }
     try {
       return contextWithCas(options, cas);
     } catch (error) {
+      // Which part failed: the client pair (tried alone, only now, to name the right flags) or a CA.
+      const pairError = options.cert ? pairFailure(options) : undefined;
+      if (pairError) {
+        throw new UsageError(text.badClientKey(errorWords('', pairError.message)), { hint: text.badClientKeyHint, cause: pairError });
+      }
       const reason = errorWords('', (error as Error).message);
       throw new UsageError(text.badCaFile(caSource ?? 'the system CA bundle', reason), { hint: text.notACertificateHint, cause: error });
     }
@@ -222,6 +219,16 @@ export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv): TlsSettings {
       sessions.set(authority, session);
     },
   };
+}
+
+/** The error a context with only the client pair fails with, or undefined if the pair is fine. */
+function pairFailure(options: tls.SecureContextOptions): Error | undefined {
+  try {
+    tls.createSecureContext(options);
+    return undefined;
+  } catch (error) {
+    return error as Error;
+  }
 }
 
 /** A context trusting Node's bundled roots plus `cas` (node-internals.ts says how, and why). */
