@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { LogLevel } from '../output/log.js';
-import { text } from '../output/messages.js';
+import { errorWords, text } from '../output/messages.js';
 import type { SessionLimits } from '../tunnel/limits.js';
 
 /** Header names burrow sets itself, or that would break the request. */
@@ -79,7 +79,7 @@ export function serviceAccountToken(values: ServiceAccountValues, env: NodeJS.Pr
     try {
       token = readFileSync(path, 'utf8');
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      const reason = errorWords((error as NodeJS.ErrnoException).code ?? '', (error as Error).message);
       throw new UsageError(text.fileUnreadable('service account file', path, reason), {
         code: 'BURROW_FILE_UNREADABLE',
         hint: text.fileUnreadableHint,

@@ -7,7 +7,7 @@ import { on } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { ListenError } from '../errors.js';
-import { text } from '../output/messages.js';
+import { errorWords, text } from '../output/messages.js';
 import { formatAuthority } from '../target.js';
 import type { BurrowError } from '../errors.js';
 import type { Listener, LocalConnection } from './connection.js';
@@ -53,8 +53,14 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
     server.once('error', (error: NodeJS.ErrnoException) => {
       const where = formatAuthority(host, port);
       const hint =
-        error.code === 'EADDRINUSE' ? text.listenInUseHint : error.code === 'EACCES' ? text.listenPermissionHint : text.listenGenericHint;
-      const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.code === 'EACCES' ? 'permission denied' : (error.code ?? error.message);
+        error.code === 'EADDRINUSE'
+          ? text.listenInUseHint
+          : error.code === 'EACCES'
+            ? text.listenPermissionHint
+            : error.code === 'EADDRNOTAVAIL'
+              ? text.listenNotLocalHint
+              : text.listenGenericHint;
+      const reason = errorWords(error.code ?? '', error.message);
       reject(new ListenError(text.listenFailed(where, reason), { hint, cause: error }));
     });
     server.listen({ host, port, exclusive: true }, () => resolve());
@@ -66,7 +72,7 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
   // After start-up, accept errors (EMFILE and the like) are reported, not fatal.
   server.on('error', (error: NodeJS.ErrnoException) => {
     const tooMany = error.code === 'EMFILE' || error.code === 'ENFILE';
-    const reason = tooMany ? 'too many open files' : (error.code ?? error.message);
+    const reason = tooMany ? 'too many open files' : errorWords(error.code ?? '', error.message);
     refused?.(new ListenError(text.acceptFailed(address, reason), { hint: tooMany ? text.tooManyFilesHint : text.listenGenericHint, cause: error }));
   });
   const capacity = tunnelCapacity();

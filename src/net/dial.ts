@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { type Endpoint, formatAuthority, type ProxyEndpoint } from '../target.js';
 import { BurrowError, ForwardProxyError, ProxyProtocolError, ProxyUnreachableError, TlsError } from '../errors.js';
-import { text } from '../output/messages.js';
+import { errorWords, text } from '../output/messages.js';
 import { type AnswerErrors, printable, readAnswer } from './http-answer.js';
 import type { ForwardProxy } from './proxy-env.js';
 import type { TlsSettings } from './tls.js';
@@ -76,19 +76,25 @@ export function classifyNetworkError(error: unknown, subject: DialSubject, phase
   if (code === 'EMFILE' || code === 'ENFILE' || (code === 'EBUSY' && (err as { syscall?: string }).syscall === 'getaddrinfo')) {
     return new ProxyUnreachableError(text.tooManyFiles(origin, dest), { code: 'BURROW_TOO_MANY_FILES', hint: text.tooManyFilesHint, cause: error });
   }
+  const words = errorWords(code, err.message);
   if (UNTRUSTED.has(code)) {
-    return new TlsError(text.tlsUntrusted(origin, code), { code: 'BURROW_TLS_UNTRUSTED', hint: text.tlsUntrustedHint, cause: error });
+    return new TlsError(text.tlsUntrusted(origin, words), { code: 'BURROW_TLS_UNTRUSTED', hint: text.tlsUntrustedHint, cause: error });
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-    return new TlsError(text.tlsHostname(origin, err.reason ?? code), { code: 'BURROW_TLS_HOSTNAME', hint: text.tlsHostnameHint, cause: error });
+    const host = printable(String((err as { host?: unknown }).host ?? subject.host), 80);
+    return new TlsError(text.tlsHostname(origin, host, certificateNames(err as { cert?: unknown }) ?? printable(err.reason ?? code, 120)), {
+      code: 'BURROW_TLS_HOSTNAME',
+      hint: text.tlsHostnameHint(host),
+      cause: error,
+    });
   }
   if (EXPIRED.has(code)) {
-    return new TlsError(text.tlsExpired(origin, code), { code: 'BURROW_TLS', hint: text.tlsExpiredHint, cause: error });
+    return new TlsError(text.tlsExpired(origin, words), { code: 'BURROW_TLS', hint: text.tlsExpiredHint, cause: error });
   }
   // The server's alert when it wants (or rejects) our certificate. Under TLS 1.3 it arrives after
   // our side of the handshake is done, so it can surface while reading the CONNECT answer.
   if (/ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|HANDSHAKE_FAILURE|CERTIFICATE_UNKNOWN)/.test(code)) {
-    return new TlsError(text.tlsClientCert(origin, code), { code: 'BURROW_TLS_CLIENT_CERT', hint: text.tlsClientCertHint, cause: error });
+    return new TlsError(text.tlsClientCert(origin, words), { code: 'BURROW_TLS_CLIENT_CERT', hint: text.tlsClientCertHint, cause: error });
   }
   // Reset after the handshake, before any answer: the proxy hung up on the request (a proxy
   // that wants a client certificate under TLS 1.3 often does this instead of sending an alert).
@@ -96,9 +102,23 @@ export function classifyNetworkError(error: unknown, subject: DialSubject, phase
     return new ProxyProtocolError(text.closedBeforeAnswer(origin, dest), { hint: text.closedBeforeAnswerHint, cause: error });
   }
   if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || phase === 'tls') {
-    return new TlsError(text.tlsOther(origin, code || err.message), { code: 'BURROW_TLS', hint: text.tlsOtherHint, cause: error });
+    return new TlsError(text.tlsOther(origin, words), { code: 'BURROW_TLS', hint: text.tlsOtherHint, cause: error });
   }
-  return new ProxyUnreachableError(text.unreachable(origin, dest, code || err.message), { hint: text.unreachableHint, cause: error });
+  return new ProxyUnreachableError(text.unreachable(origin, dest, words), { hint: text.unreachableHint, cause: error });
+}
+
+/** The names a peer certificate is for (its subjectAltName, else its CN), short and printable. */
+function certificateNames(error: { cert?: unknown }): string | undefined {
+  const cert = error.cert as { subjectaltname?: unknown; subject?: { CN?: unknown } } | undefined;
+  const san = typeof cert?.subjectaltname === 'string' ? cert.subjectaltname : '';
+  const names = san
+    .split(/,\s*/)
+    .map((entry) => entry.replace(/^(DNS|IP Address):/, '').trim())
+    .filter((name) => name !== '' && !/^[A-Za-z ]+:/.test(name));
+  if (names.length === 0 && typeof cert?.subject?.CN === 'string') names.push(cert.subject.CN);
+  if (names.length === 0) return undefined;
+  const shown = names.slice(0, 5).map((name) => printable(name, 60)).join(', ');
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
 /** The error for a deadline passing during `what`. */
@@ -167,9 +187,27 @@ export async function dialProxy(request: DialRequest): Promise<net.Socket> {
     return await dialOnce(request);
   } catch (error) {
     // Untrusted with Node's roots: add the system bundle (loaded only now, see tls.ts) and retry once.
-    if (isUntrusted(error) && request.tls?.useSystemRoots()) return dialOnce(request);
-    throw error;
+    if (isUntrusted(error) && request.tls?.useSystemRoots()) {
+      try {
+        return await dialOnce(request);
+      } catch (retried) {
+        throw withCaSource(retried, request);
+      }
+    }
+    throw withCaSource(error, request);
   }
+}
+
+/**
+ * Untrusted although the user gave a CA: that CA is not the one (a different fix from giving
+ * none). Only for the identity proxy's own certificate; a forward proxy's keeps its wording.
+ */
+function withCaSource(error: unknown, request: DialRequest): unknown {
+  const source = request.tls?.caSource;
+  if (!source || !(error instanceof TlsError) || error.code !== 'BURROW_TLS_UNTRUSTED') return error;
+  const cause = error.cause as { code?: unknown; message?: string } | undefined;
+  const words = errorWords(typeof cause?.code === 'string' ? cause.code : '', cause?.message);
+  return new TlsError(text.tlsUntrustedWithCa(request.endpoint.origin, words, source), { code: 'BURROW_TLS_UNTRUSTED', hint: text.tlsWrongCaHint(source), cause: error.cause });
 }
 
 function isUntrusted(error: unknown): boolean {
@@ -291,5 +329,7 @@ function forwardStatusError(status: number, reason: string, forward: ForwardProx
   if (status === 502 || status === 503 || status === 504) {
     return new ForwardProxyError(text.forwardUpstream(origin, identity, status), { code: 'BURROW_FORWARD_PROXY_UPSTREAM', hint: text.forwardUpstreamHint });
   }
+  if (status === 429) return new ForwardProxyError(text.forwardRateLimited(origin, identity), { hint: text.rateLimitedHint(undefined) });
+  if (status === 500) return new ForwardProxyError(text.forwardServerError(origin, identity), { hint: text.forwardServerErrorHint });
   return new ForwardProxyError(text.forwardStatus(origin, identity, status, printable(reason, 40)), { hint: text.forwardProxyHint });
 }

@@ -5,6 +5,7 @@
  * Each caller says which errors its failures become, so messages name the right hop.
  */
 import type { Socket } from 'node:net';
+import { text } from '../output/messages.js';
 
 /** Answers larger than this are not a proxy talking HTTP/1.1 to us. */
 export const MAX_ANSWER_HEAD = 64 * 1024;
@@ -28,11 +29,11 @@ export function parseAnswerHead(head: string): HeadParse {
   const lines = head.split('\r\n');
   const statusLine = lines[0] ?? '';
   const match = /^HTTP\/1\.[01] ([0-9]{3})(?: (.*))?$/.exec(statusLine);
-  if (!match) return { malformed: `expected an HTTP/1.1 status line, got "${printable(statusLine, 60)}"` };
+  if (!match) return { malformed: notStatusLine(Buffer.from(statusLine, 'latin1')) };
   const headers: Record<string, string> = {};
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':');
-    if (colon <= 0) return { malformed: `bad header line "${printable(line, 60)}"` };
+    if (colon <= 0) return { malformed: text.answerBadHeader(printable(line, 60)) };
     headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
   }
   return { answer: { status: Number(match[1]), reason: match[2] ?? '', headers } };
@@ -51,10 +52,60 @@ export interface AnswerErrors {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
+/** `HTTP/1.x NNN` then a space or the line's end: what every status line we accept starts with. */
+const STATUS_PREFIX = 'HTTP/1.';
+const DIGIT = (byte: number) => byte >= 0x30 && byte <= 0x39;
+function prefixByteOk(index: number, byte: number): boolean {
+  if (index < STATUS_PREFIX.length) return byte === STATUS_PREFIX.charCodeAt(index);
+  if (index === 7) return byte === 0x30 || byte === 0x31;
+  if (index === 8) return byte === 0x20;
+  if (index <= 11) return DIGIT(byte);
+  return byte === 0x20 || byte === 0x0d; // the reason phrase, or the line's CR
+}
+
+/** What other servers greet with, to say what answered instead of a proxy. */
+function lookalike(start: Buffer): string | undefined {
+  const ascii = start.toString('latin1');
+  if (ascii.startsWith('SSH-')) return text.looksLikeSsh;
+  if (/^\* (OK|PREAUTH|BYE)/i.test(ascii)) return text.looksLikeImap;
+  if (/^\+OK/.test(ascii)) return text.looksLikePop;
+  if (/^220[ -]/.test(ascii)) return text.looksLikeSmtpFtp;
+  if ((start[0] === 0x15 || start[0] === 0x16) && start[1] === 0x03) return text.looksLikeTls;
+  if (/^HTTP\/(2|3)/.test(ascii)) return text.looksLikeNewerHttp;
+  return undefined;
+}
+
+/** The complaint about bytes that cannot start a status line: the first line of them, made safe. */
+function notStatusLine(bytes: Buffer): string {
+  const lineEnd = bytes.findIndex((b) => b === 0x0d || b === 0x0a);
+  const firstLine = bytes.subarray(0, lineEnd < 0 ? bytes.length : lineEnd);
+  return text.answerNotHttp(printable(firstLine.toString('latin1'), 60), lookalike(bytes));
+}
+
+/**
+ * Judges the start of an answer head before the whole head has come: a reason to fail now, or
+ * undefined while the bytes so far can still begin a status line. So a server that is not an HTTP
+ * proxy (an SSH banner, an IMAP greeting, a TLS record) is named at once, instead of after
+ * --connect-timeout of waiting for a blank line it never sends.
+ */
+export function judgeAnswerStart(buffered: Buffer): string | undefined {
+  const checked = Math.min(buffered.length, STATUS_PREFIX.length + 6);
+  for (let i = 0; i < checked; i++) {
+    if (!prefixByteOk(i, buffered[i]!)) return notStatusLine(buffered);
+  }
+  const lf = buffered.indexOf(0x0a);
+  if (lf < 0) return undefined;
+  // The status line is complete: it must end in CR LF and parse.
+  if (lf === 0 || buffered[lf - 1] !== 0x0d) return text.answerBareLf(printable(buffered.subarray(0, lf).toString('latin1'), 60));
+  const parsed = parseAnswerHead(buffered.subarray(0, lf - 1).toString('latin1'));
+  return 'malformed' in parsed ? parsed.malformed : undefined;
+}
+
 /** Reads one answer head (skipping 1xx interim answers). Rejects with the caller's errors. */
 export function readAnswer(socket: Socket, deadline: number, errors: AnswerErrors, signal?: AbortSignal): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
+    let statusLineOk = false;
     const cleanup = () => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -73,12 +124,19 @@ export function readAnswer(socket: Socket, deadline: number, errors: AnswerError
       for (;;) {
         const end = buffered.indexOf(CRLFCRLF);
         if (end < 0) {
-          if (buffered.length > MAX_ANSWER_HEAD) fail(errors.malformed(`the answer head is larger than ${MAX_ANSWER_HEAD / 1024} KiB`));
+          // Once the status line is complete and good, the rest of the head is judged whole.
+          if (!statusLineOk) {
+            const wrong = judgeAnswerStart(buffered);
+            if (wrong) return fail(errors.malformed(wrong));
+            statusLineOk = buffered.includes(0x0a);
+          }
+          if (buffered.length > MAX_ANSWER_HEAD) fail(errors.malformed(text.answerTooLarge(MAX_ANSWER_HEAD / 1024)));
           return;
         }
         const parsed = parseAnswerHead(buffered.subarray(0, end).toString('latin1'));
         if ('malformed' in parsed) return fail(errors.malformed(parsed.malformed));
         buffered = buffered.subarray(end + 4);
+        statusLineOk = false;
         // 1xx answers are interim; the real answer follows (101 is not used by CONNECT).
         if (parsed.answer.status >= 100 && parsed.answer.status < 200) continue;
         cleanup();

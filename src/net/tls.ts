@@ -9,10 +9,11 @@
  * already has. A handshake that fails as untrusted switches the process to the system roots
  * (`useSystemRoots`) and is retried once (dial.ts).
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { UsageError } from '../errors.js';
-import { text } from '../output/messages.js';
+import { errorWords, text } from '../output/messages.js';
 import { addCaCertificates } from './node-internals.js';
 
 export interface TlsFlags {
@@ -27,6 +28,8 @@ export interface TlsSettings {
   /** The context to handshake with now (switches once to one with the system roots). */
   readonly secureContext: tls.SecureContext;
   readonly rejectUnauthorized: boolean;
+  /** The flag that gave extra CAs (`--alternate-ca-path "…"`, `--ca-cert`), for messages; else undefined. */
+  readonly caSource: string | undefined;
   /**
    * Adds the system CA bundle to the trust, once. True if that changed anything (then a failed
    * handshake is worth retrying); false if already done or there is no system bundle.
@@ -53,13 +56,18 @@ const SYSTEM_BUNDLES = [
 ];
 
 function readFile(what: string, path: string): string {
+  return readBytes(what, path, text.fileUnreadableHint).toString('utf8');
+}
+
+/** The file's bytes, or a UsageError in words; `directoryHint` is the fix when it is a directory. */
+function readBytes(what: string, path: string, directoryHint: string): Buffer {
   try {
-    return readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new UsageError(text.fileUnreadable(what, path, reason), {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    throw new UsageError(text.fileUnreadable(what, path, errorWords(code, (error as Error).message)), {
       code: 'BURROW_FILE_UNREADABLE',
-      hint: text.fileUnreadableHint,
+      hint: code === 'EISDIR' ? directoryHint : text.fileUnreadableHint,
       cause: error,
     });
   }
@@ -72,15 +80,68 @@ function requirePem(what: string, path: string, pem: string): string {
   return pem;
 }
 
+/**
+ * What a would-be CA certificate looks like when it holds no certificate: an SSH or private
+ * key, a CSR, DER, random text. Undefined when it has a PEM certificate block.
+ */
+export function notCertificate(content: Buffer): string | undefined {
+  const pem = content.toString('latin1');
+  if (/-----BEGIN (X509 |TRUSTED )?CERTIFICATE-----/.test(pem)) return undefined;
+  if (content.length === 0 || pem.trim() === '') return text.looksLikeEmpty;
+  if (pem.includes('-----BEGIN OPENSSH PRIVATE KEY-----')) return text.looksLikeSshPrivateKey;
+  if (/-----BEGIN (RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) return text.looksLikePrivateKey;
+  if (/-----BEGIN (RSA )?PUBLIC KEY-----/.test(pem)) return text.looksLikePublicKey;
+  if (/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(pem)) return text.looksLikeCsr;
+  if (pem.includes('-----BEGIN PGP')) return text.looksLikePgp;
+  if (/^\s*(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+@openssh\.com) /m.test(pem)) return text.looksLikeSshPublicKey;
+  // DER: an ASN.1 SEQUENCE with a long-form length, as every certificate starts.
+  if (content[0] === 0x30 && (content[1] === 0x82 || content[1] === 0x81)) return text.looksLikeDer;
+  const controls = pem.slice(0, 512).replace(/[\t\r\n\x20-\x7e]/g, '').length;
+  if (controls > 0) return text.looksLikeBinary;
+  const firstLine = pem.trim().split(/\r?\n/)[0] ?? '';
+  return text.looksLikeText(firstLine.length > 40 ? `${firstLine.slice(0, 40)}…` : firstLine);
+}
+
 /** `--ca-cert` takes PEM text or base64 of it (pomerium-cli takes base64). */
 export function decodeCaCert(value: string): string {
   const trimmed = value.trim();
-  if (trimmed.startsWith('-----BEGIN')) return trimmed;
-  const decoded = Buffer.from(trimmed, 'base64').toString('utf8');
-  if (!decoded.includes('-----BEGIN CERTIFICATE')) {
+  const pem = trimmed.startsWith('-----BEGIN') ? trimmed : Buffer.from(trimmed, 'base64').toString('utf8');
+  if (!pem.includes('-----BEGIN')) {
     throw new UsageError(text.badCaCert, { code: 'BURROW_USAGE', hint: text.badCaCertHint });
   }
-  return decoded;
+  const looksLike = notCertificate(Buffer.from(pem));
+  if (looksLike) throw new UsageError(text.notACertificate('--ca-cert', looksLike), { code: 'BURROW_USAGE', hint: text.notACertificateHint });
+  requireSoundCertificates('--ca-cert', pem);
+  return pem;
+}
+
+/**
+ * Every certificate block must parse: the native context skips a damaged one silently, and
+ * the proxy would then be "untrusted" for no visible reason. One parse per CA; the files hold few.
+ */
+function requireSoundCertificates(source: string, pem: string): void {
+  for (const block of pem.match(/-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g) ?? []) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      throw new UsageError(text.badCaFile(source, text.damagedCertificate), { code: 'BURROW_USAGE', hint: text.notACertificateHint, cause: error });
+    }
+  }
+}
+
+/** The CA file of `--alternate-ca-path`, refused with what it looks like when it holds no certificate. */
+function readCaFile(path: string): string {
+  const content = readBytes('CA file', path, text.notACertificateHint);
+  const looksLike = notCertificate(content);
+  if (looksLike) {
+    throw new UsageError(text.notACertificate(`CA file ${JSON.stringify(path)} (--alternate-ca-path)`, looksLike), {
+      code: 'BURROW_FILE_UNREADABLE',
+      hint: text.notACertificateHint,
+    });
+  }
+  const pem = content.toString('utf8');
+  requireSoundCertificates(text.caFileSource(path), pem);
+  return pem;
 }
 
 /** The system CA bundle, or none. `SSL_CERT_FILE` wins, as in OpenSSL and curl. */
@@ -106,23 +167,30 @@ export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv): TlsSettings {
     throw new UsageError(text.clientCertPair('--client-key', '--client-cert'), { hint: text.clientCertPairHint });
   }
   const extraCas: string[] = [];
-  if (flags.alternateCaPath) {
-    extraCas.push(requirePem('CA file', flags.alternateCaPath, readFile('CA file', flags.alternateCaPath)));
-  }
+  if (flags.alternateCaPath) extraCas.push(readCaFile(flags.alternateCaPath));
   if (flags.caCert) extraCas.push(decodeCaCert(flags.caCert));
+  // Whom a failure to trust the proxy names: the CA the user gave, if any.
+  const caSource = flags.alternateCaPath ? text.caFileSource(flags.alternateCaPath) : flags.caCert ? '--ca-cert' : undefined;
 
   const options: tls.SecureContextOptions = {};
   if (flags.clientCert && flags.clientKey) {
     options.cert = requirePem('client certificate', flags.clientCert, readFile('client certificate', flags.clientCert));
     options.key = requirePem('client key', flags.clientKey, readFile('client key', flags.clientKey));
+    if (options.key.includes('-----BEGIN OPENSSH PRIVATE KEY-----')) {
+      throw new UsageError(text.badClientKey(text.clientKeyIsSsh(flags.clientKey)), { code: 'BURROW_FILE_UNREADABLE', hint: text.badClientKeyHint });
+    }
   }
   const build = (cas: string[]): tls.SecureContext => {
     try {
       return contextWithCas(options, cas);
     } catch (error) {
-      const reason = (error as Error).message;
-      if (options.cert) throw new UsageError(text.badClientKey(reason), { hint: text.badClientKeyHint, cause: error });
-      throw new UsageError(text.badCaCert, { hint: text.badCaCertHint, cause: error });
+      // Which part failed: the client pair (tried alone, only now, to name the right flags) or a CA.
+      const pairError = options.cert ? pairFailure(options) : undefined;
+      if (pairError) {
+        throw new UsageError(text.badClientKey(errorWords('', pairError.message)), { hint: text.badClientKeyHint, cause: pairError });
+      }
+      const reason = errorWords('', (error as Error).message);
+      throw new UsageError(text.badCaFile(caSource ?? 'the system CA bundle', reason), { hint: text.notACertificateHint, cause: error });
     }
   };
   let secureContext = build(extraCas);
@@ -133,6 +201,7 @@ export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv): TlsSettings {
       return secureContext;
     },
     rejectUnauthorized: !flags.disableTlsVerification,
+    caSource,
     useSystemRoots() {
       if (systemTried) return false;
       systemTried = true;
@@ -150,6 +219,16 @@ export function buildTls(flags: TlsFlags, env: NodeJS.ProcessEnv): TlsSettings {
       sessions.set(authority, session);
     },
   };
+}
+
+/** The error a context with only the client pair fails with, or undefined if the pair is fine. */
+function pairFailure(options: tls.SecureContextOptions): Error | undefined {
+  try {
+    tls.createSecureContext(options);
+    return undefined;
+  } catch (error) {
+    return error as Error;
+  }
 }
 
 /** A context trusting Node's bundled roots plus `cas` (node-internals.ts says how, and why). */

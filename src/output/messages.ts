@@ -14,6 +14,79 @@ export function signOutUrl(proxy: string): string {
   return new URL('/.pomerium/sign_out', proxy).href;
 }
 
+/**
+ * System error codes (errno, getaddrinfo) and OpenSSL's, as words. A message shows these words
+ * instead of the raw code; codes not listed are shown as they are.
+ */
+const systemWords: Readonly<Record<string, string>> = {
+  EADDRNOTAVAIL: 'that address is not one of this machine\'s',
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file',
+  EISDIR: 'it is a directory, not a file',
+  ENOTDIR: 'a part of the path is not a directory',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'the connection was reset',
+  ECONNABORTED: 'the connection was aborted',
+  EPIPE: 'the connection was closed while sending',
+  ETIMEDOUT: 'the connection timed out',
+  ENETUNREACH: 'the network is unreachable (no route to it from this machine)',
+  EHOSTUNREACH: 'the host is unreachable (no route to it from this machine)',
+  ENETDOWN: 'the network is down',
+  EHOSTDOWN: 'the host is down',
+  EPROTO: 'a protocol error on the connection',
+  EAFNOSUPPORT: 'this machine has no IPv4 or IPv6 for that address',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'the name lookup failed for now (DNS did not answer)',
+  // OpenSSL, as Node names its errors.
+  ERR_SSL_WRONG_VERSION_NUMBER: 'the server did not answer with TLS: is it plain http, or another port?',
+  ERR_SSL_PACKET_LENGTH_TOO_LONG: 'the server did not answer with TLS: is it plain http, or another port?',
+  ERR_SSL_HTTP_REQUEST: 'the server expected plain http, not TLS',
+  ERR_SSL_UNSUPPORTED_PROTOCOL: 'the server offers only a TLS version too old to use',
+  ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: 'no TLS version in common with the server',
+  ERR_SSL_NO_PROTOCOLS_AVAILABLE: 'no TLS version in common with the server',
+  ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: 'the server refused the handshake',
+  ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR: 'the server reported an internal TLS error',
+  ERR_SSL_TLSV1_UNRECOGNIZED_NAME: 'the server does not know this host name (SNI)',
+  ERR_SSL_TLSV1_ALERT_UNRECOGNIZED_NAME: 'the server does not know this host name (SNI)',
+  ERR_SSL_UNEXPECTED_EOF_WHILE_READING: 'the server closed the connection during the handshake',
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'it asked for a client certificate and got none',
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'it rejected the client certificate',
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'it does not trust the CA of the client certificate',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'it rejected the client certificate',
+  ERR_TLS_HANDSHAKE_TIMEOUT: 'the handshake timed out',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'no CA trusted here signed it',
+  UNABLE_TO_GET_ISSUER_CERT: 'no CA trusted here signed it',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'no CA trusted here signed it',
+  SELF_SIGNED_CERT_IN_CHAIN: 'it chains to a self-signed CA that is not trusted here',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'it is self-signed',
+  CERT_UNTRUSTED: 'it is not trusted for this purpose',
+  CERT_SIGNATURE_FAILURE: 'its signature does not verify',
+  CERT_REJECTED: 'it was rejected',
+  CERT_HAS_EXPIRED: 'it has expired',
+  CERT_NOT_YET_VALID: 'it is not valid yet',
+};
+
+/** OpenSSL's reason strings (`error:1E08010C:DECODER routines::unsupported`), as words. */
+const opensslReasons: ReadonlyArray<readonly [RegExp, string]> = [
+  [/DECODER routines::unsupported/, 'its contents are not a certificate or key OpenSSL can read'],
+  [/no start line/, 'it has no PEM block'],
+  [/bad base64 decode|BIO routines/, 'its PEM data is damaged (bad base64)'],
+  [/ASN1|asn1|wrong tag|nested asn1 error|header too long|too long/, 'its PEM data is damaged (not valid DER inside)'],
+  [/key values mismatch/, 'the key does not belong to the certificate'],
+  [/bad decrypt|bad password read/, 'the key is encrypted with a passphrase (burrow needs an unencrypted key)'],
+  [/ee key too small|ca md too weak/, 'the key or signature is too weak for OpenSSL\'s security level'],
+];
+
+/** A system or OpenSSL error as words: by its code, else by OpenSSL's reason, else as it came. */
+export function errorWords(code: string, message = ''): string {
+  const known = systemWords[code];
+  if (known) return known;
+  for (const [pattern, words] of opensslReasons) if (pattern.test(message)) return words;
+  return code || message;
+}
+
 export const text = {
   // --- command line ---------------------------------------------------------------------------
   invalidDestination: (input: string, reason: string) => `invalid destination ${q(input)}: ${reason}`,
@@ -54,6 +127,24 @@ export const text = {
   badPem: (what: string, path: string) => `${what} ${q(path)} does not contain a PEM certificate or key`,
   badPemHint: 'give a PEM file (it starts with "-----BEGIN")',
   badCaCert: '--ca-cert is neither a PEM certificate nor base64 of one',
+  notACertificate: (source: string, looksLike: string) => `${source} is not a certificate: it looks like ${looksLike}`,
+  notACertificateHint:
+    'give the certificate of the CA that signed the proxy\'s certificate, in PEM form (it has a "-----BEGIN CERTIFICATE-----" line); the proxy\'s admins can tell you which',
+  damagedCertificate: 'a "-----BEGIN CERTIFICATE-----" block in it is damaged (not a valid certificate)',
+  clientKeyIsSsh: (path: string) =>
+    `--client-key ${q(path)} is an SSH key (OpenSSH format); a client certificate needs its PEM private key`,
+  badCaFile: (source: string, reason: string) => `the CA certificate in ${source} cannot be used: ${reason}`,
+  caFileSource: (path: string) => `--alternate-ca-path ${q(path)}`,
+  looksLikeSshPrivateKey: 'an SSH private key (keep it to yourself)',
+  looksLikeSshPublicKey: 'an SSH public key',
+  looksLikePrivateKey: 'a private key (keep it to yourself)',
+  looksLikePublicKey: 'a public key, not a certificate',
+  looksLikeCsr: 'a certificate request (CSR), not a signed certificate',
+  looksLikePgp: 'a PGP key',
+  looksLikeDer: 'binary (DER) data; convert it to PEM with: openssl x509 -inform der -in FILE -out ca.pem',
+  looksLikeBinary: 'binary data',
+  looksLikeEmpty: 'an empty file',
+  looksLikeText: (firstLine: string) => `text without a "-----BEGIN CERTIFICATE-----" line (it starts ${q(firstLine)})`,
   badCaCertHint: 'pass the CA certificate as PEM text or as base64 of the PEM file',
   badClientKey: (reason: string) => `the client certificate and key cannot be used: ${reason}`,
   badClientKeyHint: 'check that --client-key is the private key of --client-cert',
@@ -95,6 +186,7 @@ export const text = {
   listenInUseHint: 'pick another port, or stop the program using it',
   listenPermissionHint: 'ports below 1024 need privileges; pick a port above 1024',
   listenGenericHint: 'check the --listen address',
+  listenNotLocalHint: 'listen on an address of this machine: ":PORT" for loopback, or one that "ip addr" (ifconfig) lists',
   shuttingDown: (open: number) => `shutting down (${open} open ${open === 1 ? 'tunnel' : 'tunnels'})`,
   acceptFailed: (address: string, reason: string) => `cannot accept a connection on ${address}: ${reason}`,
   listenerFull: (peer: string, tunnels: number, limit: number) =>
@@ -127,13 +219,35 @@ export const text = {
   routeNotFoundHint: 'check the destination host and port, or --pomerium-url if the proxy is elsewhere',
   upstreamUnavailable: (proxy: string, dest: string, status: number) =>
     `${proxy} could not reach ${dest} (HTTP ${status})`,
-  upstreamUnavailableHint: 'the service behind the route is down or unreachable from the proxy: try again later or tell its admins',
+  upstreamUnavailableHint: (retry: string | undefined) =>
+    `the service behind the route is down or unreachable from the proxy: try again ${retry ?? 'later'} or tell its admins`,
+  proxyServerError: (proxy: string, dest: string, status: number) =>
+    `${proxy} failed with a server error on the tunnel request for ${dest} (HTTP ${status})`,
+  proxyServerErrorHint: (retry: string | undefined) =>
+    `the problem is on the proxy's side, not in your request: try again ${retry ?? 'later'}, and tell its admins if it lasts`,
+  rateLimited: (proxy: string, dest: string) => `${proxy} is rate-limiting and turned down the tunnel request for ${dest} (HTTP 429)`,
+  rateLimitedHint: (retry: string | undefined) =>
+    `too many requests in a short time: wait and try again ${retry ?? 'later'} (a loop that reconnects at once makes it worse)`,
+  retryInSeconds: (seconds: number) => `in ${seconds} s (Retry-After)`,
+  retryAfterDate: (date: string) => `after ${date} (Retry-After)`,
   unexpectedStatus: (proxy: string, dest: string, status: number, reason: string) =>
     `${proxy} answered the tunnel request for ${dest} with HTTP ${status}${reason ? ` ${reason}` : ''}`,
   unexpectedStatusHint: 'the proxy is not a tunnel endpoint for this route: check --pomerium-url and that the route is tcp+https://',
   malformedAnswer: (proxy: string, dest: string, what: string) =>
     `${proxy} sent a malformed answer to the tunnel request for ${dest}: ${what}`,
   malformedAnswerHint: 'check that --pomerium-url points at the identity-aware proxy, not at another service',
+  answerNotHttp: (got: string, lookalike: string | undefined) =>
+    `expected an HTTP/1.1 status line, got "${got}"${lookalike ? ` (${lookalike})` : ''}`,
+  answerBareLf: (line: string) => `the status line "${line}" ends without CR LF`,
+  answerBadHeader: (line: string) => `bad header line "${line}"`,
+  answerTooLarge: (kib: number) => `the answer head is larger than ${kib} KiB`,
+  answerCutOff: 'the answer was cut off',
+  looksLikeSsh: 'an SSH server answered',
+  looksLikeImap: 'an IMAP server answered',
+  looksLikePop: 'a POP3 server answered',
+  looksLikeSmtpFtp: 'an SMTP or FTP server answered',
+  looksLikeTls: 'a TLS server answered: use https://',
+  looksLikeNewerHttp: 'an HTTP/2 or HTTP/3 answer, but tunnels need HTTP/1.1',
   closedBeforeAnswer: (proxy: string, dest: string) =>
     `${proxy} closed the connection before answering the tunnel request for ${dest}`,
   closedBeforeAnswerHint:
@@ -150,15 +264,21 @@ export const text = {
     `${what} to ${proxy} (for ${dest}) timed out after ${seconds}s`,
   timedOutHint: 'check your network, or raise --connect-timeout',
   tlsUntrusted: (proxy: string, detail: string) => `TLS: the certificate of ${proxy} is not trusted (${detail})`,
+  tlsUntrustedWithCa: (proxy: string, detail: string, source: string) =>
+    `TLS: the certificate of ${proxy} is not signed by the CA given with ${source}, nor by one this machine trusts (${detail})`,
+  tlsWrongCaHint: (source: string) =>
+    `${source} is not the CA that issued the proxy's certificate: ask the proxy's admins for the right one (openssl s_client -connect HOST:PORT -showcerts shows the chain)`,
   tlsUntrustedHint:
     'if your company uses its own certificate authority, pass its certificate with --alternate-ca-path <pem> (or --ca-cert)',
-  tlsHostname: (proxy: string, detail: string) => `TLS: the certificate of ${proxy} is not valid for this name (${detail})`,
-  tlsHostnameHint: 'check the proxy host name; it must match the certificate (see --pomerium-url)',
+  tlsHostname: (proxy: string, host: string, names: string) =>
+    `TLS: the certificate of ${proxy} is not valid for this name: it is for ${names}, not for ${host}`,
+  tlsHostnameHint: (host: string) =>
+    `connect with a name the certificate is for (in --pomerium-url or the destination), or ask the proxy's admins for a certificate that covers ${host}`,
   tlsExpired: (proxy: string, detail: string) => `TLS: the certificate of ${proxy} has expired or is not yet valid (${detail})`,
   tlsExpiredHint: 'check this machine\'s clock, or tell the proxy\'s admins their certificate expired',
   tlsClientCert: (proxy: string, detail: string) => `TLS: ${proxy} refused the client certificate (${detail})`,
   tlsClientCertHint: 'the proxy requires mutual TLS: pass --client-cert <pem> and --client-key <pem> issued by its CA',
-  tlsOther: (proxy: string, detail: string) => `TLS handshake with ${proxy} failed (${detail})`,
+  tlsOther: (proxy: string, detail: string) => `TLS handshake with ${proxy} failed: ${detail}`,
   tlsOtherHint: 'check that the proxy speaks HTTPS on that port',
   tlsDisabledWarning: 'TLS verification is disabled (--disable-tls-verification): anyone on the path can read your traffic and token',
   plainHttpWarning: (proxy: string) => `${proxy} is plain http: your token and traffic are not encrypted on the way to the proxy`,
@@ -272,6 +392,9 @@ export const text = {
   forwardUpstreamHint: 'the identity proxy is down or unreachable from the forward proxy: check its address (--pomerium-url) and try again',
   forwardStatus: (forward: string, dest: string, status: number, reason: string) =>
     `forward proxy ${forward} answered the tunnel request for ${dest} with HTTP ${status}${reason ? ` ${reason}` : ''}`,
+  forwardRateLimited: (forward: string, dest: string) => `forward proxy ${forward} is rate-limiting and turned down the tunnel to ${dest} (HTTP 429)`,
+  forwardServerError: (forward: string, dest: string) => `forward proxy ${forward} failed with a server error on the tunnel to ${dest} (HTTP 500)`,
+  forwardServerErrorHint: 'the problem is on the forward proxy\'s side: try again later, and tell your network admins if it lasts',
   forwardMalformed: (forward: string, what: string) => `forward proxy ${forward} sent a malformed answer: ${what}`,
   forwardClosed: (forward: string, dest: string) => `forward proxy ${forward} closed the connection before answering the tunnel request for ${dest}`,
 

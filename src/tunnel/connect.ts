@@ -29,7 +29,7 @@ function answerErrors(subject: DialSubject, totalMs: number): AnswerErrors {
     malformed: (what) => new ProxyProtocolError(text.malformedAnswer(proxy, dest, what), { hint: text.malformedAnswerHint }),
     closed: (partial) =>
       partial
-        ? new ProxyProtocolError(text.malformedAnswer(proxy, dest, 'the answer was cut off'), { hint: text.malformedAnswerHint })
+        ? new ProxyProtocolError(text.malformedAnswer(proxy, dest, text.answerCutOff), { hint: text.malformedAnswerHint })
         : new ProxyProtocolError(text.closedBeforeAnswer(proxy, dest), { hint: text.closedBeforeAnswerHint }),
     network: (error) => classifyNetworkError(error, subject, 'answer'),
     timeout: () => timeoutError(subject, 'waiting for the answer', totalMs),

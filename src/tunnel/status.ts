@@ -29,6 +29,18 @@ export interface AnswerContext {
   unexpectedHint?: ((status: number) => string) | undefined;
 }
 
+/**
+ * The answer's Retry-After, as words: "in 30 s" for delay-seconds, "after <date>" for an HTTP
+ * date; undefined when absent or neither. Bounded and printable: it is the network's text.
+ */
+export function retryAfter(answer: ProxyAnswer): string | undefined {
+  const value = answer.headers['retry-after']?.trim();
+  if (!value) return undefined;
+  if (/^[0-9]{1,9}$/.test(value)) return text.retryInSeconds(Number(value));
+  if (/^[A-Za-z]{3}, [0-9]{2} [A-Za-z]{3} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$/.test(value)) return text.retryAfterDate(value);
+  return undefined;
+}
+
 /** Returns undefined for success (2xx), else the error that answer means. */
 export function statusToError(answer: ProxyAnswer, { proxy, dest }: AnswerSubject, context: AnswerContext = {}): BurrowError | undefined {
   const { status } = answer;
@@ -55,7 +67,11 @@ export function statusToError(answer: ProxyAnswer, { proxy, dest }: AnswerSubjec
     case 502:
     case 503:
     case 504:
-      return new UpstreamUnavailableError(text.upstreamUnavailable(proxy, dest, status), { hint: text.upstreamUnavailableHint });
+      return new UpstreamUnavailableError(text.upstreamUnavailable(proxy, dest, status), { hint: text.upstreamUnavailableHint(retryAfter(answer)) });
+    case 500:
+      return new ProxyProtocolError(text.proxyServerError(proxy, dest, status), { code: 'BURROW_PROXY_STATUS', hint: text.proxyServerErrorHint(retryAfter(answer)), status });
+    case 429:
+      return new ProxyProtocolError(text.rateLimited(proxy, dest), { code: 'BURROW_PROXY_STATUS', hint: text.rateLimitedHint(retryAfter(answer)), status });
     default: {
       const hint = context.unexpectedHint?.(status) ?? text.unexpectedStatusHint;
       return new ProxyProtocolError(text.unexpectedStatus(proxy, dest, status, printable(answer.reason, 40)), {

@@ -591,7 +591,7 @@ describe('faults: the proxy answers garbage', () => {
     ['unavailable-length', ExitCode.upstreamUnavailable, /could not reach .* \(HTTP 503\)/],
     ['missing-chunked-huge', ExitCode.routeNotFound, /has no route for missing-chunked-huge\.corp\.test:22 \(HTTP 404\)/],
     ['interim-flood', ExitCode.proxyProtocol, /closed the connection before answering/],
-    ['bare-lf', ExitCode.proxyProtocol, /the answer was cut off/],
+    ['bare-lf', ExitCode.proxyProtocol, /the status line "HTTP\/1\.1 200 OK" ends without CR LF/],
   ] as const) {
     it(`CONNECT answered with ${name}: exit ${exit}, one line`, { timeout: 30_000 }, async () => {
       failed(await viaConnect(name), exit, pattern);

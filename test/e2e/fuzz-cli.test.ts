@@ -37,17 +37,29 @@ interface CliOutcome {
   stderr: string;
 }
 
-let files: Record<'empty' | 'junk' | 'token' | 'dir', string>;
+let files: Record<'empty' | 'junk' | 'token' | 'dir' | 'sshKey' | 'der' | 'damaged', string>;
 let cacheHome: string;
 
 before(() => {
   const dir = tempDir('burrow-fuzz-cli-');
   cacheHome = join(dir, 'cache');
   mkdirSync(cacheHome);
-  files = { empty: join(dir, 'empty'), junk: join(dir, 'junk'), token: join(dir, 'token'), dir };
+  files = {
+    empty: join(dir, 'empty'),
+    junk: join(dir, 'junk'),
+    token: join(dir, 'token'),
+    dir,
+    sshKey: join(dir, 'id_ed25519'),
+    der: join(dir, 'ca.der'),
+    damaged: join(dir, 'damaged.pem'),
+  };
   writeFileSync(files.empty, '');
   writeFileSync(files.junk, '\u0000\u00ff not a pem\n');
   writeFileSync(files.token, 'eyJhbGciOiJub25lIn0.eyJleHAiOjF9.\n');
+  // What people pass as a CA by mistake: an SSH key, a DER certificate, a damaged PEM.
+  writeFileSync(files.sshKey, '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----\n');
+  writeFileSync(files.der, Buffer.from(readFixture('ca.pem').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64'));
+  writeFileSync(files.damaged, readFixture('ca.pem').replace(/\n[A-Za-z0-9+/]{20}/, '\n!!!!'));
 });
 
 const wire = tripwire();
@@ -78,7 +90,10 @@ type Flag = [name: string, value?: (rng: Rng) => string];
 
 const ca = () => readFixture('ca.pem');
 const pathValue = (rng: Rng) =>
-  rng.pick([fixture('ca.pem'), fixture('client.pem'), fixture('client-key.pem'), '/nonexistent/file.pem', files.empty, files.junk, files.dir, files.token]);
+  rng.pick([
+    fixture('ca.pem'), fixture('client.pem'), fixture('client-key.pem'), fixture('ca-key.pem'), '/nonexistent/file.pem',
+    files.empty, files.junk, files.dir, files.token, files.sshKey, files.der, files.damaged,
+  ]);
 
 const TLS_FLAGS: Flag[] = [
   ['--disable-tls-verification'],
@@ -258,6 +273,8 @@ function checkContract(outcome: CliOutcome, what: string, argv?: readonly string
     const lines = stderr.trim().split('\n');
     assert.equal(lines.length, 1, `${what}: exactly one line on stderr, got:\n${stderr}`);
     assert.match(lines[0]!, /^burrow: error: .+ — .+$/, `${what}: message — hint`);
+    // System and OpenSSL codes are shown as words (a code without words may still show, but not these).
+    assert.doesNotMatch(lines[0]!, /\b(EISDIR|ENOENT|EACCES|EADDRNOTAVAIL|EADDRINUSE)\b|ERR_SSL_|error:[0-9A-F]{8}:/, `${what}: words, not codes`);
     assert.equal(stdout, '', `${what}: nothing on stdout`);
     return 'usage error';
   }
@@ -329,6 +346,12 @@ describe('fuzz: the command line', () => {
       HTTPS_PROXY: 'http://10.0.0.1:3128',
     });
     assert.equal(checkContract(late, 'late usage error'), 'usage error');
+    // A directory given as a file showed Node's "EISDIR: illegal operation on a directory, read".
+    for (const flag of ['--service-account-file', '--alternate-ca-path']) {
+      const directory = await run(['tcp', 'git.corp.test:22', '--pomerium-url', 'https://127.0.0.1:9443', flag, files.dir]);
+      assert.equal(checkContract(directory, flag), 'usage error');
+      assert.match(directory.stderr, /it is a directory, not a file/);
+    }
     // `logout` opened the store (and printed its keychain fallback line) before checking the URL.
     const logout = await run(['logout', 'http"://[::1]:8080'], { BURROW_CREDENTIAL_STORE: 'auto' });
     assert.equal(checkContract(logout, 'logout'), 'usage error');

@@ -4,15 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
-import { text } from '../../src/output/messages.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { runBurrow, spawnBurrow, startListener, stopAll, tempDir } from '../helpers/burrow.js';
 import { startTcpServer } from '../helpers/echo-server.js';
+import { startRawAnswerServer, type RawAnswerOptions } from '../helpers/fake-pomerium/faults.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
+import { errorWords, text } from '../../src/output/messages.js';
 import { freePort } from '../helpers/processes.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
@@ -32,6 +34,9 @@ describe('burrow tcp: errors', () => {
         if (req.url === 'method.corp.test:22') return { status: 405, body: 'no CONNECT here' };
         if (req.url === 'garbage.corp.test:22') return { raw: 'SSH-2.0-OpenSSH_9.2\r\n\r\n' };
         if (req.url === 'truncated.corp.test:22') return { raw: 'HTTP/1.1 2' };
+        if (req.url === 'error500.corp.test:22') return { status: 500 };
+        if (req.url === 'limited.corp.test:22') return { status: 429, headers: { 'Retry-After': '30' } };
+        if (req.url === 'gateway.corp.test:22') return { status: 502, headers: { 'Retry-After': 'Wed, 21 Oct 2026 07:28:00 GMT' } };
         if (req.url === 'huge.corp.test:22') return { raw: `HTTP/1.1 200 OK\r\n${'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(1700)}\r\n` };
         return undefined;
       },
@@ -133,6 +138,110 @@ describe('burrow tcp: errors', () => {
     });
   });
 
+  describe('answers that are not a proxy\'s: named at once, not after --connect-timeout', () => {
+    const proxyTls = { cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem') };
+    /** burrow against a raw answer server standing in for the identity proxy (or the forward proxy). */
+    async function against(options: RawAnswerOptions, hop: 'identity' | 'forward', input = '') {
+      const server = await startRawAnswerServer(options);
+      try {
+        const args =
+          hop === 'identity'
+            ? ['tcp', DEST, '--listen', '-', '--pomerium-url', `https://127.0.0.1:${server.port}`, '--alternate-ca-path', fixture('ca.pem')]
+            : [...world.tcpArgs(DEST, '--listen', '-'), '--proxy', `http://127.0.0.1:${server.port}`];
+        const started = Date.now();
+        const r = await runBurrow([...args, '--connect-timeout', '30'], { env: world.env, input, timeoutMs: 40_000 });
+        return { ...r, ms: Date.now() - started, requests: server.requests, origin: `https://127.0.0.1:${server.port}` };
+      } finally {
+        await server.close();
+      }
+    }
+    const quoted = (line: string) => /got "([^"]*)"/.exec(line)?.[1] ?? '';
+
+    for (const [what, answer, got, lookalike] of [
+      ['an SSH banner', 'SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n', 'SSH-2.0-OpenSSH_9.2p1 Debian-2', text.looksLikeSsh],
+      ['an IMAP greeting', '* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.\r\n', '* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.', text.looksLikeImap],
+      ['HTTP/2 in a status line', 'HTTP/2 200\r\n', 'HTTP/2 200', text.looksLikeNewerHttp],
+    ] as const) {
+      it(`${what}, then silence: exit 9 at once, naming what came back`, async () => {
+        const r = await against({ answer, tls: proxyTls, then: 'hold' }, 'identity');
+        assert.equal(r.code, ExitCode.proxyProtocol, r.stderr);
+        const line = oneLineFailure(r.stderr, world.token);
+        assert.ok(line.includes(text.malformedAnswer(r.origin, DEST, text.answerNotHttp(got, lookalike))), line);
+        assert.ok(r.ms < 10_000, `took ${r.ms} ms with --connect-timeout 30`);
+      });
+    }
+
+    it('random bytes, then silence: exit 9 at once, shown short and without control characters', async () => {
+      const junk = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 73 + 11) % 256));
+      const r = await against({ answer: junk, tls: proxyTls, then: 'hold' }, 'identity');
+      assert.equal(r.code, ExitCode.proxyProtocol, r.stderr);
+      const line = oneLineFailure(r.stderr, world.token);
+      assert.ok(line.includes('expected an HTTP/1.1 status line'), line);
+      assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f]/, 'no control characters');
+      assert.ok(quoted(line).length <= 61, `short: ${quoted(line).length} chars`);
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms with --connect-timeout 30`);
+    });
+
+    it('a status line that is complete but not HTTP/1.x NNN: exit 9 at once', async () => {
+      const r = await against({ answer: 'HTTP/1.1 OK\r\n', tls: proxyTls, then: 'hold' }, 'identity');
+      assert.equal(r.code, ExitCode.proxyProtocol, r.stderr);
+      assert.ok(oneLineFailure(r.stderr).includes(text.answerNotHttp('HTTP/1.1 OK', undefined)));
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+    });
+
+    it('a good answer sent byte by byte still opens the tunnel (identity proxy)', async () => {
+      const r = await against({ answer: 'HTTP/1.1 200 Connection established\r\nX-Pad: a\r\n\r\n', tls: proxyTls, chunkBytes: 1, chunkIntervalMs: 3, then: 'echo' }, 'identity', 'byte by byte');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'byte by byte');
+    });
+
+    it('the forward proxy answering with an SSH banner: exit 12 at once, naming it', async () => {
+      const r = await against({ answer: 'SSH-2.0-OpenSSH_9.2\r\n', tls: undefined, then: 'hold' }, 'forward');
+      assert.equal(r.code, ExitCode.forwardProxy, r.stderr);
+      const line = oneLineFailure(r.stderr, world.token);
+      assert.ok(line.includes(`forward proxy http://127.0.0.1:`), line);
+      assert.ok(line.includes(text.answerNotHttp('SSH-2.0-OpenSSH_9.2', text.looksLikeSsh)), line);
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms with --connect-timeout 30`);
+    });
+
+    it('the forward proxy answering byte by byte still carries the tunnel', async () => {
+      const proxyPort = Number(new URL(world.proxy.url).port);
+      const r = await against(
+        { answer: 'HTTP/1.1 200 Connection established\r\n\r\n', tls: undefined, chunkBytes: 1, chunkIntervalMs: 3, then: { pipeTo: proxyPort } },
+        'forward',
+        'via forward',
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'via forward');
+    });
+  });
+
+  describe('server errors and rate limits: retry later', () => {
+    it('500: a server error on the proxy\'s side (exit 9), not "not a tunnel endpoint"', async () => {
+      const r = await stdio('error500.corp.test:22');
+      assert.equal(r.code, ExitCode.proxyProtocol);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.includes(text.proxyServerError(world.proxy.url, 'error500.corp.test:22', 500)), line);
+      assert.ok(line.endsWith(text.proxyServerErrorHint(undefined)), line);
+      assert.ok(!line.includes(text.unexpectedStatusHint));
+    });
+
+    it('429 with Retry-After: rate-limited, says when to retry (exit 9)', async () => {
+      const r = await stdio('limited.corp.test:22');
+      assert.equal(r.code, ExitCode.proxyProtocol);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.includes(text.rateLimited(world.proxy.url, 'limited.corp.test:22')), line);
+      assert.ok(line.endsWith(text.rateLimitedHint(text.retryInSeconds(30))), line);
+    });
+
+    it('502 with Retry-After: the upstream is down, retry in the time given (exit 6)', async () => {
+      const r = await stdio('gateway.corp.test:22');
+      assert.equal(r.code, ExitCode.upstreamUnavailable);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.endsWith(text.upstreamUnavailableHint(text.retryAfterDate('Wed, 21 Oct 2026 07:28:00 GMT'))), line);
+    });
+  });
+
   describe('TLS', () => {
     it('unknown CA: says so and names --alternate-ca-path (exit 8)', async () => {
       const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url], { env: world.env });
@@ -167,7 +276,10 @@ describe('burrow tcp: errors', () => {
       try {
         const r = await runBurrow(w.tcpArgs(DEST, '--listen', '-'), { env: w.env });
         assert.equal(r.code, ExitCode.tls);
-        assert.ok(oneLineFailure(r.stderr).includes('is not valid for this name'));
+        const host = new URL(w.proxy.url).hostname;
+        const line = oneLineFailure(r.stderr);
+        assert.ok(line.includes(text.tlsHostname(w.proxy.url, host, 'other.invalid')), line);
+        assert.ok(line.endsWith(text.tlsHostnameHint(host)), line);
         const insecure = await runBurrow(w.tcpArgs(DEST, '--listen', '-', '--disable-tls-verification'), { env: w.env, input: 'ok' });
         assert.equal(insecure.code, 0, insecure.stderr);
         assert.equal(insecure.stdout.toString(), 'ok');
@@ -227,9 +339,78 @@ describe('burrow tcp: errors', () => {
       const missing = await stdio(DEST, ['--alternate-ca-path', '/nonexistent/ca.pem']);
       assert.equal(missing.code, ExitCode.usage);
       assert.ok(oneLineFailure(missing.stderr).includes('cannot read CA file "/nonexistent/ca.pem": no such file'));
-      const notPem = await stdio(DEST, ['--alternate-ca-path', '/etc/hostname']);
-      assert.equal(notPem.code, ExitCode.usage);
-      assert.ok(oneLineFailure(notPem.stderr).includes('does not contain a PEM certificate or key'));
+    });
+
+    it('a CA file that is not a certificate is refused, naming the file and what it looks like (exit 2)', async () => {
+      const dir = tempDir();
+      const write = (name: string, content: string | Buffer) => {
+        const path = join(dir, name);
+        writeFileSync(path, content);
+        return path;
+      };
+      const der = Buffer.from(readFixture('ca.pem').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+      const cases: Array<[string, string]> = [
+        [write('id_ed25519', '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----\n'), text.looksLikeSshPrivateKey],
+        [write('id_ed25519.pub', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvQ alice@laptop\n'), text.looksLikeSshPublicKey],
+        [fixture('ca-key.pem'), text.looksLikePrivateKey],
+        [write('ca.der', der), text.looksLikeDer],
+        [write('notes.txt', 'ask Bob for the CA\n'), text.looksLikeText('ask Bob for the CA')],
+        [write('empty.pem', ''), text.looksLikeEmpty],
+      ];
+      for (const [path, looksLike] of cases) {
+        const r = await stdio(DEST, ['--alternate-ca-path', path]);
+        assert.equal(r.code, ExitCode.usage, r.stderr);
+        const line = oneLineFailure(r.stderr);
+        assert.ok(line.includes(text.notACertificate(`CA file ${JSON.stringify(path)} (--alternate-ca-path)`, looksLike)), line);
+        assert.ok(line.endsWith(text.notACertificateHint), line);
+      }
+      const directory = await stdio(DEST, ['--alternate-ca-path', dir]);
+      assert.equal(directory.code, ExitCode.usage);
+      assert.ok(oneLineFailure(directory.stderr).includes(text.fileUnreadable('CA file', dir, errorWords('EISDIR'))));
+      assert.doesNotMatch(directory.stderr, /EISDIR/);
+      const damaged = write('damaged.pem', '-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n');
+      const broken = await stdio(DEST, ['--alternate-ca-path', damaged]);
+      assert.equal(broken.code, ExitCode.usage);
+      assert.ok(oneLineFailure(broken.stderr).includes(text.badCaFile(text.caFileSource(damaged), text.damagedCertificate)));
+      const key = await stdio(DEST, ['--ca-cert', readFixture('ca-key.pem')]);
+      assert.equal(key.code, ExitCode.usage);
+      assert.ok(oneLineFailure(key.stderr).includes(text.notACertificate('--ca-cert', text.looksLikePrivateKey)));
+      const sshKey = await stdio(DEST, ['--client-cert', fixture('client.pem'), '--client-key', cases[0]![0]]);
+      assert.equal(sshKey.code, ExitCode.usage);
+      assert.ok(oneLineFailure(sshKey.stderr).includes(text.clientKeyIsSsh(cases[0]![0])));
+    });
+
+    it('a CA was given but does not sign the proxy\'s certificate: a different hint from none given (exit 8)', async () => {
+      // SSL_CERT_FILE stands in for the system bundle: one without the proxy's CA either.
+      const env = { ...world.env, SSL_CERT_FILE: fixture('other-ca.pem') };
+      const none = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url], { env });
+      assert.equal(none.code, ExitCode.tls);
+      assert.ok(oneLineFailure(none.stderr).endsWith(text.tlsUntrustedHint));
+      const wrong = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url, '--alternate-ca-path', fixture('other-ca.pem')], { env });
+      assert.equal(wrong.code, ExitCode.tls);
+      const source = text.caFileSource(fixture('other-ca.pem'));
+      const line = oneLineFailure(wrong.stderr);
+      assert.ok(line.includes(text.tlsUntrustedWithCa(world.proxy.url, errorWords('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), source)), line);
+      assert.ok(line.endsWith(text.tlsWrongCaHint(source)), line);
+      const wrongInline = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', world.proxy.url, '--ca-cert', readFixture('other-ca.pem')], { env });
+      assert.equal(wrongInline.code, ExitCode.tls);
+      assert.ok(oneLineFailure(wrongInline.stderr).endsWith(text.tlsWrongCaHint('--ca-cert')));
+    });
+
+    it('a plain-http server where TLS was expected: words, not ERR_SSL_WRONG_VERSION_NUMBER (exit 8)', async () => {
+      const plain = http.createServer((_req, res) => res.end('hello'));
+      await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', () => resolve()));
+      try {
+        const origin = `https://127.0.0.1:${(plain.address() as net.AddressInfo).port}`;
+        const r = await runBurrow(['tcp', DEST, '--listen', '-', '--pomerium-url', origin], { env: world.env });
+        assert.equal(r.code, ExitCode.tls);
+        const line = oneLineFailure(r.stderr);
+        assert.ok(line.includes(text.tlsOther(origin, errorWords('ERR_SSL_WRONG_VERSION_NUMBER'))), line);
+        assert.doesNotMatch(line, /ERR_SSL|error:[0-9A-F]{8}/);
+      } finally {
+        plain.closeAllConnections();
+        await new Promise((resolve) => plain.close(resolve));
+      }
     });
   });
 
@@ -289,6 +470,16 @@ describe('burrow tcp: errors', () => {
       assert.match(help.stdout.toString(), /ProxyCommand burrow tcp --listen - %h:%p/);
       const version = await runBurrow(['version']);
       assert.match(version.stdout.toString(), /^burrow \d+\.\d+\.\d+ \(node /);
+    });
+
+    it('a --listen address that is not this machine\'s: words, not EADDRNOTAVAIL (exit 2)', async () => {
+      // 192.0.2.0/24 is reserved for documentation: no machine has it, and binding sends nothing.
+      const r = await runBurrow([...world.tcpArgs(), '--listen', '192.0.2.1:0'], { env: world.env });
+      assert.equal(r.code, ExitCode.usage);
+      const line = oneLineFailure(r.stderr);
+      assert.ok(line.includes(text.listenFailed('192.0.2.1:0', errorWords('EADDRNOTAVAIL'))), line);
+      assert.ok(line.endsWith(text.listenNotLocalHint), line);
+      assert.doesNotMatch(line, /EADDRNOTAVAIL/);
     });
 
     it('a busy --listen port is reported, not thrown (exit 2)', async () => {

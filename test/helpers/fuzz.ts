@@ -281,3 +281,38 @@ export function summary(target: string, report: FuzzReport): string {
     .join(' ');
   return `${target}: ${report.ran} cases (seed ${FUZZ_SEED}): ${outcomes}`;
 }
+
+// --- answers to a tunnel request -------------------------------------------------------------------
+
+/** What other servers send first: what a proxy's answer must never be taken for. */
+export const FOREIGN_GREETINGS: readonly string[] = [
+  'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n',
+  'SSH-1.99-Cisco-1.25\r\n',
+  '* OK [CAPABILITY IMAP4rev1 LITERAL+ STARTTLS] Dovecot ready.\r\n',
+  '+OK POP3 server ready\r\n',
+  '220 mail.corp.test ESMTP Postfix\r\n',
+  '220 (vsFTPd 3.0.5)\r\n',
+  'RFB 003.008\n',
+  '\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03',
+  '\x15\x03\x01\x00\x02\x02\x46',
+  'HTTP/2 200\r\n',
+  'HTTP/1.1 OK\r\n\r\n',
+  'http/1.1 200 ok\r\n',
+  'J\x00\x00\x00\x0a8.0.36\x00', // MySQL's greeting
+  '\x00\x00\x00\x08\x04\xd2\x16\x2f',
+  '<!DOCTYPE html>\n<html>',
+  '-ERR unknown command\r\n',
+];
+
+/**
+ * An oracle, written apart from the code under test: true while `bytes` may still begin an
+ * answer head `HTTP/1.0|1.1 NNN` followed by a space or the line's CR LF.
+ */
+export function mayBeginStatusLine(bytes: Buffer): boolean {
+  const start = bytes.subarray(0, 13).toString('latin1');
+  const template = /^(H(T(T(P(\/(1(\.([01]( ([0-9]([0-9]([0-9]([ \r])?)?)?)?)?)?)?)?)?)?)?)?)?$/;
+  if (!template.test(start)) return false;
+  const lf = bytes.indexOf(0x0a);
+  if (lf < 0) return true;
+  return /^HTTP\/1\.[01] [0-9]{3}( [^\r\n]*)?\r$/.test(bytes.subarray(0, lf).toString('latin1'));
+}

@@ -25,7 +25,7 @@ import type { Transport } from '../../src/tunnel/transport.js';
 import { oneLineFailure } from '../helpers/assertions.js';
 import { runBurrow, stopAll } from '../helpers/burrow.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
-import { ALNUM, fuzz, mutate, type Rng, randomString, summary, tripwire, within } from '../helpers/fuzz.js';
+import { ALNUM, FOREIGN_GREETINGS, fuzz, mayBeginStatusLine, mutate, type Rng, randomString, summary, tripwire, within } from '../helpers/fuzz.js';
 
 const wire = tripwire();
 after(async () => {
@@ -238,6 +238,10 @@ interface AnswerPlan {
   after?: Buffer;
   /** A WebSocket 101 with the right accept key. */
   upgrade?: boolean;
+  /** Pause between the pieces of `bytes` (each then its own TLS record and TCP segment). */
+  gapMs?: number;
+  /** What the proxy sent, set as it sends. */
+  sent?: Buffer;
 }
 
 const STATUSES = [200, 201, 204, 299, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 407, 418, 429, 500, 501, 502, 503, 504, 505, 599];
@@ -313,6 +317,20 @@ function answerPlan(rng: Rng, websocket: boolean): AnswerPlan {
     [1, () => ({ kind: 'endless 1xx', bytes: () => [Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'.repeat(rng.pick([50, 3000])))], then })],
     [1, () => ({ kind: 'not http', bytes: () => [Buffer.from(rng.pick(['SSH-2.0-OpenSSH_9.2\r\n', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', '\x16\x03\x01\x00', 'HTTP/1.1 200', '220 smtp ready\r\n', '']))], then })],
     [1, () => ({ kind: 'lf only', bytes: () => [Buffer.from(`HTTP/1.1 ${rng.pick(STATUSES)} OK\nServer: x\n\n`)], then })],
+    // What other servers greet with, the connection then left open: refused at once, not at the deadline.
+    [2, () => ({ kind: 'foreign greeting', bytes: () => [Buffer.from(rng.pick(FOREIGN_GREETINGS), 'latin1')], then: rng.chance(0.7) ? 'stall' : then })],
+    // A good answer a few bytes at a time: every prefix must be taken for the start of a head.
+    [2, () => {
+      const plan = wellFormed();
+      const whole = Buffer.concat(plan.bytes(''));
+      // The head dribbles; what follows it goes in one piece with the last, before the client's
+      // FIN (drain sends one at once) ends this server's side.
+      const head = whole.subarray(0, whole.length - plan.after!.length);
+      const size = Math.max(rng.range(1, 3), Math.ceil(head.length / 150));
+      const pieces = Array.from({ length: Math.ceil(head.length / size) }, (_, i) => head.subarray(i * size, (i + 1) * size));
+      if (pieces.length > 0) pieces[pieces.length - 1] = Buffer.concat([pieces[pieces.length - 1]!, plan.after!]);
+      return { ...plan, kind: `dribbled ${plan.kind}`, bytes: () => pieces, then: 'end', gapMs: 1 };
+    }],
   ];
   if (websocket) {
     kinds.push(
@@ -359,10 +377,25 @@ async function startFuzzProxy(): Promise<FuzzProxy> {
       const id = Number(/case-(\d+)/.exec(requestHead.split('\r\n')[0] ?? '')?.[1] ?? -1);
       const plan = plans.get(id);
       if (!plan) return socket.destroy();
-      for (const bytes of plan.bytes(requestHead)) socket.write(bytes);
-      if (plan.then === 'end') socket.end();
-      else if (plan.then === 'destroy') socket.destroy();
-      // 'stall': leave it open and silent; the client's deadline must end it.
+      const pieces = plan.bytes(requestHead);
+      plan.sent = Buffer.concat(pieces);
+      const finish = () => {
+        if (plan.then === 'end') socket.end();
+        else if (plan.then === 'destroy') socket.destroy();
+        // 'stall': leave it open and silent; the client's deadline must end it.
+      };
+      if (!plan.gapMs) {
+        for (const bytes of pieces) socket.write(bytes);
+        return finish();
+      }
+      let next = 0;
+      const dribble = () => {
+        if (socket.destroyed) return;
+        if (next >= pieces.length) return finish();
+        socket.write(pieces[next++]!);
+        setTimeout(dribble, plan.gapMs);
+      };
+      dribble();
     };
     socket.on('data', onData);
   });
@@ -472,6 +505,10 @@ describe('fuzz: proxy answers', () => {
     }
     if (!(failure instanceof BurrowError)) throw new Error(`not a BurrowError: ${failure instanceof Error ? failure.stack : String(failure)}`);
     const code = failure.code;
+    // Bytes that cannot begin a status line are refused as they arrive, whatever follows them.
+    if (!websocket && plan.sent && plan.sent.length > 0 && !mayBeginStatusLine(plan.sent)) {
+      assert.equal(code, 'BURROW_PROXY_PROTOCOL', `${plan.kind}: ${JSON.stringify(plan.sent.subarray(0, 30).toString('latin1'))} -> ${failure.message}`);
+    }
     if (plan.then === 'stall' && code === 'BURROW_TIMEOUT') return 'timeout';
     assert.ok(ANSWER_CODES.has(code), `${plan.kind}: code ${code} (${failure.message})`);
     // Only a head that was sent whole (a destroy may discard what was written) has a known meaning.
@@ -509,6 +546,10 @@ describe('fuzz: proxy answers', () => {
     // reached and spoke nonsense, which is exit 9.
     assert.equal(await runCase(fixed('strict parser', 'HTTP/1.1 418 x\r\nContent-Length: 99999999999999999999\r\n\r\n', 'end'), true), 'BURROW_PROXY_PROTOCOL');
     assert.equal(await runCase(fixed('binary', '\u0000\u00ff\r\n\r\n', 'end'), true), 'BURROW_PROXY_PROTOCOL');
+    // An SSH banner or an IMAP greeting with the connection left open waited --connect-timeout
+    // for a blank line, then blamed the network (BURROW_TIMEOUT, exit 7).
+    assert.equal(await runCase(fixed('ssh banner', 'SSH-2.0-OpenSSH_9.2\r\n', 'stall'), false), 'BURROW_PROXY_PROTOCOL');
+    assert.equal(await runCase(fixed('imap greeting', '* OK ready\r\n', 'stall'), false), 'BURROW_PROXY_PROTOCOL');
   });
 
   it('spawned burrow: the same answers give the same exit code and one line on stderr', async (t) => {

@@ -15,12 +15,13 @@ import { parseProxyUrl, parseTarget } from '../../src/cli/destination.js';
 import { formatAuthority, isLoopback, type ProxyEndpoint } from '../../src/target.js';
 import { parseListen } from '../../src/cli/listen-address.js';
 import { BurrowError, ExitCode, UsageError } from '../../src/errors.js';
+import { judgeAnswerStart, parseAnswerHead } from '../../src/net/http-answer.js';
 import { bypassesProxy, forwardProxyFor, type ForwardProxy } from '../../src/net/proxy-env.js';
 import { formatExpiry } from '../../src/output/format.js';
 import { formatFailure } from '../../src/output/log.js';
 import { redact } from '../../src/output/redact.js';
 import { decodeCredential, encodeCredential } from '../../src/store/file.js';
-import { ALNUM, fuzz, mutate, randomString, type Rng, stringCase, summary, tripwire } from '../helpers/fuzz.js';
+import { ALNUM, FOREIGN_GREETINGS, fuzz, mayBeginStatusLine, mutate, randomString, type Rng, stringCase, summary, tripwire } from '../helpers/fuzz.js';
 
 const wire = tripwire();
 after(() => {
@@ -389,5 +390,49 @@ describe('fuzz: JWTs', () => {
     // exp = 1e308 printed "expires in 1.1574074074074074e+303 days"; it now counts as no expiry.
     assert.equal(tokenInfo(token('{"exp":1e308}')).expiresAt, undefined);
     assert.equal(checkJwt(token('{"exp":-1e308}')), 'no expiry');
+  });
+});
+
+// --- the start of a proxy's answer ------------------------------------------------------------------
+
+const GOOD_HEADS = [
+  'HTTP/1.1 200 Connection established\r\n\r\n',
+  'HTTP/1.0 200\r\nProxy-Agent: x\r\n\r\n',
+  'HTTP/1.1 100 Continue\r\n\r\n',
+  'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="x"\r\n\r\n',
+  'HTTP/1.1 503 \r\nRetry-After: 5\r\n\r\n',
+];
+
+function answerStartCase(rng: Rng): Buffer {
+  return rng.weighted<() => Buffer>([
+    [3, () => Buffer.from(rng.pick(GOOD_HEADS).slice(0, rng.int(40) + 1), 'latin1')],
+    [3, () => Buffer.from(mutate(rng, rng.pick(GOOD_HEADS)), 'latin1')],
+    [2, () => Buffer.from(rng.pick(FOREIGN_GREETINGS), 'latin1')],
+    [2, () => rng.bytes(rng.range(1, 200))],
+    [1, () => Buffer.from(`HTTP/1.1 200 ${randomString(rng, 90)}\r\n`, 'latin1')],
+  ])();
+}
+
+/** judgeAnswerStart against the oracle: fails exactly what cannot begin a head, once, printably. */
+function checkAnswerStart(bytes: Buffer): string {
+  const verdict = judgeAnswerStart(bytes);
+  assert.equal(verdict === undefined, mayBeginStatusLine(bytes), `judged ${JSON.stringify(bytes.toString('latin1').slice(0, 40))}: ${verdict}`);
+  if (verdict === undefined) return 'may be a head';
+  assert.doesNotMatch(verdict, CONTROL, 'printable');
+  const shown = /"([^"]*)"/.exec(verdict)?.[1] ?? '';
+  assert.ok(shown.length <= 61, `short: ${shown.length}`);
+  // Once wrong, more bytes never make it right; and a complete head says the same.
+  assert.ok(judgeAnswerStart(Buffer.concat([bytes, Buffer.from('\r\n\r\nHTTP/1.1 200 OK\r\n\r\n')])));
+  const end = bytes.indexOf('\r\n\r\n');
+  if (end >= 0) assert.ok('malformed' in parseAnswerHead(bytes.subarray(0, end).toString('latin1')));
+  return 'refused at once';
+}
+
+describe('fuzz: the start of a proxy answer', () => {
+  it('every prefix of a good head may go on; what cannot start a status line is refused at once, printably', async (t) => {
+    const report = await fuzz('answer-start', { runs: 4000, budgetMs: 3000 }, answerStartCase, checkAnswerStart);
+    t.diagnostic(summary('answer-start', report));
+    for (const head of GOOD_HEADS) for (let i = 0; i <= head.length; i++) assert.equal(judgeAnswerStart(Buffer.from(head.slice(0, i))), undefined);
+    wire.check();
   });
 });

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseTarget } from '../../src/cli/destination.js';
 import { ExitCode } from '../../src/errors.js';
-import { parseAnswerHead } from '../../src/net/http-answer.js';
+import { judgeAnswerStart, parseAnswerHead } from '../../src/net/http-answer.js';
 import { text } from '../../src/output/messages.js';
 import { connectRequest } from '../../src/tunnel/connect.js';
-import { statusToError } from '../../src/tunnel/status.js';
+import { retryAfter, statusToError } from '../../src/tunnel/status.js';
 
 const P = 'https://proxy.test:8443';
 const D = 'git.corp.test:22';
@@ -26,7 +26,8 @@ describe('statusToError: one mapping from the proxy answer to an error', () => {
     [503, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, text.upstreamUnavailable(P, D, 503)],
     [504, 'BURROW_UPSTREAM_UNAVAILABLE', ExitCode.upstreamUnavailable, undefined],
     [405, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, text.unexpectedStatus(P, D, 405, 'Method Not Allowed')],
-    [500, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, undefined],
+    [500, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, text.proxyServerError(P, D, 500)],
+    [429, 'BURROW_PROXY_STATUS', ExitCode.proxyProtocol, text.rateLimited(P, D)],
   ];
   for (const [status, code, exitCode, message] of table) {
     it(`${status} -> ${code ?? 'success'}`, () => {
@@ -57,6 +58,14 @@ describe('statusToError: one mapping from the proxy answer to an error', () => {
     const error = statusToError({ status: 302, reason: 'Found', headers: { location: 'https://auth.test/x' } }, subject);
     assert.equal((error as { location?: string }).location, 'https://auth.test/x');
   });
+  it('server errors and rate limits say to retry later, with the Retry-After given', () => {
+    const at = (status: number, retry?: string) => statusToError({ status, reason: 'X', headers: retry ? { 'retry-after': retry } : {} }, subject)?.hint;
+    assert.equal(at(500), text.proxyServerErrorHint(undefined));
+    assert.equal(at(429, '120'), text.rateLimitedHint(text.retryInSeconds(120)));
+    assert.equal(at(503, 'Wed, 21 Oct 2026 07:28:00 GMT'), text.upstreamUnavailableHint(text.retryAfterDate('Wed, 21 Oct 2026 07:28:00 GMT')));
+    assert.equal(at(429, '\x1b[31mnonsense'), text.rateLimitedHint(undefined), 'an unreadable Retry-After is left out');
+    assert.equal(retryAfter({ status: 429, reason: '', headers: { 'retry-after': '99999999999' } }), undefined);
+  });
   it('makes a hostile reason phrase printable and short', () => {
     const error = statusToError({ status: 499, reason: `\x1b[31m${'A'.repeat(100)}`, headers: {} }, subject);
     assert.ok(error);
@@ -73,10 +82,37 @@ describe('parseAnswerHead', () => {
     assert.deepEqual(parseAnswerHead('HTTP/1.0 200'), { answer: { status: 200, reason: '', headers: {} } });
   });
   it('rejects what is not HTTP/1.x', () => {
-    assert.deepEqual(parseAnswerHead('SSH-2.0-OpenSSH_9.2'), { malformed: 'expected an HTTP/1.1 status line, got "SSH-2.0-OpenSSH_9.2"' });
-    assert.deepEqual(parseAnswerHead('HTTP/1.1 20'), { malformed: 'expected an HTTP/1.1 status line, got "HTTP/1.1 20"' });
-    assert.deepEqual(parseAnswerHead('HTTP/2 200'), { malformed: 'expected an HTTP/1.1 status line, got "HTTP/2 200"' });
+    assert.deepEqual(parseAnswerHead('SSH-2.0-OpenSSH_9.2'), { malformed: text.answerNotHttp('SSH-2.0-OpenSSH_9.2', text.looksLikeSsh) });
+    assert.deepEqual(parseAnswerHead('HTTP/1.1 20'), { malformed: text.answerNotHttp('HTTP/1.1 20', undefined) });
+    assert.deepEqual(parseAnswerHead('HTTP/2 200'), { malformed: text.answerNotHttp('HTTP/2 200', text.looksLikeNewerHttp) });
     assert.deepEqual(parseAnswerHead('HTTP/1.1 200 OK\r\nno colon here'), { malformed: 'bad header line "no colon here"' });
+  });
+});
+
+describe('judgeAnswerStart: a status line is judged as its bytes arrive', () => {
+  const good = 'HTTP/1.1 200 Connection established\r\nServer: x\r\n\r\n';
+  it('every prefix of a good head, cut anywhere, may still be one', () => {
+    for (let i = 0; i <= good.length - 4; i++) assert.equal(judgeAnswerStart(Buffer.from(good.slice(0, i))), undefined, `prefix of ${i} bytes`);
+    assert.equal(judgeAnswerStart(Buffer.from('HTTP/1.0 407')), undefined);
+    assert.equal(judgeAnswerStart(Buffer.from('HTTP/1.1 204\r\n')), undefined);
+  });
+  it('fails on the first byte that cannot start a status line', () => {
+    assert.equal(judgeAnswerStart(Buffer.from('S')), text.answerNotHttp('S', undefined));
+    assert.equal(judgeAnswerStart(Buffer.from('SSH-2.0-OpenSSH_9.2')), text.answerNotHttp('SSH-2.0-OpenSSH_9.2', text.looksLikeSsh));
+    assert.equal(judgeAnswerStart(Buffer.from('* OK ready')), text.answerNotHttp('* OK ready', text.looksLikeImap));
+    assert.equal(judgeAnswerStart(Buffer.from([0x16, 0x03, 0x03, 0x00])), text.answerNotHttp('????', text.looksLikeTls));
+    assert.ok(judgeAnswerStart(Buffer.from('HTTP/1.2 200 OK')));
+    assert.ok(judgeAnswerStart(Buffer.from('HTTP/1.1 2x')));
+    assert.ok(judgeAnswerStart(Buffer.from('HTTP/1.1 2000')));
+  });
+  it('fails once the first line is complete and not a status line', () => {
+    assert.equal(judgeAnswerStart(Buffer.from('HTTP/1.1 200 OK\n')), text.answerBareLf('HTTP/1.1 200 OK'));
+    assert.equal(judgeAnswerStart(Buffer.from('HTTP/1.1 200 OK\r\nServer: x')), undefined);
+  });
+  it('what it shows is printable and short', () => {
+    const shown = judgeAnswerStart(Buffer.concat([Buffer.from('\x1b[2J'), Buffer.alloc(500, 0x41)])) ?? '';
+    assert.doesNotMatch(shown, /[\x00-\x1f\x7f-\xff]/);
+    assert.ok((/"([^"]*)"/.exec(shown)?.[1] ?? '').length <= 61);
   });
 });
 
