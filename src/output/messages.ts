@@ -25,6 +25,10 @@ const systemWords: Readonly<Record<string, string>> = {
   EPERM: 'operation not permitted',
   ENOENT: 'no such file',
   EISDIR: 'it is a directory, not a file',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'the disk quota is used up',
+  EFBIG: 'the file is too large',
+  EIO: 'an input/output error',
   ENOTDIR: 'a part of the path is not a directory',
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'the connection was reset',
@@ -165,6 +169,7 @@ export const text = {
 
   // --- standard output ----------------------------------------------------------------------------
   outputFailed: (reason: string) => `could not write the output: ${reason}`,
+  tunnelOutputFailed: (dest: string, reason: string) => `could not pass on what came from ${dest}: ${reason}`,
   outputFailedHint: 'the output is incomplete: free some space on the disk it goes to, or send it elsewhere',
   listenerOutputFailed: (reason: string) => `could not write the listening address on stdout: ${reason}; the listener keeps serving`,
 

@@ -5,10 +5,10 @@
  */
 import { Socket } from 'node:net';
 import type { TokenSource } from '../auth/token-source.js';
-import { AuthRequiredError, type BurrowError, LoginError, TunnelBrokenError, toBurrowError } from '../errors.js';
+import { AuthRequiredError, type BurrowError, LoginError, OutputError, TunnelBrokenError, toBurrowError } from '../errors.js';
 import { type CloseReason, type ConnectionFields, failureFields } from '../output/events.js';
 import type { Logger } from '../output/log.js';
-import { text } from '../output/messages.js';
+import { errorWords, text } from '../output/messages.js';
 import type { Target } from '../target.js';
 import { armLimits, type SessionLimits } from './limits.js';
 import { destroyLocal, type LocalEnd, type Side, type SpliceResult, splice } from './splice.js';
@@ -177,6 +177,10 @@ export function endingOf(run: CarryResult & { target: Target; tunnel: Pick<Tunne
     return { reason: 'broken', error: new TunnelBrokenError(text.tunnelBroken(proxy, dest, text.closedBeforeData), { hint: text.closedBeforeDataHint }) };
   }
   if (aborted) return { reason: 'shutdown', error: undefined };
+  // The local side could not take the tunnel's bytes for another reason than its reader going
+  // away (stdout on a full disk, an I/O error): data was lost, which an ordinary ending would hide.
+  const lost = error && failedSide === 'local' ? lostOutput(error) : undefined;
+  if (lost) return { reason: 'broken', error: new OutputError(text.tunnelOutputFailed(dest, lost), { hint: text.outputFailedHint, cause: error }) };
   const side = failedSide ?? run.firstEnd ?? 'remote';
   return { reason: side === 'local' ? 'local_closed' : 'remote_closed', error: undefined };
 }
@@ -219,4 +223,14 @@ async function openSignedIn(options: SessionOptions, base: ConnectionFields): Pr
       });
     }
   }
+}
+
+/** Errors of a local peer that went away: an ordinary ending, whatever was in flight. */
+const PEER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ECONNABORTED']);
+
+/** Words for a failed write to the local side that lost data, or undefined when its peer left. */
+function lostOutput(error: Error): string | undefined {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (syscall !== 'write' || code === undefined || PEER_GONE.has(code)) return undefined;
+  return errorWords(code, error.message);
 }

@@ -21,7 +21,10 @@ import { BURROW_BIN, runBurrow, stopAll, tempDir } from '../helpers/burrow.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { shQuote } from '../helpers/sshd.js';
 import { runInTerminal, stopAllTerminals } from '../helpers/terminal.js';
-import { startWorld, eventually } from '../helpers/world.js';
+import { DEST, startWorld, eventually } from '../helpers/world.js';
+
+/** `text` as a literal inside a RegExp. */
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const BURROW = `${shQuote(process.execPath)} ${shQuote(BURROW_BIN)}`;
 
@@ -99,6 +102,29 @@ describe('stdout into a pipe that closes, or onto a full device', () => {
       clearTimeout(timer);
       assert.equal(stderr, '');
       assert.equal(readFileSync(rc, 'utf8').trim(), '0');
+    } finally {
+      await world.close();
+    }
+  });
+
+  it('stdio mode onto a full device (> /dev/full): the echoed bytes are lost, so one line and exit 14, not 0', async () => {
+    const world = await startWorld();
+    try {
+      const args = [...world.tcpArgs(), '--listen', '-'].map(shQuote).join(' ');
+      const rc = `${tempDir('burrow-rc-')}/rc`;
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
+      const child = spawn('sh', ['-c', `{ printf hello; sleep 1; } | { ${BURROW} ${args}; echo $? > ${shQuote(rc)}; } > /dev/full`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await new Promise((resolve) => child.once('close', resolve));
+      clearTimeout(timer);
+      assert.equal(readFileSync(rc, 'utf8').trim(), String(ExitCode.output), stderr);
+      const lines = stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, stderr);
+      assert.match(lines[0]!, new RegExp(`^burrow: error: ${escape(text.tunnelOutputFailed(DEST, 'no space left on device'))}`));
+      assert.ok(lines[0]!.includes(text.outputFailedHint), stderr);
+      assert.ok(!stderr.includes(world.token), 'never a token');
     } finally {
       await world.close();
     }
