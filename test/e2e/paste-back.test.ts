@@ -24,10 +24,13 @@ function terminalEnv(cache: string): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache, BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', TERM: 'dumb' };
 }
 
+const STTY_DONE = '@@stty-done';
+
 /** `burrow <args>` on a terminal, then its exit code and the terminal's settings (`stty -a`). */
 function burrowThenStty(args: string[], cache: string): Terminal {
   const burrow = [process.execPath, BURROW_BIN, ...args].map(shQuote).join(' ');
-  return runInTerminal(['sh', '-c', `${burrow}; echo "burrow-exit=$?"; stty -a`], terminalEnv(cache));
+  // The marker after stty: its output comes in several reads, and all of it must be there.
+  return runInTerminal(['sh', '-c', `${burrow}; echo "burrow-exit=$?"; stty -a; echo ${STTY_DONE}`], terminalEnv(cache));
 }
 
 /** The terminal's settings after burrow ended: canonical mode and echo are back. */
@@ -131,11 +134,11 @@ describe('pasting the final address back on the terminal', () => {
   it('as an ssh ProxyCommand (stdin not the terminal): the bare token pasted on /dev/tty opens the tunnel', async () => {
     const cache = tempDir('burrow-paste-');
     const burrow = [process.execPath, BURROW_BIN, ...world.tcpArgs(), '--listen', '-', '--no-browser'].map(shQuote).join(' ');
-    const term = runInTerminal(['sh', '-c', `${burrow} < /dev/null; echo "burrow-exit=$?"; stty -a`], terminalEnv(cache));
+    const term = runInTerminal(['sh', '-c', `${burrow} < /dev/null; echo "burrow-exit=$?"; stty -a; echo ${STTY_DONE}`], terminalEnv(cache));
     const finalAddress = await signInElsewhere(await printedSignInUrl(term), world.proxy);
     const token = new URL(finalAddress).searchParams.get('pomerium_jwt')!;
     term.write(`${token}\r`);
-    await eventually(() => /burrow-exit=\d+/.test(term.screen()) && /speed/.test(term.screen()), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
+    await eventually(() => /burrow-exit=\d+/.test(term.screen()) && term.screen().includes(STTY_DONE), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
     assert.match(term.screen(), /burrow-exit=0/);
     assert.deepEqual(storedTokens(cache), [token]);
     assertTerminalRestored(term.screen());
@@ -148,7 +151,7 @@ describe('pasting the final address back on the terminal', () => {
     const finalAddress = await signInElsewhere(await printedSignInUrl(term), world.proxy);
     term.write(finalAddress.slice(0, 9000));
     term.write('\x03');
-    await eventually(() => /burrow-exit=\d+/.test(term.screen()) && /speed/.test(term.screen()), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
+    await eventually(() => /burrow-exit=\d+/.test(term.screen()) && term.screen().includes(STTY_DONE), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
     assert.match(term.screen(), /burrow-exit=130/);
     assertTerminalRestored(term.screen());
     assert.deepEqual(storedTokens(cache), []);
@@ -161,7 +164,7 @@ describe('pasting the final address back on the terminal', () => {
     const term = burrowThenStty(['login', world.proxy.url, '--alternate-ca-path', world.proxy.caPath, '--no-browser'], cache);
     await printedSignInUrl(term);
     for (let i = 0; i < 5; i++) term.write(`eyJnot.a.token-${i}\r`);
-    await eventually(() => /burrow-exit=\d+/.test(term.screen()) && /speed/.test(term.screen()), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
+    await eventually(() => /burrow-exit=\d+/.test(term.screen()) && term.screen().includes(STTY_DONE), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
     assert.match(term.screen(), /burrow-exit=3\b/);
     assert.ok(term.screen().includes(text.pasteGaveUp(5)), term.screen());
     assert.equal(term.screen().split(text.pasteCutOff).length - 1, 4, 'four refusals, then the error');
@@ -180,7 +183,7 @@ describe('pasting the final address back on the terminal', () => {
       term.write(`${finalAddress.slice(0, -10)}\r`);
       await waitFor(term, text.pasteRefused(text.pasteCutOff, 4));
       term.write(`${token}\r`);
-      await eventually(() => /burrow-exit=\d+/.test(term.screen()) && /speed/.test(term.screen()), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
+      await eventually(() => /burrow-exit=\d+/.test(term.screen()) && term.screen().includes(STTY_DONE), 15_000, () => `the exit; the terminal shows: ${term.screen()}`);
       assert.match(term.screen(), /burrow-exit=0/);
       assert.ok(term.screen().includes(text.signedIn(`https://localhost:${old.proxy.port}`, 'alice@corp.test', 'expires in 60 min')), term.screen());
       assert.deepEqual(storedTokens(cache), [token]);
@@ -201,7 +204,7 @@ describe('pasting the final address back on the terminal', () => {
           res.once('end', resolve);
         }).on('error', reject);
       });
-      await eventually(() => /burrow-exit=\d+/.test(again.screen()) && /speed/.test(again.screen()), 15_000, () => `the exit; the terminal shows: ${again.screen()}`);
+      await eventually(() => /burrow-exit=\d+/.test(again.screen()) && again.screen().includes(STTY_DONE), 15_000, () => `the exit; the terminal shows: ${again.screen()}`);
       assert.match(again.screen(), /burrow-exit=0/);
       assertTerminalRestored(again.screen());
       assert.equal(storedTokens(cache2).length, 1);
