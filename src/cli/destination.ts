@@ -165,28 +165,9 @@ function parseWebSocketTarget(input: string, trimmed: string, scheme: 'wss' | 'w
   return { proxy, destination: { host, port: proxy.port, authority: href }, websocket: { url: href } };
 }
 
-/** Parses a proxy URL such as `--pomerium-url https://proxy.corp:8443` or `burrow login <url>`. */
+/** Parses a proxy URL such as `--pomerium-url https://proxy.corp:8443`: scheme, host, port, nothing more. */
 export function parseProxyUrl(input: string, what: string): ProxyEndpoint {
-  const fail = (reason: string) =>
-    new UsageError(text.invalidUrl(what, input, reason), { code: 'BURROW_INVALID_URL', hint: text.proxyUrlForm });
-  const trimmed = input.trim();
-  if (trimmed === '') throw fail('it is empty');
-  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(trimmed)) throw fail('it has no scheme (start it with https://)');
-  let url: URL;
-  try {
-    url = new URL(trimmed);
-  } catch {
-    throw fail('it is not a valid URL');
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw fail(`the scheme "${url.protocol}//" is not supported`);
-  if (url.username || url.password) throw fail('credentials in the URL are not allowed');
-  if (url.pathname !== '/' && url.pathname !== '') throw fail('it must not have a path');
-  if (url.search || url.hash) throw fail('it must not have a query or fragment');
-  const { host, port } = urlHostPort(url);
-  const bad = checkHost(host);
-  if (bad) throw fail(bad);
-  if (port === 0) throw fail(PORT_ZERO);
-  return proxyEndpoint(url.protocol === 'https:' ? 'https' : 'http', host, port);
+  return parseProxy(input, what, false);
 }
 
 /**
@@ -195,11 +176,17 @@ export function parseProxyUrl(input: string, what: string): ProxyEndpoint {
  * (`https://proxy/some/page?x`), of which only the origin counts.
  */
 export function parseProxyOrigin(input: string, what: string): ProxyEndpoint {
+  return parseProxy(input, what, true);
+}
+
+/** Both proxy forms; `page` takes a bare host and ignores a path, query and fragment. */
+function parseProxy(input: string, what: string, page: boolean): ProxyEndpoint {
   const fail = (reason: string) =>
-    new UsageError(text.invalidUrl(what, input, reason), { code: 'BURROW_INVALID_URL', hint: text.proxyOriginForm });
+    new UsageError(text.invalidUrl(what, input, reason), { code: 'BURROW_INVALID_URL', hint: page ? text.proxyOriginForm : text.proxyUrlForm });
   const trimmed = input.trim();
   if (trimmed === '') throw fail('it is empty');
   const schemed = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(trimmed);
+  if (!schemed && !page) throw fail('it has no scheme (start it with https://)');
   let url: URL;
   try {
     url = new URL(schemed ? trimmed : `https://${trimmed}`);
@@ -208,6 +195,8 @@ export function parseProxyOrigin(input: string, what: string): ProxyEndpoint {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw fail(`the scheme "${url.protocol}//" is not supported`);
   if (url.username || url.password) throw fail('credentials in the URL are not allowed');
+  if (!page && url.pathname !== '/' && url.pathname !== '') throw fail('it must not have a path');
+  if (!page && (url.search || url.hash)) throw fail('it must not have a query or fragment');
   const { host, port } = urlHostPort(url);
   const bad = checkHost(host);
   if (bad) throw fail(bad);

@@ -21,7 +21,7 @@ import { BURROW_BIN, runBurrow, stopAll, tempDir } from '../helpers/burrow.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { shQuote } from '../helpers/sshd.js';
 import { runInTerminal, stopAllTerminals } from '../helpers/terminal.js';
-import { DEST, startWorld, eventually } from '../helpers/world.js';
+import { DEST, startWorld, eventually, type World } from '../helpers/world.js';
 
 /** `text` as a literal inside a RegExp. */
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -59,6 +59,24 @@ async function shell(args: string, tail: string): Promise<ShellResult> {
 
 after(stopAll);
 
+/**
+ * A stdio tunnel through `sh -c` that sends "hello" (then holds stdin open for a second) with its
+ * stdout going to `tail`; burrow's own exit status (from a file, whatever follows it) and stderr.
+ */
+async function stdioThroughShell(world: World, tail: string): Promise<{ code: string; stderr: string }> {
+  const args = [...world.tcpArgs(), '--listen', '-'].map(shQuote).join(' ');
+  const rc = `${tempDir('burrow-rc-')}/rc`;
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
+  const child = spawn('sh', ['-c', `{ printf hello; sleep 1; } | { ${BURROW} ${args}; echo $? > ${shQuote(rc)}; } ${tail}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await new Promise((resolve) => child.once('close', resolve));
+  clearTimeout(timer);
+  return { code: readFileSync(rc, 'utf8').trim(), stderr };
+}
+
+
 describe('stdout into a pipe that closes, or onto a full device', () => {
   it('a reader that exits before burrow writes (| true): exit 141, nothing on stderr', async () => {
     for (const args of ['version', '--help', 'tcp --help', 'ssh-config host.corp.example.com', 'completion bash', 'cache location']) {
@@ -91,17 +109,9 @@ describe('stdout into a pipe that closes, or onto a full device', () => {
   it('stdio mode into a reader that left (| true): the tunnel ends as the local side closing, exit 0, no trace', async () => {
     const world = await startWorld();
     try {
-      const args = [...world.tcpArgs(), '--listen', '-'].map(shQuote).join(' ');
-      const rc = `${tempDir('burrow-rc-')}/rc`;
-      const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
-      const child = spawn('sh', ['-c', `{ printf hello; sleep 1; } | { ${BURROW} ${args}; echo $? > ${shQuote(rc)}; } | true`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await new Promise((resolve) => child.once('close', resolve));
-      clearTimeout(timer);
+      const { code, stderr } = await stdioThroughShell(world, '| true');
       assert.equal(stderr, '');
-      assert.equal(readFileSync(rc, 'utf8').trim(), '0');
+      assert.equal(code, '0');
     } finally {
       await world.close();
     }
@@ -110,16 +120,8 @@ describe('stdout into a pipe that closes, or onto a full device', () => {
   it('stdio mode onto a full device (> /dev/full): the echoed bytes are lost, so one line and exit 14, not 0', async () => {
     const world = await startWorld();
     try {
-      const args = [...world.tcpArgs(), '--listen', '-'].map(shQuote).join(' ');
-      const rc = `${tempDir('burrow-rc-')}/rc`;
-      const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
-      const child = spawn('sh', ['-c', `{ printf hello; sleep 1; } | { ${BURROW} ${args}; echo $? > ${shQuote(rc)}; } > /dev/full`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await new Promise((resolve) => child.once('close', resolve));
-      clearTimeout(timer);
-      assert.equal(readFileSync(rc, 'utf8').trim(), String(ExitCode.output), stderr);
+      const { code, stderr } = await stdioThroughShell(world, '> /dev/full');
+      assert.equal(code, String(ExitCode.output), stderr);
       const lines = stderr.trimEnd().split('\n');
       assert.equal(lines.length, 1, stderr);
       assert.match(lines[0]!, new RegExp(`^burrow: error: ${escape(text.tunnelOutputFailed(DEST, 'no space left on device'))}`));
