@@ -17,25 +17,12 @@ import tty from 'node:tty';
 import { LoginError } from '../errors.js';
 import type { Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
-import { JWT_SHAPE } from './jwt.js';
 import { shapeProblem, type TokenVerdict } from './verify.js';
 
 /** Pasted lines that are refused before the sign-in gives up. */
 export const PASTE_ATTEMPTS = 5;
 /** A line longer than this is no address (the largest tokens seen are tens of KiB). */
 export const MAX_PASTE_CHARS = 256 * 1024;
-
-/** Takes the token out of what a user pasted: the final address, or the bare token (shape only). */
-export function tokenFromPaste(line: string): string | undefined {
-  const value = line.trim();
-  if (JWT_SHAPE.test(value)) return value;
-  try {
-    const jwt = new URL(value).searchParams.get('pomerium_jwt');
-    return jwt && JWT_SHAPE.test(jwt) ? jwt : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The token in a pasted line, or why it is refused (a catalogue sentence). `callbackUrl` is this

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chooseBrowser, commandArgs, parseBrowserCommand } from '../../src/auth/browser.js';
 import { EXPIRY_SKEW_SECONDS, isExpired, tokenInfo } from '../../src/auth/jwt.js';
-import { tokenFromPaste } from '../../src/auth/paste.js';
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const jwt = (claims: unknown) => `${b64({ alg: 'ES256' })}.${b64(claims)}.c2ln`;
@@ -27,20 +26,6 @@ describe('tokenInfo: unverified claims', () => {
     assert.equal(isExpired(undefined, Date.now()), false);
     assert.equal(isExpired(100, 99_000), false);
     assert.equal(isExpired(100, 100_000), true);
-  });
-});
-
-describe('tokenFromPaste', () => {
-  const token = jwt({ exp: 1 });
-  it('takes the token from the final address or as is', () => {
-    assert.equal(tokenFromPaste(`http://127.0.0.1:4321/burrow/callback/abc?pomerium_jwt=${token}`), token);
-    assert.equal(tokenFromPaste(`  http://127.0.0.1:4321/cb?x=1&pomerium_jwt=${token}&y=2 \n`), token);
-    assert.equal(tokenFromPaste(token), token);
-  });
-  it('rejects anything else', () => {
-    for (const line of ['', 'yes', 'http://127.0.0.1/cb', 'http://127.0.0.1/cb?pomerium_jwt=not a token', 'https://[bad']) {
-      assert.equal(tokenFromPaste(line), undefined, line);
-    }
   });
 });
 
