@@ -67,6 +67,8 @@ function links(markdown: string): string[] {
   for (const line of prose(markdown)) {
     const text = line.replace(/`[^`]*`/g, '');
     for (const match of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) targets.push(match[1]!);
+    const reference = /^\s{0,3}\[[^\]]+\]:\s*<?([^\s>]+)>?/.exec(line)?.[1];
+    if (reference !== undefined) targets.push(reference);
   }
   return targets;
 }
