@@ -2,7 +2,7 @@
  * Bundles the CLI with esbuild into two CommonJS files in dist/bin/: burrow.cjs (src/cli/main.ts,
  * everything the CLI runs) and loader.cjs (src/cli/loader.ts, which loads burrow.cjs with a V8
  * code cache). One file to load instead of dozens of modules, because every ssh ProxyCommand
- * pays the start-up again (README "Performance"). Dependencies with native parts or rarely used
+ * pays the start-up again (docs/performance.md). Dependencies with native parts or rarely used
  * (keytar, ws, undici, open) stay external and are loaded on demand.
  *
  * CommonJS, not ESM: Node 20 can cache compiled code only for scripts (`vm.Script`), and a

@@ -1,7 +1,7 @@
 /**
  * Every failure burrow reports is a `BurrowError`: a stable `code` (tests and tools match on it,
  * never on text), a one-line `message` naming the problem, an optional `hint` naming the fix,
- * and the process `exitCode` its class maps to. The README's error table lists them all.
+ * and the process `exitCode` its class maps to. docs/errors.md lists them all.
  */
 
 /** Exit codes, one per class of failure, so scripts and ssh wrappers can tell them apart. */

@@ -338,7 +338,7 @@ export const FLAGS: readonly FlagEntry[] = [
   },
   {
     flags: '--json',
-    description: 'write events and errors on stderr as JSON lines, for tools (see the README for the fields)',
+    description: 'write events and errors on stderr as JSON lines, for tools (fields: docs/json-events.md)',
     describedFor: {
       status: 'print the sign-ins as JSON on stdout (warnings and errors as JSON lines on stderr)',
       logout: 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',

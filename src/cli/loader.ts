@@ -4,7 +4,7 @@
  * (`module.enableCompileCache` is Node 22). The bundle is compiled through `vm.Script` with the
  * bytecode a previous run left in `<cache dir>/code-cache/`; without it, or when V8 turns it
  * down (another Node, other flags), it compiles from source as usual and writes a new cache when
- * the process exits. Measured in README "Performance".
+ * the process exits. Measured in docs/performance.md.
  *
  * The cache is bytecode that runs as burrow, so it lives only in the user's own cache directory
  * (0700), never in a shared temporary one; and it is keyed by the bundle's size and

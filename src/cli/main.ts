@@ -180,7 +180,7 @@ function actionPath(command: Command): string[] {
 const reason = (error: Error) => error.message.replace(/^[A-Z]+: /, '').replace(/, write$/, '');
 
 /**
- * What a failing stdout means (README "Exit codes"). A reader that went away (EPIPE: `| head`,
+ * What a failing stdout means (docs/errors.md). A reader that went away (EPIPE: `| head`,
  * `| true`) ends the command quietly with 141, the status of a process killed by SIGPIPE (Node
  * ignores SIGPIPE, so the write fails instead). Any other write error (ENOSPC on a full disk)
  * is one line and exit 14: the output is incomplete. A tunnel command keeps going: in stdio mode

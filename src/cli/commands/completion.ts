@@ -11,7 +11,7 @@ export type Shell = (typeof SHELLS)[number];
 export function registerCompletion(program: Command, runtime: Runtime): void {
   program
     .command('completion')
-    .description('print a shell completion script (bash, zsh or fish); see the README for where to put it')
+    .description('print a shell completion script (bash, zsh or fish); see docs/guide.md for where to put it')
     .addArgument(new Argument('<shell>', 'the shell to complete for').choices(SHELLS))
     .addHelpText(
       'after',

@@ -21,7 +21,7 @@ interface StatusValues extends SignInValues {
   json?: boolean;
 }
 
-/** One sign-in as `--json` shows it: the field names are part of the README's contract. */
+/** One sign-in as `--json` shows it: the field names are part of the documented contract (docs/json-events.md). */
 export interface SignInJson {
   proxy: string;
   /** The token's `email` (else `sub`) claim; null when it names nobody. */
