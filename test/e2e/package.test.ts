@@ -163,8 +163,11 @@ describe('the npm package, installed with npm install -g and run as a user runs 
 
   after(async () => {
     await world?.close();
-    await new Promise<void>((resolve) => (registry ? registry.server.close(() => resolve()) : resolve()));
-    registry?.server.closeAllConnections();
+    if (registry) {
+      const closed = new Promise<void>((resolve) => registry!.server.close(() => resolve()));
+      registry.server.closeAllConnections();
+      await closed;
+    }
     rmSync(root, { recursive: true, force: true });
   });
 
