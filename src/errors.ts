@@ -256,12 +256,15 @@ export class ForwardProxyError extends BurrowError {
   }
 }
 
+/** Where bugs are reported: package.json "bugs" (test/e2e/package.test.ts keeps the two equal). */
+export const ISSUES_URL = 'https://github.com/burrow-tunnel/burrow/issues';
+
 /** Wraps anything that is not already a BurrowError, so the top level has one shape to print. */
 export function toBurrowError(error: unknown): BurrowError {
   if (error instanceof BurrowError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new BurrowError('BURROW_INTERNAL', ExitCode.internal, `unexpected error: ${message}`, {
     cause: error,
-    hint: 'this is a bug in burrow; please report it with the command you ran (run with --verbose for details)',
+    hint: `this is a bug in burrow; please report it at ${ISSUES_URL} with the command you ran (run with --verbose for details)`,
   });
 }

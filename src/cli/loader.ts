@@ -7,11 +7,14 @@
  * the process exits. Measured in docs/performance.md.
  *
  * The cache is bytecode that runs as burrow, so it lives only in the user's own cache directory
- * (0700), never in a shared temporary one; and it is keyed by the bundle's size and
- * modification time as well as the Node version, because V8 itself checks only the source's
- * length. BURROW_NO_CODE_CACHE=1 turns it off.
+ * (0700), never in a shared temporary one; and it is keyed by the SHA-256 of the bundle's
+ * content as well as the Node version, because V8 itself checks only the source's length (a
+ * bundle's size and modification time prove nothing: a tarball extracts with fixed times). The
+ * hash is taken once, at build time (scripts/bundle.mjs puts it in this file). One cache file per
+ * build; writing one removes those of other builds. BURROW_NO_CODE_CACHE=1 turns it off.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
@@ -30,20 +33,49 @@ interface Stored {
   kind: Kind;
 }
 
-/** The file for this bundle: one per installed copy of burrow (a hash of its path). */
-export function codeCachePath(bundle: string, env: NodeJS.ProcessEnv): string {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < bundle.length; i++) hash = Math.imul(hash ^ bundle.charCodeAt(i), 0x01000193) >>> 0;
-  return join(cacheDir(env), 'code-cache', `burrow-${hash.toString(16).padStart(8, '0')}.bin`);
+/** The SHA-256 of dist/bin/burrow.cjs, put in by the bundler; undefined when unbundled. */
+declare const __BURROW_BUNDLE_SHA256__: string | undefined;
+
+/** The bundle's content hash (hex): the build's, or (unbundled, as in tests) computed from `source`. */
+export function bundleHash(source: Buffer | string): string {
+  if (typeof __BURROW_BUNDLE_SHA256__ === 'string') return __BURROW_BUNDLE_SHA256__;
+  return createHash('sha256').update(source).digest('hex');
+}
+
+const PREFIX = 'burrow-';
+const SUFFIX = '.bin';
+
+/** The file for the build whose bundle hashes to `hash`: copies of one build share it. */
+export function codeCachePath(hash: string, env: NodeJS.ProcessEnv): string {
+  return join(cacheDir(env), 'code-cache', `${PREFIX}${hash.slice(0, 16)}${SUFFIX}`);
 }
 
 /**
- * What a cache must match: this bundle (size, modification time) under this Node. A cache file
- * is this, its kind and a newline, then the V8 data.
+ * What a cache must match: this bundle's content under this Node. A cache file is this, its kind
+ * and a newline, then the V8 data.
  */
-function identity(bundle: string): string {
-  const { size, mtimeMs } = statSync(bundle);
-  return `burrow-code-cache 1 ${size} ${mtimeMs} ${process.version} ${process.arch}`;
+function identity(hash: string): string {
+  return `burrow-code-cache 2 ${hash} ${process.version} ${process.arch}`;
+}
+
+/** Removes the caches of other builds beside `path` (an upgrade leaves the old one behind). */
+function pruneOthers(path: string): void {
+  const dir = dirname(path);
+  const own = path.slice(dir.length + 1);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name === own || !name.startsWith(PREFIX) || !name.endsWith(SUFFIX)) continue;
+    try {
+      rmSync(join(dir, name), { force: true });
+    } catch {
+      // Another process's, or not ours to remove: left.
+    }
+  }
 }
 
 function readStored(path: string, id: string): Stored | undefined {
@@ -75,6 +107,7 @@ function writeStored(path: string, id: string, kind: Kind, data: Buffer): void {
     }
     writeFileSync(temporary, Buffer.concat([Buffer.from(`${id} ${kind}\n`, 'latin1'), data]), { mode: 0o600 });
     renameSync(temporary, path);
+    pruneOthers(path);
   } catch {
     // A read-only or full disk only costs the next start-up its cache.
     try {
@@ -88,13 +121,15 @@ function writeStored(path: string, id: string, kind: Kind, data: Buffer): void {
 /** Loads `bundle` (a CommonJS file exporting `run`) with the code cache, and runs the CLI. */
 export function start(bundle: string, argv: string[] = process.argv, env: NodeJS.ProcessEnv = process.env): void {
   const enabled = !['1', 'true', 'yes'].includes((env.BURROW_NO_CODE_CACHE ?? '').toLowerCase());
-  const path = enabled ? codeCachePath(bundle, env) : undefined;
-  const id = identity(bundle);
+  const source = readFileSync(bundle, 'utf8');
+  const hash = bundleHash(source);
+  const path = enabled ? codeCachePath(hash, env) : undefined;
+  const id = identity(hash);
   const stored = path ? readStored(path, id) : undefined;
   // The bundle's on-demand dependencies are imported from here (external.ts): inside a vm.Script,
   // Node 20's import() is experimental and warns.
   (globalThis as { [LENT_IMPORT]?: (specifier: string) => Promise<unknown> })[LENT_IMPORT] = (specifier) => import(specifier);
-  const script = new vm.Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData: stored?.data });
+  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData: stored?.data });
   const module = { exports: {} as { run(): Promise<void> } };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   wrapper.call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));

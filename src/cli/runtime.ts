@@ -30,13 +30,21 @@ export interface Runtime {
   hideArguments(): void;
 }
 
-/** burrow's version from its package.json, found by walking up from this file (bundled or not). */
+/** package.json's version, put in by the bundler (scripts/bundle.mjs); undefined when unbundled. */
+declare const __BURROW_VERSION__: string | undefined;
+
+/**
+ * burrow's version: fixed in the bundle at build time, so it is right whatever the package is
+ * named or wherever it is installed. Unbundled (the tsc output), from the nearest package.json
+ * above this file that declares the `burrow` command.
+ */
 function readVersion(): string {
+  if (typeof __BURROW_VERSION__ === 'string') return __BURROW_VERSION__;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'burrow' && pkg.version) return pkg.version;
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { bin?: Record<string, string>; version?: string };
+      if (pkg.bin?.burrow && pkg.version) return pkg.version;
     } catch {
       // No package.json here: keep walking up.
     }

@@ -2,18 +2,24 @@
  * The start-up loader's V8 code cache (src/cli/loader.ts), with the real CLI: where it is
  * written and with what permissions, that the next run takes it (V8 accepted it: it is not
  * rewritten), that a tunnel's cache replaces another command's, and that a damaged, foreign,
- * unwritable or switched-off cache never changes what burrow does or prints.
+ * unwritable or switched-off cache never changes what burrow does or prints; and that it is
+ * keyed by the bundle's content: another build of the same size and modification time (an
+ * upgrade from a tarball, whose files all carry one fixed time) never runs the old bytecode.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { codeCachePath } from '../../src/cli/loader.js';
+import { bundleHash, codeCachePath } from '../../src/cli/loader.js';
 import { runBurrow, tempDir } from '../helpers/burrow.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { suiteWorld } from '../helpers/world.js';
 
 const BUNDLE = join(repoRoot, 'dist', 'bin', 'burrow.cjs');
+const LOADER = join(repoRoot, 'dist', 'bin', 'loader.cjs');
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 describe('start-up: the V8 code cache', () => {
   const world = suiteWorld();
@@ -21,7 +27,7 @@ describe('start-up: the V8 code cache', () => {
   /** A fresh user cache directory and where the code cache goes in it. */
   function user() {
     const cache = tempDir('burrow-code-cache-');
-    return { cache, file: codeCachePath(BUNDLE, { XDG_CACHE_HOME: cache }), env: { XDG_CACHE_HOME: cache } };
+    return { cache, file: codeCachePath(bundleHash(readFileSync(BUNDLE)), { XDG_CACHE_HOME: cache }), env: { XDG_CACHE_HOME: cache } };
   }
   const headerOf = (file: string) => readFileSync(file).subarray(0, 200).toString('latin1').split('\n')[0]!;
   /** What identifies a write: inode and modification time (a rename gives a new inode). */
@@ -51,8 +57,10 @@ describe('start-up: the V8 code cache', () => {
     assert.equal(u.file, join(u.cache, 'burrow', 'code-cache', u.file.split('/').at(-1)!));
     assert.equal(statSync(join(u.cache, 'burrow', 'code-cache')).mode & 0o777, 0o700);
     assert.equal(statSync(u.file).mode & 0o777, 0o600);
-    const bundle = statSync(BUNDLE);
-    assert.equal(headerOf(u.file), `burrow-code-cache 1 ${bundle.size} ${bundle.mtimeMs} ${process.version} ${process.arch} other`);
+    const hash = sha256(readFileSync(BUNDLE));
+    assert.ok(readFileSync(LOADER, 'utf8').includes(`"${hash}"`), 'the build put the bundle\'s hash in the loader');
+    assert.equal(headerOf(u.file), `burrow-code-cache 2 ${hash} ${process.version} ${process.arch} other`);
+    assert.equal(u.file.split('/').at(-1), `burrow-${hash.slice(0, 16)}.bin`);
     assert.ok(statSync(u.file).size > 10_000, 'V8 data follows the header');
 
     const before = stamp(u.file);
@@ -91,7 +99,60 @@ describe('start-up: the V8 code cache', () => {
     // Not a cache at all.
     writeFileSync(u.file, 'garbage without a newline');
     await version(u.env);
-    assert.match(headerOf(u.file), /^burrow-code-cache 1 /);
+    assert.match(headerOf(u.file), /^burrow-code-cache 2 /);
+  });
+
+  it('another build of the same size and modification time never runs the old bytecode; the old cache is removed', () => {
+    // An installed copy (what the tarball holds), every file with one fixed time as npm extracts them.
+    const app = tempDir('burrow-code-cache-app-');
+    mkdirSync(join(app, 'bin'));
+    mkdirSync(join(app, 'dist', 'bin'), { recursive: true });
+    const fixed = new Date('1985-10-26T08:15:00Z');
+    const put = (path: string, data: Buffer | string) => {
+      writeFileSync(join(app, path), data);
+      utimesSync(join(app, path), fixed, fixed);
+    };
+    for (const f of ['bin/burrow.js', 'bin/package.json']) copyFileSync(join(repoRoot, f), join(app, f));
+    const bundleA = readFileSync(BUNDLE, 'utf8');
+    const loaderA = readFileSync(LOADER, 'utf8');
+    put('dist/bin/burrow.cjs', bundleA);
+    put('dist/bin/loader.cjs', loaderA);
+
+    // Build B: the same bundle with another version of the same length, and its loader.
+    const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    const versionB = version.replace(/\d$/, (d) => String((Number(d) + 1) % 10));
+    assert.ok(bundleA.includes(JSON.stringify(version)), 'the version is a literal in the bundle');
+    const bundleB = bundleA.split(JSON.stringify(version)).join(JSON.stringify(versionB));
+    assert.equal(Buffer.byteLength(bundleB), Buffer.byteLength(bundleA), 'the same size');
+    const hashA = sha256(bundleA);
+    assert.equal(loaderA.split(`"${hashA}"`).length, 2, 'the loader holds the hash once');
+    const loaderB = loaderA.replace(`"${hashA}"`, `"${sha256(bundleB)}"`);
+
+    const cache = tempDir('burrow-code-cache-');
+    // A cache file of an older naming, left by an earlier burrow: removed with the other build's.
+    mkdirSync(join(cache, 'burrow', 'code-cache'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(cache, 'burrow', 'code-cache', 'burrow-0123abcd.bin'), 'an older cache\n');
+    const versionOf = () => {
+      const r = spawnSync(process.execPath, [join(app, 'bin', 'burrow.js'), '--version'], {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      return r.stdout;
+    };
+    const caches = () => readdirSync(join(cache, 'burrow', 'code-cache')).sort();
+    assert.equal(versionOf(), `${version}\n`);
+    assert.equal(versionOf(), `${version}\n`, 'A with its own cache');
+    assert.equal(caches().length, 1, "A's cache; the older one was removed when it was written");
+
+    put('dist/bin/burrow.cjs', bundleB);
+    put('dist/bin/loader.cjs', loaderB);
+    assert.equal(statSync(join(app, 'dist/bin/burrow.cjs')).mtimeMs, fixed.getTime());
+    assert.equal(versionOf(), `${versionB}\n`, "B's bytes ran, not A's bytecode");
+    assert.deepEqual(caches(), [`burrow-${sha256(bundleB).slice(0, 16)}.bin`], "A's cache was removed");
+    assert.equal(versionOf(), `${versionB}\n`, 'B with its own cache');
   });
 
   it('parallel first runs leave one whole cache and no temporary files', async () => {
