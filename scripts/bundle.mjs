@@ -3,7 +3,7 @@
  * everything the CLI runs) and loader.cjs (src/cli/loader.ts, which loads burrow.cjs with a V8
  * code cache). One file to load instead of dozens of modules, because every ssh ProxyCommand
  * pays the start-up again (README "Performance"). Dependencies with native parts or rarely used
- * (keytar, ws, undici, open) stay external and are loaded on demand.
+ * (@napi-rs/keyring, ws, undici, open) stay external and are loaded on demand.
  *
  * CommonJS, not ESM: Node 20 can cache compiled code only for scripts (`vm.Script`), and a
  * CommonJS entry never starts the ESM loader. Measured with the code cache, A/B against the ESM
@@ -24,7 +24,7 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  external: ['keytar', 'ws', 'undici', 'open'],
+  external: ['@napi-rs/keyring', 'ws', 'undici', 'open'],
   // runtime.ts finds package.json from its own location.
   define: { 'import.meta.url': '__burrowModuleUrl' },
   banner: { js: "const __burrowModuleUrl = require('node:url').pathToFileURL(__filename).href;" },

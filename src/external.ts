@@ -1,5 +1,5 @@
 /**
- * Loads a dependency that stays outside the CLI bundle (keytar, ws, undici, open) when it is
+ * Loads a dependency that stays outside the CLI bundle (@napi-rs/keyring, ws, undici, open) when it is
  * first needed. The bundle runs as a `vm.Script` (cli/loader.ts, for the code cache), where
  * Node 20 offers `import()` only as an experimental feature that prints a warning; so the loader,
  * an ordinary module, lends its own `import()` here. Without a loader (tests, the tsc output)
