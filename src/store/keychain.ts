@@ -15,7 +15,7 @@ import { CredentialStoreError } from '../errors.js';
 import { text } from '../output/messages.js';
 import { decodeCredential, encodeCredential, summarize } from './file.js';
 import type { CredentialStore, CredentialSummary, StoredCredential } from './store.js';
-import { importExternal } from '../external.js';
+import { requireExternal } from '../external.js';
 
 /** The keychain's service name for every burrow entry. */
 export const KEYCHAIN_SERVICE = 'burrow';
@@ -210,9 +210,8 @@ const NO_REPLY = /Did not receive a reply|NoReply/i;
 
 /** @napi-rs/keyring, typed here: TypeScript must not need its types to build (it is optional). */
 async function importKeyring(): Promise<NapiKeyring> {
-  const module = await importExternal<Partial<NapiKeyring> & { default?: NapiKeyring }>('@napi-rs/keyring');
-  // The package is CommonJS: its exports arrive as `default` (and, when Node's lexer finds them, as names).
-  const keyring = module.default ?? module;
+  // The package is CommonJS: required, not imported (see requireExternal).
+  const keyring = requireExternal<Partial<NapiKeyring>>('@napi-rs/keyring');
   if (typeof keyring.AsyncEntry !== 'function' || typeof keyring.findCredentialsAsync !== 'function') {
     throw new Error('@napi-rs/keyring does not export AsyncEntry/findCredentialsAsync');
   }

@@ -159,6 +159,21 @@ describe('keychain store (gnome-keyring in a private D-Bus session)', () => {
     }
   });
 
+  it('the bundled binary reads a sign-in from the keychain (the binding loads outside the bundle)', async () => {
+    const home = keyringHome();
+    const proxy = 'https://proxy.corp.test:443';
+    try {
+      await probe('unlocked', ['store', proxy, token('bin')], home);
+      const run = await runInKeyring(join(repoRoot, 'bin', 'burrow.js'), ['status', proxy, '--credential-store', 'keychain'], { home });
+      assert.equal(run.signal, null, run.stderr);
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok(run.stderr.includes(text.signedIn(proxy, undefined, text.noExpiryKnown)), run.stderr);
+      assert.ok(run.stderr.includes(text.signInsKeptIn('the OS keychain (service "burrow")')), run.stderr);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it('without a D-Bus session: an error when asked for, files plus one warning on auto', async () => {
     await assertUnusable('no-dbus', 'no D-Bus session: DBUS_SESSION_BUS_ADDRESS is not set');
   });
