@@ -222,7 +222,8 @@ async function importKeyring(): Promise<NapiKeyring> {
  * The keychain calls over @napi-rs/keyring's asynchronous API (its work runs off the main thread).
  * On Linux entries are pinned to the Secret Service: keyring-rs would otherwise fall back to the
  * kernel keyring, which forgets everything at logout and which listing does not see. One entry
- * object per account, since creating one opens a D-Bus connection.
+ * object per account, since creating one opens a D-Bus connection — synchronously, on the main
+ * thread, so a frozen Secret Service holds it until D-Bus gives up (about 2 s), not the timer.
  */
 function keyringAccess(keyring: NapiKeyring): KeychainAccess {
   const options = { linux: { store: 'secret-service' as const } };
