@@ -3,7 +3,7 @@
  * everything the CLI runs) and loader.cjs (src/cli/loader.ts, which loads burrow.cjs with a V8
  * code cache). One file to load instead of dozens of modules, because every ssh ProxyCommand
  * pays the start-up again (docs/performance.md). Dependencies with native parts or rarely used
- * (keytar, ws, undici, open) stay external and are loaded on demand; everything else (chalk,
+ * (@napi-rs/keyring, ws, undici, open) stay external and are loaded on demand; everything else (chalk,
  * commander, env-paths) is inlined, so those are devDependencies (docs/architecture.md).
  *
  * Two values are fixed at build time: package.json's version goes into burrow.cjs (no
@@ -32,7 +32,7 @@ const common = {
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  external: ['keytar', 'ws', 'undici', 'open'],
+  external: ['@napi-rs/keyring', 'ws', 'undici', 'open'],
   // runtime.ts finds package.json from its own location when it runs unbundled.
   banner: { js: "const __burrowModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',

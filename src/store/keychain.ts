@@ -1,12 +1,13 @@
 /**
- * The OS keychain credential store, through keytar: macOS Keychain, Windows Credential Manager, or
- * on Linux a Secret Service (gnome-keyring, KWallet) over D-Bus. One entry per proxy: service
+ * The OS keychain credential store, through @napi-rs/keyring (keyring-rs): macOS Keychain, Windows
+ * Credential Manager, or on Linux a Secret Service (gnome-keyring, KWallet) over D-Bus. One entry per proxy: service
  * "burrow", account = the proxy origin, password = the same JSON the file store writes (token
  * included: the keychain is the place for it).
  *
- * keytar is an optional native dependency, loaded only here and only when asked for, so `burrow`
- * starts without it and works where it failed to build. Every call is bounded: a Secret Service
- * that is stuck, or waiting on an unlock prompt nobody will answer, must cost seconds, not a hang.
+ * @napi-rs/keyring is an optional native dependency (a prebuilt addon per platform), loaded only
+ * here and only when asked for, so `burrow` starts without it and works where no build exists.
+ * Every call is bounded: a Secret Service that is stuck, or waiting on an unlock prompt nobody will
+ * answer, must cost seconds, not a hang.
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { CredentialStoreError } from '../errors.js';
 import { text } from '../output/messages.js';
 import { decodeCredential, encodeCredential, summarize } from './file.js';
 import type { CredentialStore, CredentialSummary, StoredCredential } from './store.js';
-import { importExternal } from '../external.js';
+import { requireExternal } from '../external.js';
 
 /** The keychain's service name for every burrow entry. */
 export const KEYCHAIN_SERVICE = 'burrow';
@@ -23,16 +24,26 @@ const PROBE_ACCOUNT = 'burrow-probe';
 /** How long one keychain call may take: a locked or absent keychain must not hang a tunnel. */
 export const KEYCHAIN_TIMEOUT_MS = 3000;
 
-/** The part of keytar burrow uses. Typed here because keytar, being optional, may be absent at build time. */
-export interface Keytar {
+/** The keychain calls burrow makes, by service and account (see keyringAccess for the binding). */
+export interface KeychainAccess {
   getPassword(service: string, account: string): Promise<string | null>;
   setPassword(service: string, account: string, password: string): Promise<void>;
   deletePassword(service: string, account: string): Promise<boolean>;
   findCredentials(service: string): Promise<Array<{ account: string; password: string }>>;
 }
 
+/** The part of @napi-rs/keyring burrow uses. Typed here because the package, being optional, may be absent at build time. */
+interface NapiKeyring {
+  AsyncEntry: new (service: string, account: string, options?: { linux?: { store?: 'secret-service' | 'keyutils' } }) => {
+    getPassword(): Promise<string | null>;
+    setPassword(password: string): Promise<void>;
+    deletePassword(): Promise<boolean>;
+  };
+  findCredentialsAsync(service: string): Promise<Array<{ account: string; password: string }>>;
+}
+
 export interface KeychainOptions {
-  /** Looked at for the D-Bus session on Linux. keytar itself (libsecret) reads the real process environment. */
+  /** Looked at for the D-Bus session on Linux. The binding itself reads the real process environment. */
   env: NodeJS.ProcessEnv;
   /** Bound on each keychain call; default KEYCHAIN_TIMEOUT_MS. */
   timeoutMs?: number | undefined;
@@ -45,45 +56,44 @@ export interface KeychainOptions {
 }
 
 /**
- * Loads keytar and checks that the keychain really answers and accepts entries. Returns the store,
- * or a short human reason why not ("keytar is not installed", "no D-Bus session", "the keychain is
- * locked", "the keychain did not answer within 3 s", …), never a stack.
+ * Loads @napi-rs/keyring and checks that the keychain really answers and accepts entries. Returns
+ * the store, or a short human reason why not ("@napi-rs/keyring is not installed", "no D-Bus
+ * session", "the keychain is locked", "the keychain did not answer within 3 s", …), never a stack.
  *
  * The check writes and removes a probe entry, unless `peek` finds a credential. Reading nothing is
- * not enough: a locked Secret Service answers lookups with "nothing there" and only refuses writes, and keytar's findCredentials crashes the
- * process (a NULL dereference in keytar_posix.cc) when it meets a locked entry it cannot unlock.
+ * not enough: a locked Secret Service answers lookups with "nothing there" and only refuses writes.
  */
 export async function loadKeychain(options: KeychainOptions): Promise<KeychainStore | { unavailable: string }> {
   const noBus = await missingSessionBus(options.env);
   if (noBus !== undefined) return { unavailable: noBus };
-  let keytar: Keytar;
+  let access: KeychainAccess;
   try {
-    keytar = await importKeytar();
+    access = keyringAccess(await importKeyring());
   } catch (error) {
     return { unavailable: loadFailure(error) };
   }
-  const store = new KeychainStore(keytar, options);
+  const store = new KeychainStore(access, options);
   // A locked keychain answers reads with "nothing there", so only a credential found proves it.
   if (options.peek !== undefined && (await store.prime(options.peek))) return store;
   const failure = await store.probe();
   return failure === undefined ? store : { unavailable: failure };
 }
 
-/** Credentials in the OS keychain through keytar; get one from loadKeychain, which checks it works. */
+/** Credentials in the OS keychain; get one from loadKeychain, which checks it works. */
 export class KeychainStore implements CredentialStore {
   readonly kind = 'keychain' as const;
-  readonly #keytar: Keytar;
+  readonly #access: KeychainAccess;
   readonly #timeoutMs: number;
   /**
-   * Set once a call timed out: that call still occupies a libuv thread inside libsecret (it cannot
-   * be cancelled), so later calls fail at once instead of piling up more stuck threads.
+   * Set once a call timed out (here or in D-Bus): that call may still occupy a libuv thread (it
+   * cannot be cancelled), so later calls fail at once instead of piling up more stuck threads.
    */
   #stuck: string | undefined;
   /** The credential read by prime(), given out once by the next get() of its proxy. */
   #primed: StoredCredential | undefined;
 
-  constructor(keytar: Keytar, options: { timeoutMs?: number | undefined } = {}) {
-    this.#keytar = keytar;
+  constructor(access: KeychainAccess, options: { timeoutMs?: number | undefined } = {}) {
+    this.#access = access;
     this.#timeoutMs = options.timeoutMs ?? KEYCHAIN_TIMEOUT_MS;
   }
 
@@ -147,14 +157,14 @@ export class KeychainStore implements CredentialStore {
     return all.filter(({ account }) => account !== PROBE_ACCOUNT);
   }
 
-  /** A keytar call as a CredentialStoreError with a short reason, `secret` scrubbed from it. */
-  async #guarded<T>(action: 'read' | 'save' | 'remove' | 'list', work: (k: Keytar) => Promise<T>, secret?: string): Promise<T> {
+  /** A keychain call as a CredentialStoreError with a short reason, `secret` scrubbed from it. */
+  async #guarded<T>(action: 'read' | 'save' | 'remove' | 'list', work: (k: KeychainAccess) => Promise<T>, secret?: string): Promise<T> {
     try {
       return await this.#call(work);
     } catch (error) {
       let reason = reasonOf(error);
-      // libsecret never echoes a password, but the rule is "no token in an error", whatever a
-      // future keytar or platform backend says.
+      // No backend is known to echo a password, but the rule is "no token in an error", whatever a
+      // future binding or platform backend says.
       if (secret) reason = reason.split(secret).join('[hidden]');
       throw new CredentialStoreError(text.credentialStoreFailed(action, this.location(), reason), {
         hint: text.keychainRequiredHint,
@@ -163,7 +173,7 @@ export class KeychainStore implements CredentialStore {
     }
   }
 
-  async #call<T>(work: (k: Keytar) => Promise<T>): Promise<T> {
+  async #call<T>(work: (k: KeychainAccess) => Promise<T>): Promise<T> {
     if (this.#stuck !== undefined) throw new KeychainTimeout(this.#stuck);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -173,8 +183,12 @@ export class KeychainStore implements CredentialStore {
       }, this.#timeoutMs);
     });
     try {
-      // keytar validates its arguments synchronously: keep such a throw inside the promise.
-      return await Promise.race([Promise.resolve().then(() => work(this.#keytar)), timeout]);
+      // Creating an entry connects to the keychain synchronously: keep such a throw inside the promise.
+      return await Promise.race([Promise.resolve().then(() => work(this.#access)), timeout]);
+    } catch (error) {
+      // D-Bus gave up waiting for the Secret Service (its own reply timeout, about 2 s).
+      if (!(error instanceof KeychainTimeout) && NO_REPLY.test(errorMessage(error))) this.#stuck = 'did not answer';
+      throw error;
     } finally {
       clearTimeout(timer);
     }
@@ -191,19 +205,48 @@ function formatSeconds(ms: number): string {
   return `${Math.round(ms / 100) / 10} s`;
 }
 
-/** keytar, typed here: TypeScript must not need keytar's types to build (it is optional). */
-async function importKeytar(): Promise<Keytar> {
-  const module = await importExternal<Partial<Keytar> & { default?: Keytar }>('keytar');
-  // keytar is CommonJS: its exports arrive as `default` (and, when Node's lexer finds them, as names).
-  const keytar = module.default ?? module;
-  if (typeof keytar.getPassword !== 'function' || typeof keytar.findCredentials !== 'function') {
-    throw new Error('keytar does not export getPassword/findCredentials');
+/** What D-Bus says when the other side did not answer in time. */
+const NO_REPLY = /Did not receive a reply|NoReply/i;
+
+/** @napi-rs/keyring, typed here: TypeScript must not need its types to build (it is optional). */
+async function importKeyring(): Promise<NapiKeyring> {
+  // The package is CommonJS: required, not imported (see requireExternal).
+  const keyring = requireExternal<Partial<NapiKeyring>>('@napi-rs/keyring');
+  if (typeof keyring.AsyncEntry !== 'function' || typeof keyring.findCredentialsAsync !== 'function') {
+    throw new Error('@napi-rs/keyring does not export AsyncEntry/findCredentialsAsync');
   }
-  return keytar as Keytar;
+  return keyring as NapiKeyring;
 }
 
 /**
- * On Linux and the BSDs keytar needs a D-Bus session bus. Without DBUS_SESSION_BUS_ADDRESS, GLib
+ * The keychain calls over @napi-rs/keyring's asynchronous API (its work runs off the main thread).
+ * On Linux entries are pinned to the Secret Service: keyring-rs would otherwise fall back to the
+ * kernel keyring, which forgets everything at logout and which listing does not see. One entry
+ * object per account, since creating one opens a D-Bus connection — synchronously, on the main
+ * thread, so a frozen Secret Service holds it until D-Bus gives up (about 2 s), not the timer.
+ */
+function keyringAccess(keyring: NapiKeyring): KeychainAccess {
+  const options = { linux: { store: 'secret-service' as const } };
+  const entries = new Map<string, InstanceType<NapiKeyring['AsyncEntry']>>();
+  const entry = (service: string, account: string) => {
+    const key = JSON.stringify([service, account]);
+    let found = entries.get(key);
+    if (found === undefined) {
+      found = new keyring.AsyncEntry(service, account, options);
+      entries.set(key, found);
+    }
+    return found;
+  };
+  return {
+    getPassword: (service, account) => entry(service, account).getPassword(),
+    setPassword: (service, account, password) => entry(service, account).setPassword(password),
+    deletePassword: (service, account) => entry(service, account).deletePassword(),
+    findCredentials: (service) => keyring.findCredentialsAsync(service),
+  };
+}
+
+/**
+ * On Linux and the BSDs the keychain needs a D-Bus session bus. Without DBUS_SESSION_BUS_ADDRESS, GLib
  * still tries `$XDG_RUNTIME_DIR/bus` and, with an X display, autolaunching one; with none of these
  * (ssh to a server, containers, CI) there is no keychain, and saying so costs no native load.
  */
@@ -218,28 +261,36 @@ async function missingSessionBus(env: NodeJS.ProcessEnv): Promise<string | undef
 }
 
 function loadFailure(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
-  // keytar.js requires its native build; npm keeps the package even when that build failed.
-  if (message.includes('keytar.node')) return "keytar's native module was not built";
-  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return 'keytar is not installed';
-  if (/libsecret/i.test(message)) return 'libsecret is not installed';
-  return `keytar did not load: ${firstLine(message)}`;
+  // The package is there but holds no prebuilt addon for this platform (or npm skipped it).
+  if (/Cannot find native binding|Failed to load native binding/i.test(message)) return '@napi-rs/keyring has no native build for this platform';
+  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return '@napi-rs/keyring is not installed';
+  return `@napi-rs/keyring did not load: ${firstLine(message)}`;
 }
 
-/** A few words for what went wrong in a keytar call: the messages of libsecret/GLib, macOS and Windows. */
+/** A few words for what went wrong in a keychain call: the messages of D-Bus/Secret Service, macOS and Windows. */
 function reasonOf(error: unknown): string {
   if (error instanceof KeychainTimeout) return `the keychain ${error.reason}`;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   if (/autolaunch|DBUS_SESSION_BUS_ADDRESS|connect to socket|Could not connect/i.test(message)) return 'no D-Bus session';
   if (/org\.freedesktop\.secrets|ServiceUnknown|not provided by any \.service/i.test(message)) return 'no Secret Service on D-Bus';
-  // libsecret: "Cannot create an item in a locked collection"; macOS over ssh: "User interaction is not allowed."
-  if (/locked|interaction is not allowed/i.test(message)) return 'the keychain is locked';
+  if (NO_REPLY.test(message)) return 'the keychain did not answer';
+  // Secret Service: "unlock prompt was dismissed" when the unlock prompt cannot be shown or is
+  // closed; macOS over ssh: "User interaction is not allowed."
+  if (/locked|unlock prompt was dismissed|interaction is not allowed/i.test(message)) return 'the keychain is locked';
   if (/prompt|dismissed|cancel/i.test(message)) return 'the keychain unlock was cancelled';
   // gnome-keyring with no login keyring, whose creation needs a prompt: "Object does not exist at path
   // “/org/freedesktop/secrets/collection/login”".
-  if (/collection/i.test(message) && /does not exist|no such/i.test(message)) return 'the keychain has no default keyring';
+  // keyring-rs says "Secret Service: no result found" when there is no default collection to write to.
+  if ((/collection/i.test(message) && /does not exist|no such/i.test(message)) || /Secret Service: no result found/i.test(message)) {
+    return 'the keychain has no default keyring';
+  }
   return firstLine(message);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function firstLine(message: string): string {

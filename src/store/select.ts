@@ -3,7 +3,7 @@
  * keychain when it works, files otherwise). A keychain that is locked or absent falls back to files
  * with one line saying so when a sign-in is first stored there, never silently; one asked for explicitly that does not work is an error.
  *
- * Importing this module loads no native code: keytar is imported by keychain.ts only when a keychain
+ * Importing this module loads no native code: @napi-rs/keyring is imported by keychain.ts only when a keychain
  * is actually tried.
  */
 import { CredentialStoreError, UsageError } from '../errors.js';
@@ -59,7 +59,7 @@ export async function selectStore(options: SelectStoreOptions): Promise<Credenti
   if (choice === 'keychain') {
     throw new CredentialStoreError(text.keychainRequired(keychain.unavailable), { hint: text.keychainRequiredHint });
   }
-  // Also when keytar is not installed or there is no D-Bus at all (servers): normal there, but a
+  // Also when @napi-rs/keyring is not installed or there is no D-Bus at all (servers): normal there, but a
   // token in a file instead of a keychain is worth one line, said when a token is stored there.
   // Commands that only read, list or forget sign-ins (status, logout, cache) store nothing: to
   // them it would be noise on every run of a machine without a keychain.

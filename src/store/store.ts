@@ -1,6 +1,6 @@
 /**
  * Where sign-in tokens live between runs. One entry per proxy origin (`https://host:port`).
- * Implementations: the OS keychain (keychain.ts, through keytar) and files (file.ts). Tokens are
+ * Implementations: the OS keychain (keychain.ts, through @napi-rs/keyring) and files (file.ts). Tokens are
  * handed out only to the tunnel; listings (`burrow status`) get everything but the token.
  */
 

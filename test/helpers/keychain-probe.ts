@@ -6,7 +6,8 @@
  *   select <auto|keychain|file|default> [peek]  which store selectStore picks, its warnings or its
  *                                           error; with a proxy to peek at, what get() of it returns
  *   store <proxy> <token> | get <proxy>     one operation through loadKeychain
- *   freeze                                  stop the Secret Service mid-use: calls must time out
+ *   freeze                                  stop the Secret Service mid-use: calls must time out,
+ *                                           on an entry already opened and on one opened afterwards
  *
  * It always ends with process.exit: a keychain call that timed out still holds a libuv thread.
  * Without arguments (the test runner picks up every file under test/) it does nothing.
@@ -32,9 +33,12 @@ async function keychain(timeoutMs?: number): Promise<CredentialStore> {
   return store;
 }
 
-/** What the keyring holds for an account, asked through libsecret's own CLI rather than keytar. */
+/**
+ * What the keyring holds for an account, asked through libsecret's own CLI rather than the binding.
+ * keyring-rs files an entry under the attributes `service` and `username`.
+ */
 async function secretToolLookup(account: string): Promise<string> {
-  const { stdout } = await run('secret-tool', ['lookup', 'service', KEYCHAIN_SERVICE, 'account', account], { timeout: 5000 });
+  const { stdout } = await run('secret-tool', ['lookup', 'service', KEYCHAIN_SERVICE, 'username', account], { timeout: 5000 });
   return stdout;
 }
 
@@ -84,9 +88,15 @@ async function select(choice: string, peek?: string) {
   }
 }
 
-/** SIGSTOPs the daemon that owns org.freedesktop.secrets, so calls hang as on a stuck desktop. */
+/**
+ * SIGSTOPs the daemon that owns org.freedesktop.secrets, so calls hang as on a stuck desktop. `opened`
+ * has read the entry before (its D-Bus connection is open, the call waits off the main thread);
+ * `fresh` opens it only after the freeze (connecting is synchronous, bounded by D-Bus's own timeout).
+ */
 async function freeze() {
-  const store = await keychain(1000);
+  const opened = await keychain(1000);
+  const fresh = await keychain(1000);
+  await opened.get('https://proxy.corp.test:443');
   const { stdout } = await run(
     'dbus-send',
     ['--session', '--print-reply', '--dest=org.freedesktop.DBus', '/org/freedesktop/DBus',
@@ -97,7 +107,7 @@ async function freeze() {
   if (!pid) throw new Error(`no pid for org.freedesktop.secrets in ${stdout}`);
   process.kill(pid, 'SIGSTOP');
   try {
-    const attempt = async () => {
+    const attempt = async (store: CredentialStore) => {
       const started = Date.now();
       const outcome = await store.get('https://proxy.corp.test:443').then(
         () => ({ error: null }),
@@ -105,7 +115,12 @@ async function freeze() {
       );
       return { ...outcome, ms: Date.now() - started };
     };
-    return { first: await attempt(), second: await attempt() };
+    return {
+      first: await attempt(opened),
+      second: await attempt(opened),
+      freshFirst: await attempt(fresh),
+      freshSecond: await attempt(fresh),
+    };
   } finally {
     process.kill(pid, 'SIGCONT');
   }

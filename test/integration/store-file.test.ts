@@ -307,10 +307,10 @@ describe('selectStore (files)', () => {
     assert.equal(cacheDir({ XDG_CACHE_HOME: 'relative/cache', HOME: '/home/ada' }), '/home/ada/.cache/burrow');
   });
 
-  it('loads no native module: importing select.ts and using files never touches keytar', async () => {
+  it('loads no native module: importing select.ts and using files never touches the keychain binding', async () => {
     const select = pathToFileURL(join(repoRoot, 'dist', 'src', 'store', 'select.js')).href;
     const cache = await tempDir();
-    // process.dlopen is how every .node addon (keytar.node) gets loaded.
+    // process.dlopen is how every .node addon (the keychain binding's keyring.*.node) gets loaded.
     const script = `
       const loaded = [];
       const dlopen = process.dlopen;

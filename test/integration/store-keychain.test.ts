@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
+import { text } from '../../src/output/messages.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { type KeyringRun, type KeyringSession, keyringHome, probeResult, requireKeyringTools, runInKeyring } from '../helpers/keyring.js';
 
@@ -36,7 +37,7 @@ interface SelectResult {
 async function probe<T>(session: KeyringSession, args: string[], home?: string): Promise<{ result: T; run: KeyringRun }> {
   const run = await runInKeyring(PROBE, args, { session, home });
   assert.equal(run.timedOut, false, `the probe timed out\n${run.stderr}`);
-  // A crash (keytar dereferences NULL on some libsecret answers) shows as a signal here.
+  // A crash of the native binding (on a locked entry, say) shows as a signal here.
   assert.equal(run.signal, null, `the probe died of ${run.signal}\n${run.stderr}`);
   const result = probeResult<T & { fatal?: unknown }>(run);
   assert.equal(result.fatal, undefined, `the probe failed: ${JSON.stringify(result.fatal)}\n${run.stderr}`);
@@ -53,13 +54,14 @@ function keyringFiles(home: string): string {
 }
 
 /**
- * `choice` must fail with BURROW_CREDENTIAL_STORE; auto must fall back to files with one warning
+ * `choice` must fail with BURROW_CREDENTIAL_STORE, saying `reason`; auto must fall back to files with one warning
  * line, said when a sign-in is first stored there. With `peek`, the same while reading that proxy's entry first (as a tunnel does).
  */
-async function assertUnusable(session: KeyringSession, home?: string, peek?: string): Promise<void> {
+async function assertUnusable(session: KeyringSession, reason: string, home?: string, peek?: string): Promise<void> {
   const extra = peek === undefined ? [] : [peek];
   const asked = (await probe<SelectResult>(session, ['select', 'keychain', ...extra], home)).result;
   assert.equal(asked.error?.code, 'BURROW_CREDENTIAL_STORE', JSON.stringify(asked));
+  assert.equal(asked.error?.message, text.keychainRequired(reason));
   assert.equal(asked.error?.exitCode, ExitCode.credentialStore);
   assert.deepEqual(asked.warnings, []);
 
@@ -157,12 +159,27 @@ describe('keychain store (gnome-keyring in a private D-Bus session)', () => {
     }
   });
 
-  it('without a D-Bus session: an error when asked for, files plus one warning on auto', async () => {
-    await assertUnusable('no-dbus');
+  it('the bundled binary reads a sign-in from the keychain (the binding loads outside the bundle)', async () => {
+    const home = keyringHome();
+    const proxy = 'https://proxy.corp.test:443';
+    try {
+      await probe('unlocked', ['store', proxy, token('bin')], home);
+      const run = await runInKeyring(join(repoRoot, 'bin', 'burrow.js'), ['status', proxy, '--credential-store', 'keychain'], { home });
+      assert.equal(run.signal, null, run.stderr);
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok(run.stderr.includes(text.signedIn(proxy, undefined, text.noExpiryKnown)), run.stderr);
+      assert.ok(run.stderr.includes(text.signInsKeptIn('the OS keychain (service "burrow")')), run.stderr);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
-  it('without a Secret Service on the bus: the same', async () => {
-    await assertUnusable('no-secret-service');
+  it('without a D-Bus session: an error when asked for, files plus one warning on auto', async () => {
+    await assertUnusable('no-dbus', 'no D-Bus session: DBUS_SESSION_BUS_ADDRESS is not set');
+  });
+
+  it('without a Secret Service on the bus: the same (not the kernel keyring instead)', async () => {
+    await assertUnusable('no-secret-service', 'no Secret Service on D-Bus');
   });
 
   describe('a locked keyring', () => {
@@ -174,27 +191,35 @@ describe('keychain store (gnome-keyring in a private D-Bus session)', () => {
     it('is unusable (and does not crash the process), with the entry left intact', async () => {
       // Create the login keyring with an entry in it, then start the next session without its password.
       await probe('unlocked', ['store', proxy, stored], home);
-      await assertUnusable('locked', home);
+      await assertUnusable('locked', 'the keychain is locked', home);
       // Reading the entry first (as a tunnel does) finds nothing in a locked keyring: the same.
-      await assertUnusable('locked', home, proxy);
+      await assertUnusable('locked', 'the keychain is locked', home, proxy);
       const { result } = await probe<{ got: { token: string } | null }>('unlocked', ['get', proxy], home);
       assert.equal(result.got?.token, stored);
     });
   });
 
   it('a fresh keyring that was never unlocked (no default keyring) is unusable', async () => {
-    await assertUnusable('locked');
+    await assertUnusable('locked', 'the keychain has no default keyring');
   });
 
   it('a Secret Service that stops answering: calls time out, then fail at once', async () => {
-    const { result, run } = await probe<{
-      first: { error: ProbeError | null; ms: number };
-      second: { error: ProbeError | null; ms: number };
-    }>('unlocked', ['freeze']);
-    assert.equal(result.first.error?.code, 'BURROW_CREDENTIAL_STORE');
-    assert.ok(result.first.ms >= 900 && result.first.ms < 5000, `first call took ${result.first.ms} ms`);
-    assert.equal(result.second.error?.code, 'BURROW_CREDENTIAL_STORE');
+    type Attempt = { error: ProbeError | null; ms: number };
+    const { result, run } = await probe<{ first: Attempt; second: Attempt; freshFirst: Attempt; freshSecond: Attempt }>('unlocked', ['freeze']);
+    const failed = (attempt: Attempt, reason: string) => {
+      assert.equal(attempt.error?.code, 'BURROW_CREDENTIAL_STORE');
+      assert.ok(attempt.error.message.endsWith(`: ${reason}`), attempt.error.message);
+    };
+    // An entry already open: the store's own bound (1 s here) ends the wait.
+    failed(result.first, 'the keychain did not answer within 1 s');
+    assert.ok(result.first.ms >= 900 && result.first.ms < 1900, `first call took ${result.first.ms} ms`);
+    failed(result.second, 'the keychain did not answer within 1 s');
     assert.ok(result.second.ms < 500, `second call took ${result.second.ms} ms`);
+    // Opening an entry waits in D-Bus, which gives up by itself (after about 2 s).
+    failed(result.freshFirst, 'the keychain did not answer');
+    assert.ok(result.freshFirst.ms >= 900 && result.freshFirst.ms < 5000, `first call on a fresh entry took ${result.freshFirst.ms} ms`);
+    failed(result.freshSecond, 'the keychain did not answer');
+    assert.ok(result.freshSecond.ms < 500, `second call on a fresh entry took ${result.freshSecond.ms} ms`);
     assert.ok(run.ms < 15_000);
   });
 });
