@@ -369,12 +369,12 @@ export function toMarkdown(result: BenchResult): string {
     lines.push('');
   }
 
-  lines.push('## Targets (issue 8)');
+  lines.push('## Targets');
   lines.push('');
   lines.push(table(['target', 'measured', 'goal', 'met'], summary.targets.map((t) => [t.what, t.measured, t.target, mark(t.met)]), [0, 1]));
   lines.push('');
   if (tp.plain && (tp.listener || tp.stdio)) {
-    lines.push('Against the plain Node client (the issue\'s reference that burrow must beat):');
+    lines.push('Against the plain Node client (the reference that burrow must beat):');
     lines.push('');
     const rows: string[][] = [];
     for (const id of ['listener', 'stdio'] as const) {
