@@ -26,7 +26,7 @@ import {
   serviceAccountToken,
   stallTimeout,
 } from './options.js';
-import { signInSettings } from './sign-in.js';
+import { DEFAULT_LOGIN_TIMEOUT, signInSettings } from './sign-in.js';
 
 /**
  * How `ssh-config` passes a flag on, when it was given a value other than its default:
@@ -251,7 +251,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--login-timeout <seconds>',
     description: 'how long to wait for a browser sign-in',
-    default: '300',
+    default: DEFAULT_LOGIN_TIMEOUT,
     parse: (value) => signInSettings({ loginTimeout: value }),
     commands: SIGN_IN,
     passOn: (value) => value.trim(),

@@ -31,8 +31,8 @@ export interface SignInSettings {
   storeChoice: 'keychain' | 'file' | undefined;
 }
 
-/** --login-timeout's default (flags.ts spells it too, as commander's default). */
-const DEFAULT_LOGIN_TIMEOUT = '300';
+/** --login-timeout's default (commander's too: flags.ts takes it from here). */
+export const DEFAULT_LOGIN_TIMEOUT = '300';
 
 export function signInSettings(values: SignInValues): SignInSettings {
   return {
