@@ -23,7 +23,7 @@ export function connectRequest(target: Target, token: string | undefined, route:
 }
 
 /** The identity proxy's answer failures, naming it and the destination. */
-function answerErrors(subject: DialSubject, totalMs: number): AnswerErrors {
+export function answerErrors(subject: DialSubject, totalMs: number): AnswerErrors {
   const { server: proxy, dest } = subject;
   return {
     malformed: (what) => new ProxyProtocolError(text.malformedAnswer(proxy, dest, what), { hint: text.malformedAnswerHint }),

@@ -1,0 +1,135 @@
+/**
+ * CONNECT-UDP over HTTP/1.1 (RFC 9298, the form Pomerium's `udp+https://` routes accept on
+ * their TLS port): TLS to the proxy with ALPN http/1.1, a `GET /.well-known/masque/udp/{host}/
+ * {port}/` upgrade to `connect-udp` with the token, then DATAGRAM capsules both ways
+ * (capsule.ts). Envoy answers 200 rather than the RFC's 101; both open the tunnel. Other
+ * answers mean what they mean to CONNECT (status.ts). Bytes after the answer head are the
+ * start of the capsule stream.
+ */
+import type { Socket } from 'node:net';
+import { tokenInfo } from '../auth/jwt.js';
+import { BurrowError, ProxyProtocolError } from '../errors.js';
+import { classifyNetworkError, dialProxy, dialSubject } from '../net/dial.js';
+import { readAnswer } from '../net/http-answer.js';
+import { type RouteOptions, routeHeaders } from '../net/route.js';
+import { text } from '../output/messages.js';
+import type { Target } from '../target.js';
+import { CapsuleError, CapsuleParser, encodeDatagramCapsule, MAX_UDP_PAYLOAD } from './capsule.js';
+import { answerErrors } from './connect.js';
+import type { DatagramCounters, DatagramTransport, DatagramTunnel } from './datagram.js';
+import { statusToError } from './status.js';
+import { explainSocketError, type OpenRequest } from './transport.js';
+
+/**
+ * Bytes that may wait in the socket's write buffer before datagrams are dropped instead of
+ * queued: enough for a burst of full-size datagrams, small enough to keep latency bounded.
+ */
+export const MAX_QUEUED_BYTES = 256 * 1024;
+
+/** RFC 6570 simple expansion, as RFC 9298's URI template uses it: all but unreserved is %XX. */
+export function expandTemplateValue(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** The request path for a UDP destination; IPv6 literals without brackets, their colons encoded. */
+export function connectUdpPath(host: string, port: number): string {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  return `/.well-known/masque/udp/${expandTemplateValue(bare)}/${port}/`;
+}
+
+/** Builds the upgrade request head. The token goes only here, inside TLS. */
+export function connectUdpRequest(target: Target, token: string | undefined, route: RouteOptions): string {
+  const { host, port, authority } = target.destination;
+  let head = `GET ${connectUdpPath(host, port)} HTTP/1.1\r\nHost: ${authority}\r\nConnection: Upgrade\r\nUpgrade: connect-udp\r\nCapsule-Protocol: ?1\r\n`;
+  for (const [name, value] of routeHeaders(route, token)) head += `${name}: ${value}\r\n`;
+  return `${head}\r\n`;
+}
+
+export class ConnectUdpTransport implements DatagramTransport {
+  readonly name = 'connect-udp';
+  readonly #route: RouteOptions;
+
+  constructor(route: RouteOptions) {
+    this.#route = route;
+  }
+
+  async open(request: OpenRequest): Promise<DatagramTunnel> {
+    const { target, token, signal } = request;
+    const route = this.#route;
+    const totalMs = route.connectTimeoutMs;
+    const deadline = Date.now() + totalMs;
+    const label = target.destination.authority;
+    const subject = dialSubject(target.proxy, label);
+    const socket = await dialProxy({ endpoint: target.proxy, alpn: ['http/1.1'], label, tls: route.tls, forward: route.forward, deadline, signal });
+    try {
+      socket.write(connectUdpRequest(target, token, route));
+      const answer = await readAnswer(socket, deadline, answerErrors(subject, totalMs), signal);
+      if (answer.status !== 101) {
+        const error = statusToError(answer, { proxy: target.proxy.origin, dest: label }, { user: token ? tokenInfo(token).user : undefined });
+        if (error) throw error;
+      }
+      return capsuleTunnel(socket, target.proxy.origin, label);
+    } catch (error) {
+      socket.destroy();
+      throw error instanceof BurrowError ? error : classifyNetworkError(error, subject, 'answer');
+    }
+  }
+}
+
+/** The socket after the answer head as a datagram tunnel. */
+function capsuleTunnel(socket: Socket, proxy: string, dest: string): DatagramTunnel {
+  socket.setNoDelay(true);
+  let sent = 0;
+  let sentBytes = 0;
+  let received = 0;
+  let receivedBytes = 0;
+  let dropped = 0;
+  let receiver: ((payload: Buffer) => void) | undefined;
+  const parser = new CapsuleParser((payload) => {
+    received++;
+    receivedBytes += payload.length;
+    receiver?.(payload);
+  });
+  let failure: Error | undefined;
+  const closed = new Promise<Error | undefined>((resolve) => socket.once('close', () => resolve(failure)));
+  const fail = (error: Error): void => {
+    failure ??= error;
+    socket.destroy();
+  };
+  socket.on('data', (chunk: Buffer) => {
+    try {
+      parser.push(chunk);
+    } catch (error) {
+      if (!(error instanceof CapsuleError)) throw error;
+      fail(new ProxyProtocolError(text.tunnelBroken(proxy, dest, error.message), { hint: text.malformedAnswerHint }));
+    }
+  });
+  socket.on('end', () => socket.destroy());
+  socket.on('error', (error) => {
+    const reason = explainSocketError(error);
+    if (reason) failure ??= new ProxyProtocolError(text.tunnelBroken(proxy, dest, reason), { hint: text.tunnelBrokenHint });
+    socket.destroy();
+  });
+  socket.resume();
+  const counters = (): DatagramCounters => ({ sent, sentBytes, received, receivedBytes, dropped: dropped + parser.counts().otherContext });
+  return {
+    send(payload) {
+      if (payload.length > MAX_UDP_PAYLOAD || socket.destroyed || !socket.writable || socket.writableLength > MAX_QUEUED_BYTES) {
+        dropped++;
+        return false;
+      }
+      socket.write(encodeDatagramCapsule(payload));
+      sent++;
+      sentBytes += payload.length;
+      return true;
+    },
+    onDatagram(next) {
+      receiver = next;
+    },
+    closed,
+    counters,
+    close() {
+      socket.destroy();
+    },
+  };
+}
