@@ -16,6 +16,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { fixture, readFixture } from '../fixtures.js';
 import { handleConnect } from './connect.js';
+import { handleConnectUdp, MASQUE_UDP_PREFIX } from './connect-udp.js';
 import type { ProxyContext, ProxySettings } from './context.js';
 import type { CannedResponse, FakeRequest } from './faults.js';
 import { handleRequest } from './http.js';
@@ -64,6 +65,8 @@ export interface FakePomeriumOptions {
   signInEmail?: string;
   /** Answer to a CONNECT without a valid token: 302 (default, with Location), 401, 307… */
   unauthenticatedStatus?: number;
+  /** The answer that opens a CONNECT-UDP tunnel: 200 as Envoy sends (default), or the RFC's 101. */
+  udpAnswer?: 200 | 101;
   /** Bytes sent in the same write as the `200` head, as if the upstream spoke first. */
   greeting?: Buffer;
   /**
@@ -103,7 +106,7 @@ export interface FakePomeriumStats {
   signOuts: number;
   /** Calls to /.pomerium/api/v1/routes, by the status answered. */
   routesRequests: Record<number, number>;
-  /** HTTP Upgrade requests received (WebSocket handshakes), answered or not. */
+  /** HTTP Upgrade requests received (WebSocket handshakes and CONNECT-UDP), answered or not. */
   upgrades: number;
   /** Answered upgrades by status (101 = a WebSocket tunnel opened); canned `raw` answers count as 0. */
   upgradesByStatus: Record<number, number>;
@@ -289,7 +292,10 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
   const webSocketTunnels = createWebSocketTunnels(ctx);
   server.on('request', (req, res) => handleRequest(ctx, req, res));
   server.on('connect', (req, socket, head) => void handleConnect(ctx, req, socket as TLSSocket, head));
-  server.on('upgrade', (req, socket, head) => void webSocketTunnels.handleUpgrade(req, socket as TLSSocket, head));
+  server.on('upgrade', (req, socket, head) => {
+    if ((req.url ?? '').startsWith(MASQUE_UDP_PREFIX) || req.headers.upgrade?.toLowerCase() === 'connect-udp') void handleConnectUdp(ctx, req, socket as TLSSocket, head);
+    else void webSocketTunnels.handleUpgrade(req, socket as TLSSocket, head);
+  });
 
   function track(socket: Socket): void {
     sockets.add(socket);

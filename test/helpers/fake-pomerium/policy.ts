@@ -12,6 +12,8 @@ export interface FakeRoute {
    * path is spliced to `to`, binary messages carrying the stream. WebSocket routes are matched
    * by path only, whatever the request's Host says: clients reach this proxy as
    * `wss://localhost:PORT/ssh`, not under the route's name. Their host and port are ignored.
+   * Or a UDP route, `udp+https://dns.corp.test:53` with `to: udp://127.0.0.1:PORT`, reached
+   * by CONNECT-UDP (`GET /.well-known/masque/udp/{host}/{port}/`).
    */
   from: string;
   /** `tcp://127.0.0.1:PORT`: where the tunnel is spliced to. */
@@ -40,6 +42,8 @@ export interface Refusal {
 export class RouteTable {
   /** CONNECT routes by lower-case `host:port`. */
   readonly #tcp = new Map<string, ParsedRoute>();
+  /** CONNECT-UDP routes by lower-case `host:port` (IPv6 literals in brackets). */
+  readonly #udp = new Map<string, ParsedRoute>();
   /** WebSocket routes by path. */
   readonly #ws = new Map<string, ParsedRoute>();
 
@@ -51,6 +55,11 @@ export class RouteTable {
       this.#ws.set(from.pathname, { ...route, toHost: to.hostname.replace(/^\[(.*)\]$/, '$1'), toPort: Number(to.port) });
       return;
     }
+    if (from.protocol === 'udp+https:') {
+      if (!from.port || !to.port || to.protocol !== 'udp:') throw new Error(`fake-pomerium: UDP routes need ports and a udp:// target: ${route.from} -> ${route.to}`);
+      this.#udp.set(from.host.toLowerCase(), { ...route, toHost: to.hostname.replace(/^\[(.*)\]$/, '$1'), toPort: Number(to.port) });
+      return;
+    }
     if (!from.port || !to.port) throw new Error(`fake-pomerium: routes need explicit ports: ${route.from} -> ${route.to}`);
     this.#tcp.set(from.host.toLowerCase(), { ...route, toHost: to.hostname.replace(/^\[(.*)\]$/, '$1'), toPort: Number(to.port) });
   }
@@ -60,9 +69,14 @@ export class RouteTable {
     return this.#tcp.get(authority);
   }
 
+  /** The CONNECT-UDP route for a lower-case `host:port`. */
+  udp(authority: string): ParsedRoute | undefined {
+    return this.#udp.get(authority);
+  }
+
   /** Every route, CONNECT ones first. */
   list(): ParsedRoute[] {
-    return [...this.#tcp.values(), ...this.#ws.values()];
+    return [...this.#tcp.values(), ...this.#ws.values(), ...this.#udp.values()];
   }
 
   /** The WebSocket route for a request path. */

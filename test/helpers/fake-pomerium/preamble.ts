@@ -29,7 +29,7 @@ export interface Answer {
 }
 
 /** One tunnel request, as its kind sees it. */
-export interface TunnelRequest<D extends Destination> {
+export interface TunnelRequest<D extends Destination, U = Socket> {
   headers: IncomingHttpHeaders;
   /** The method kept in `requests` (CONNECT, or GET for every upgrade). */
   requestMethod: string;
@@ -43,11 +43,15 @@ export interface TunnelRequest<D extends Destination> {
   byStatus: Record<number, number>;
   /** After the faults: the destination, or the answer that refuses a request of this kind. */
   resolve(): D | Answer;
+  /** Opens the upstream (default: TCP to the route's `to`); rejects for a 503. */
+  dial?(route: ParsedRoute): Promise<U>;
+  /** Lets go of an upstream no one will use (default: destroy the TCP socket). */
+  release?(upstream: U): void;
 }
 
 /** A request let through: the connected upstream; `count` records the success answer. */
-export interface Admitted<D extends Destination> {
-  upstream: Socket;
+export interface Admitted<D extends Destination, U = Socket> {
+  upstream: U;
   destination: D;
   count(status: number): void;
 }
@@ -57,7 +61,7 @@ export interface Admitted<D extends Destination> {
  * undefined once the request has been answered (or left unanswered: stall, proxy going down,
  * client gone while dialling).
  */
-export async function admitTunnel<D extends Destination>(ctx: ProxyContext, socket: Socket, request: TunnelRequest<D>): Promise<Admitted<D> | undefined> {
+export async function admitTunnel<D extends Destination, U = Socket>(ctx: ProxyContext, socket: Socket, request: TunnelRequest<D, U>): Promise<Admitted<D, U> | undefined> {
   // The http server removed its own listeners when it handed the socket over.
   socket.on('error', () => socket.destroy());
   ctx.recordRequest(request.requestMethod, request.target, request.headers);
@@ -84,14 +88,17 @@ export async function admitTunnel<D extends Destination>(ctx: ProxyContext, sock
   if (!route) return void reply(404);
   const refusal = policy(route, claims, ctx.settings.unauthenticatedStatus, () => ctx.signInUrl(signInTarget));
   if (refusal) return void reply(refusal.status, refusal.headers);
-  let upstream: Socket;
+  let upstream: U;
   try {
-    upstream = await dial(route.toHost, route.toPort, ctx.settings.upstreamConnectTimeoutMs, (s) => ctx.track(s));
+    upstream = request.dial
+      ? await request.dial(route)
+      : ((await dial(route.toHost, route.toPort, ctx.settings.upstreamConnectTimeoutMs, (s) => ctx.track(s))) as U);
   } catch {
     return void reply(503);
   }
   if (socket.destroyed || ctx.closing.aborted) {
-    upstream.destroy();
+    if (request.release) request.release(upstream);
+    else (upstream as Socket).destroy();
     return undefined;
   }
   return { upstream, destination, count };
