@@ -101,8 +101,11 @@ export function judgeAnswerStart(buffered: Buffer): string | undefined {
   return 'malformed' in parsed ? parsed.malformed : undefined;
 }
 
-/** Reads one answer head (skipping 1xx interim answers). Rejects with the caller's errors. */
-export function readAnswer(socket: Socket, deadline: number, errors: AnswerErrors, signal?: AbortSignal): Promise<HttpAnswer> {
+/**
+ * Reads one answer head (skipping 1xx interim answers, except 101 when `upgrade` is set: an
+ * upgrade's answer). Rejects with the caller's errors.
+ */
+export function readAnswer(socket: Socket, deadline: number, errors: AnswerErrors, signal?: AbortSignal, upgrade = false): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
     let statusLineOk = false;
@@ -138,7 +141,7 @@ export function readAnswer(socket: Socket, deadline: number, errors: AnswerError
         buffered = buffered.subarray(end + 4);
         statusLineOk = false;
         // 1xx answers are interim; the real answer follows (101 is not used by CONNECT).
-        if (parsed.answer.status >= 100 && parsed.answer.status < 200) continue;
+        if (parsed.answer.status >= 100 && parsed.answer.status < 200 && !(upgrade && parsed.answer.status === 101)) continue;
         cleanup();
         socket.pause();
         if (buffered.length > 0) socket.unshift(buffered);

@@ -9,7 +9,7 @@
 /** The largest value a varint can hold: 2^62 - 1. */
 export const MAX_VARINT = (1n << 62n) - 1n;
 
-/** The largest UDP payload over IPv4 (65535 minus the IP and UDP headers). */
+/** The largest UDP payload: an IPv6 payload of 65535 bytes less the UDP header (IPv4 allows 65507). */
 export const MAX_UDP_PAYLOAD = 65527;
 
 /**

@@ -63,7 +63,7 @@ export class ConnectUdpTransport implements DatagramTransport {
     const socket = await dialProxy({ endpoint: target.proxy, alpn: ['http/1.1'], label, tls: route.tls, forward: route.forward, deadline, signal });
     try {
       socket.write(connectUdpRequest(target, token, route));
-      const answer = await readAnswer(socket, deadline, answerErrors(subject, totalMs), signal);
+      const answer = await readAnswer(socket, deadline, answerErrors(subject, totalMs), signal, true);
       if (answer.status !== 101) {
         const error = statusToError(answer, { proxy: target.proxy.origin, dest: label }, { user: token ? tokenInfo(token).user : undefined });
         if (error) throw error;
