@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { createServer as createTlsServer, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { parseTarget } from '../../src/cli/destination.js';
 import { AccessDeniedError, AuthRequiredError, RouteNotFoundError } from '../../src/errors.js';
@@ -186,5 +186,59 @@ describe('CONNECT-UDP transport', () => {
     while (proxy.openTunnels >= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(proxy.openTunnels, before - 1);
     assert.equal(tunnel.send(Buffer.from('late')), false);
+  });
+
+  it('a proxy that stops reading makes datagrams drop, counted, while the queue stays bounded', async () => {
+    // A TLS server that answers 200 and then never reads: the kernel buffers fill, then ours.
+    const held = new Set<TLSSocket>();
+    const server = createTlsServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem') }, (socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        socket.pause();
+        socket.write('HTTP/1.1 200 OK\r\n\r\n');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const tunnel = await transport.open({ target: parseTarget('dns.corp.test:53', `https://localhost:${port}`), token: proxy.mintToken() });
+      const big = Buffer.alloc(60000, 1);
+      let refused = 0;
+      for (let i = 0; i < 2000 && refused < 50; i++) {
+        if (!tunnel.send(big)) refused++;
+        if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+      }
+      const counters = tunnel.counters();
+      assert.equal(refused, 50, 'datagrams dropped once the connection backed up');
+      assert.equal(counters.dropped, 50);
+      assert.ok(counters.sent > 0);
+      // What was accepted is what the kernel's buffers took plus our bound, not all 2000.
+      assert.ok(counters.sentBytes < 32 * 1024 * 1024, `${counters.sentBytes} B accepted`);
+      tunnel.close();
+      await within(tunnel.closed, 3000, new Error('still open'));
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('the proxy going down ends the tunnel', async () => {
+    const other = await startFakePomerium({ routes: [{ from: 'udp+https://dns.corp.test:53', to: `udp://127.0.0.1:${echo4.port}` }] });
+    let tunnel: DatagramTunnel | undefined;
+    try {
+      tunnel = await transport.open({ target: parseTarget('dns.corp.test:53', other.url), token: other.mintToken() });
+      await other.close({ reset: true });
+      const ended = await within(
+        tunnel.closed.then(() => 'closed'),
+        3000,
+        'still open',
+      );
+      assert.equal(ended, 'closed');
+      assert.equal(tunnel.send(Buffer.from('late')), false);
+    } finally {
+      tunnel?.close();
+      await other.close();
+    }
   });
 });
