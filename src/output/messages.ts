@@ -406,6 +406,8 @@ export const text = {
   // --- established tunnels ----------------------------------------------------------------------
   tunnelBroken: (proxy: string, dest: string, reason: string) => `the tunnel to ${dest} via ${proxy} broke: ${reason}`,
   tunnelBrokenHint: 'the proxy or the network dropped the connection; run the command again',
+  capsuleTooLong: (bytes: string, max: number) => `the proxy sent a DATAGRAM capsule of ${bytes} bytes (at most ${max} are accepted)`,
+  capsuleNoContext: 'the proxy sent a DATAGRAM capsule without a whole context id',
   sessionLimitReached: (dest: string, limit: string) => `closed the tunnel to ${dest}: it reached --max-duration ${limit}`,
   sessionLimitHint: 'tunnels are closed at the age set with --max-duration; connect again to continue',
   tokenExpiredClose: (dest: string, age: string) => `closed the tunnel to ${dest} after ${age}: the token it was opened with expired`,

@@ -5,6 +5,7 @@
  * id 0, one UDP payload (RFC 9298). Other capsule types are skipped as they stream past, never
  * buffered whole; datagrams with another context id are dropped and counted.
  */
+import { text } from '../output/messages.js';
 
 /** The largest value a varint can hold: 2^62 - 1. */
 export const MAX_VARINT = (1n << 62n) - 1n;
@@ -155,8 +156,8 @@ export class CapsuleParser {
       this.#skip = length.value;
       return;
     }
-    if (length.value === 0n) throw new CapsuleError('a DATAGRAM capsule without a context id');
-    if (length.value > BigInt(this.#maxDatagram)) throw new CapsuleError(`a DATAGRAM capsule of ${length.value} bytes (at most ${this.#maxDatagram} accepted)`);
+    if (length.value === 0n) throw new CapsuleError(text.capsuleNoContext);
+    if (length.value > BigInt(this.#maxDatagram)) throw new CapsuleError(text.capsuleTooLong(String(length.value), this.#maxDatagram));
     this.#body = Buffer.allocUnsafe(Number(length.value));
     this.#filled = 0;
   }
@@ -165,7 +166,7 @@ export class CapsuleParser {
     const body = this.#body!;
     this.#body = undefined;
     const context = decodeVarint(body, 0);
-    if (!context) throw new CapsuleError('a DATAGRAM capsule whose context id is cut off');
+    if (!context) throw new CapsuleError(text.capsuleNoContext);
     if (context.value !== 0n) {
       this.#otherContext++;
       return;
