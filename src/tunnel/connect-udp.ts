@@ -110,7 +110,7 @@ function capsuleTunnel(socket: Socket, proxy: string, dest: string): DatagramTun
     if (reason) failure ??= new ProxyProtocolError(text.tunnelBroken(proxy, dest, reason), { hint: text.tunnelBrokenHint });
     socket.destroy();
   });
-  socket.resume();
+  // Reading starts with the first receiver, so no datagram that came with the answer is lost.
   const counters = (): DatagramCounters => ({ sent, sentBytes, received, receivedBytes, dropped: dropped + parser.counts().otherContext });
   return {
     send(payload) {
@@ -125,6 +125,7 @@ function capsuleTunnel(socket: Socket, proxy: string, dest: string): DatagramTun
     },
     onDatagram(next) {
       receiver = next;
+      socket.resume();
     },
     closed,
     counters,

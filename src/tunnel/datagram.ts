@@ -26,7 +26,7 @@ export interface DatagramTunnel {
    * datagram was dropped (too large, or the connection is backed up), which UDP allows.
    */
   send(payload: Uint8Array): boolean;
-  /** Registers the receiver of the proxy's datagrams (one at a time). */
+  /** Registers the receiver of the proxy's datagrams (one at a time); reading starts with the first. */
   onDatagram(receiver: (payload: Buffer) => void): void;
   /** Resolves when the tunnel is over, with the error that ended it, if any. */
   readonly closed: Promise<Error | undefined>;

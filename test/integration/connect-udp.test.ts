@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { parseTarget } from '../../src/cli/destination.js';
-import { AccessDeniedError, AuthRequiredError, RouteNotFoundError } from '../../src/errors.js';
+import { AccessDeniedError, AuthRequiredError, ProxyProtocolError, RouteNotFoundError } from '../../src/errors.js';
+import { text } from '../../src/output/messages.js';
+import { encodeDatagramCapsule, encodeVarint, MAX_DATAGRAM_CAPSULE } from '../../src/tunnel/capsule.js';
 import { buildTls } from '../../src/net/tls.js';
 import { ConnectUdpTransport } from '../../src/tunnel/connect-udp.js';
 import type { DatagramTunnel } from '../../src/tunnel/datagram.js';
@@ -239,6 +241,32 @@ describe('CONNECT-UDP transport', () => {
     } finally {
       tunnel?.close();
       await other.close();
+    }
+  });
+
+  it('an oversize capsule from the proxy ends the tunnel with a protocol error, after the good datagram before it', async () => {
+    const held = new Set<TLSSocket>();
+    const server = createTlsServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem') }, (socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        // The head, one good datagram and the header of a DATAGRAM too long to accept, in one write.
+        socket.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), encodeDatagramCapsule(Buffer.from('good')), encodeVarint(0), encodeVarint(MAX_DATAGRAM_CAPSULE + 1)]));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const tunnel = await transport.open({ target: parseTarget('dns.corp.test:53', `https://localhost:${port}`), token: proxy.mintToken() });
+      const got: string[] = [];
+      tunnel.onDatagram((p) => got.push(String(p)));
+      const error = await within(tunnel.closed, 3000, new Error('still open'));
+      assert.ok(error instanceof ProxyProtocolError, String(error));
+      assert.ok(error.message.includes(text.capsuleTooLong(String(MAX_DATAGRAM_CAPSULE + 1), MAX_DATAGRAM_CAPSULE)), error.message);
+      assert.deepEqual(got, ['good']);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
