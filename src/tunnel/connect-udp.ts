@@ -7,17 +7,13 @@
  * start of the capsule stream.
  */
 import type { Socket } from 'node:net';
-import { tokenInfo } from '../auth/jwt.js';
-import { BurrowError, ProxyProtocolError } from '../errors.js';
-import { classifyNetworkError, dialProxy, dialSubject } from '../net/dial.js';
-import { readAnswer } from '../net/http-answer.js';
+import { ProxyProtocolError } from '../errors.js';
 import { type RouteOptions, routeHeaders } from '../net/route.js';
 import { text } from '../output/messages.js';
 import type { Target } from '../target.js';
 import { CapsuleError, CapsuleParser, encodeDatagramCapsule, MAX_UDP_PAYLOAD } from './capsule.js';
-import { answerErrors } from './connect.js';
+import { requestOverHttp1 } from './connect.js';
 import type { DatagramCounters, DatagramTransport, DatagramTunnel } from './datagram.js';
-import { statusToError } from './status.js';
 import { explainSocketError, type OpenRequest } from './transport.js';
 
 /**
@@ -54,25 +50,9 @@ export class ConnectUdpTransport implements DatagramTransport {
   }
 
   async open(request: OpenRequest): Promise<DatagramTunnel> {
-    const { target, token, signal } = request;
-    const route = this.#route;
-    const totalMs = route.connectTimeoutMs;
-    const deadline = Date.now() + totalMs;
-    const label = target.destination.authority;
-    const subject = dialSubject(target.proxy, label);
-    const socket = await dialProxy({ endpoint: target.proxy, alpn: ['http/1.1'], label, tls: route.tls, forward: route.forward, deadline, signal });
-    try {
-      socket.write(connectUdpRequest(target, token, route));
-      const answer = await readAnswer(socket, deadline, answerErrors(subject, totalMs), signal, true);
-      if (answer.status !== 101) {
-        const error = statusToError(answer, { proxy: target.proxy.origin, dest: label }, { user: token ? tokenInfo(token).user : undefined });
-        if (error) throw error;
-      }
-      return capsuleTunnel(socket, target.proxy.origin, label);
-    } catch (error) {
-      socket.destroy();
-      throw error instanceof BurrowError ? error : classifyNetworkError(error, subject, 'answer');
-    }
+    const { target, token } = request;
+    const socket = await requestOverHttp1(request, this.#route, connectUdpRequest(target, token, this.#route), { upgrade: true });
+    return capsuleTunnel(socket, target.proxy.origin, target.destination.authority);
   }
 }
 

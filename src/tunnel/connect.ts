@@ -23,7 +23,7 @@ export function connectRequest(target: Target, token: string | undefined, route:
 }
 
 /** The identity proxy's answer failures, naming it and the destination. */
-export function answerErrors(subject: DialSubject, totalMs: number): AnswerErrors {
+function answerErrors(subject: DialSubject, totalMs: number): AnswerErrors {
   const { server: proxy, dest } = subject;
   return {
     malformed: (what) => new ProxyProtocolError(text.malformedAnswer(proxy, dest, what), { hint: text.malformedAnswerHint }),
@@ -48,23 +48,44 @@ export class ConnectTransport implements Transport {
   }
 
   async open(request: OpenRequest): Promise<Tunnel> {
-    const { target, token, signal } = request;
     const route = this.#route;
-    const totalMs = route.connectTimeoutMs;
-    const deadline = Date.now() + totalMs;
-    const label = target.destination.authority;
-    const subject = dialSubject(target.proxy, label);
-    const socket = await dialProxy({ endpoint: target.proxy, alpn: ['http/1.1'], label, tls: route.tls, forward: route.forward, deadline, signal });
-    try {
-      socket.write(connectRequest(target, token, route));
-      const answer = await readAnswer(socket, deadline, answerErrors(subject, totalMs), signal);
-      const error = statusToError(answer, { proxy: target.proxy.origin, dest: label }, { user: token ? tokenInfo(token).user : undefined, unexpectedHint: connectHint });
+    const socket = await requestOverHttp1(request, route, connectRequest(request.target, request.token, route), { unexpectedHint: connectHint });
+    return socketTunnel(socket, route.forward ? HALF_CLOSE_QUIET_MS : 0);
+  }
+}
+
+export interface Http1RequestOptions {
+  /** The request is an upgrade: a 101 answer is the proxy's yes too (Envoy answers 200). */
+  upgrade?: boolean;
+  /** Advice for a status with no meaning of its own (see statusToError). */
+  unexpectedHint?: (status: number) => string;
+}
+
+/**
+ * The HTTP/1.1 opening every stream-based transport shares: dial the proxy (TLS, ALPN
+ * http/1.1, through a forward proxy if any), send `head`, read the answer within
+ * --connect-timeout and map a refusal to burrow's errors. Resolves with the socket once the
+ * proxy said yes; bytes that came with the answer head wait in it.
+ */
+export async function requestOverHttp1(request: OpenRequest, route: RouteOptions, head: string, options: Http1RequestOptions = {}): Promise<Socket> {
+  const { target, token, signal } = request;
+  const totalMs = route.connectTimeoutMs;
+  const deadline = Date.now() + totalMs;
+  const label = target.destination.authority;
+  const subject = dialSubject(target.proxy, label);
+  const socket = await dialProxy({ endpoint: target.proxy, alpn: ['http/1.1'], label, tls: route.tls, forward: route.forward, deadline, signal });
+  try {
+    socket.write(head);
+    const answer = await readAnswer(socket, deadline, answerErrors(subject, totalMs), signal, options.upgrade);
+    if (!(options.upgrade && answer.status === 101)) {
+      const user = token ? tokenInfo(token).user : undefined;
+      const error = statusToError(answer, { proxy: target.proxy.origin, dest: label }, { user, unexpectedHint: options.unexpectedHint });
       if (error) throw error;
-      return socketTunnel(socket, route.forward ? HALF_CLOSE_QUIET_MS : 0);
-    } catch (error) {
-      socket.destroy();
-      throw error instanceof BurrowError ? error : classifyNetworkError(error, subject, 'answer');
     }
+    return socket;
+  } catch (error) {
+    socket.destroy();
+    throw error instanceof BurrowError ? error : classifyNetworkError(error, subject, 'answer');
   }
 }
 
