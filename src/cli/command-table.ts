@@ -6,6 +6,8 @@
 export const COMMANDS = {
   /** Opens tunnels: its code cache is the one worth keeping (loader.ts). */
   tcp: { tunnels: true },
+  /** Relays UDP datagrams: a long-running command like tcp. */
+  udp: { tunnels: true },
   login: { tunnels: false },
   logout: { tunnels: false },
   status: { tunnels: false },

@@ -7,6 +7,8 @@
  *   tcp+https://host:port               proxy https://host:443,       CONNECT host:port
  *   tcp+https://proxy[:port]/host:port  proxy https://proxy[:port],   CONNECT host:port
  *   wss://host[:port]/path              WebSocket upgrade to that URL (ws:// for loopback tests)
+ *
+ * `burrow udp` takes the same forms with `udp+https://` (CONNECT-UDP to host:port).
  */
 import { isIP } from 'node:net';
 import { UsageError } from '../errors.js';
@@ -15,10 +17,13 @@ import { type Authority, formatAuthority, type ProxyEndpoint, proxyEndpoint, typ
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 
-function invalid(input: string, reason: string): UsageError {
+/** What a destination is carried as: a TCP stream (`burrow tcp`) or UDP datagrams (`burrow udp`). */
+export type DestinationFamily = 'tcp' | 'udp';
+
+function invalid(input: string, reason: string, family: DestinationFamily = 'tcp'): UsageError {
   return new UsageError(text.invalidDestination(input, reason), {
     code: 'BURROW_INVALID_DESTINATION',
-    hint: text.destinationForms,
+    hint: family === 'udp' ? text.udpDestinationForms : text.destinationForms,
   });
 }
 
@@ -89,9 +94,9 @@ function proxyHostPort(input: string): { host: string; port: number | undefined 
   return splitHostPort(input);
 }
 
-function authority(input: string, hostPort: string): Authority {
+function authority(input: string, hostPort: string, family: DestinationFamily = 'tcp'): Authority {
   const parts = splitHostPort(hostPort);
-  if (typeof parts === 'string') throw invalid(input, parts);
+  if (typeof parts === 'string') throw invalid(input, parts, family);
   return { ...parts, authority: formatAuthority(parts.host, parts.port) };
 }
 
@@ -104,42 +109,48 @@ function urlHostPort(url: URL): { host: string; port: number | undefined } {
   return { host: normalizeHost(host), port: url.port === '' ? undefined : Number(url.port) };
 }
 
-/** Parses the destination argument, then applies `--pomerium-url` if given. */
-export function parseTarget(input: string, pomeriumUrl?: string): Target {
+/**
+ * Parses the destination argument, then applies `--pomerium-url` if given. `udp` takes the
+ * `udp+https://` forms (Pomerium's UDP routes) where `tcp` takes `tcp+https://` and `wss://`.
+ */
+export function parseTarget(input: string, pomeriumUrl?: string, family: DestinationFamily = 'tcp'): Target {
+  const fail = (reason: string) => invalid(input, reason, family);
   const trimmed = input.trim();
-  if (trimmed === '') throw invalid(input, 'it is empty');
+  if (trimmed === '') throw fail('it is empty');
   let target: Target;
   const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(trimmed);
   if (!schemeMatch) {
-    const dest = authority(input, trimmed);
+    const dest = authority(input, trimmed, family);
     target = { destination: dest, proxy: proxyEndpoint('https', dest.host, undefined) };
   } else {
     const scheme = schemeMatch[1]!.toLowerCase();
-    if (scheme === 'wss' || scheme === 'ws') {
+    if (family === 'tcp' && (scheme === 'wss' || scheme === 'ws')) {
       if (pomeriumUrl !== undefined) {
         throw new UsageError(text.conflictingFlags('a wss:// destination', '--pomerium-url'), { hint: text.websocketPomeriumUrlHint });
       }
       return parseWebSocketTarget(input, trimmed, scheme);
     }
-    if (scheme !== 'tcp+https' && scheme !== 'tcp+http') {
-      throw invalid(input, `the scheme "${schemeMatch[1]}://" is not supported`);
+    const [secure, plain] = family === 'udp' ? ['udp+https', 'udp+http'] : ['tcp+https', 'tcp+http'];
+    if (scheme !== secure && scheme !== plain) {
+      const other = family === 'udp' ? /^(tcp\+https?|wss?)$/.test(scheme) : /^udp\+https?$/.test(scheme);
+      throw fail(other ? text.otherFamilyScheme(schemeMatch[1]!, family === 'udp' ? 'tcp' : 'udp') : `the scheme "${schemeMatch[1]}://" is not supported`);
     }
-    const proxyScheme = scheme === 'tcp+https' ? 'https' : 'http';
+    const proxyScheme = scheme === secure ? 'https' : 'http';
     const rest = trimmed.slice(schemeMatch[0].length);
     const slash = rest.indexOf('/');
     const hostPart = slash < 0 ? rest : rest.slice(0, slash);
     const pathPart = slash < 0 ? '' : rest.slice(slash + 1).replace(/\/$/, '');
-    if (/[?#@]/.test(rest)) throw invalid(input, 'user names, queries and fragments are not allowed');
-    if (hostPart === '') throw invalid(input, 'the host is empty');
+    if (/[?#@]/.test(rest)) throw fail('user names, queries and fragments are not allowed');
+    if (hostPart === '') throw fail('the host is empty');
     if (pathPart === '') {
-      // tcp+https://host:port: the proxy is the destination's host on the default port.
-      const dest = authority(input, hostPart);
+      // scheme://host:port: the proxy is the destination's host on the default port.
+      const dest = authority(input, hostPart, family);
       target = { destination: dest, proxy: proxyEndpoint(proxyScheme, dest.host, undefined) };
     } else {
-      if (pathPart.includes('/')) throw invalid(input, 'the path must be a single "host:port"');
+      if (pathPart.includes('/')) throw fail('the path must be a single "host:port"');
       const proxy = proxyHostPort(hostPart);
-      if (typeof proxy === 'string') throw invalid(input, `proxy: ${proxy}`);
-      target = { destination: authority(input, pathPart), proxy: proxyEndpoint(proxyScheme, proxy.host, proxy.port) };
+      if (typeof proxy === 'string') throw fail(`proxy: ${proxy}`);
+      target = { destination: authority(input, pathPart, family), proxy: proxyEndpoint(proxyScheme, proxy.host, proxy.port) };
     }
   }
   if (pomeriumUrl !== undefined) target = { ...target, proxy: parseProxyUrl(pomeriumUrl, '--pomerium-url') };

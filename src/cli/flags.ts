@@ -16,6 +16,7 @@ import { parseProxyUrl } from './destination.js';
 import { DEFAULT_LISTEN, parseListen } from './listen-address.js';
 import {
   connectTimeout,
+  DEFAULT_IDLE_TIMEOUT,
   DEFAULT_STALL_TIMEOUT,
   parseDuration,
   parseHeaders,
@@ -67,15 +68,17 @@ export interface FlagEntry {
 }
 
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config'];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
+const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
-const REACH: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
+const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config'];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
+/** …and those of them that carry UDP too. */
+const ANY_TUNNEL: readonly CommandName[] = ['tcp', 'udp', 'ssh-config'];
 
 /** A PEM is several lines; a ProxyCommand is one. `--ca-cert` takes base64 of the PEM as well. */
 function oneLineCaCert(value: string): string {
@@ -115,9 +118,10 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--listen <addr>',
     description: 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout',
+    describedFor: { udp: 'local UDP address: ":PORT" (loopback) or "HOST:PORT"' },
     default: DEFAULT_LISTEN,
     parse: parseListen,
-    commands: ['tcp'],
+    commands: ['tcp', 'udp'],
     // ssh-config always writes --listen -.
     passOn: false,
     configurable: false,
@@ -127,7 +131,7 @@ export const FLAGS: readonly FlagEntry[] = [
     description: 'the proxy to use instead of the one derived from <destination>',
     describedFor: { 'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443' },
     parse: (value) => parseProxyUrl(value, '--pomerium-url'),
-    commands: TUNNEL,
+    commands: ANY_TUNNEL,
     passOn: (value) => parseProxyUrl(value, '--pomerium-url').origin,
     configurable: false,
   },
@@ -155,15 +159,25 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--max-duration <time>',
     description: 'close each tunnel when it is this old, e.g. 90s, 30m, 8h (the proxy checks policy only when a tunnel opens)',
     parse: (value) => parseDuration('--max-duration', value),
-    commands: TUNNEL,
+    commands: ANY_TUNNEL,
     passOn: (value) => value.trim(),
     configurable: true,
   },
   {
     flags: '--close-on-token-expiry',
     description: 'close each tunnel when the token it was opened with expires',
-    commands: TUNNEL,
+    commands: ANY_TUNNEL,
     passOn: 'value',
+    configurable: true,
+  },
+  {
+    flags: '--idle-timeout <time>',
+    description:
+      'end a UDP session after this long without a datagram either way, e.g. 30s, 5m (a session whose peer sent one datagram, such as a DNS query, ends after 10s)',
+    default: DEFAULT_IDLE_TIMEOUT,
+    parse: (value) => parseDuration('--idle-timeout', value),
+    commands: ['udp'],
+    passOn: false,
     configurable: true,
   },
   {
@@ -193,7 +207,7 @@ export const FLAGS: readonly FlagEntry[] = [
     default: [],
     repeatable: true,
     parse: (value) => parseHeaders([value]),
-    commands: TUNNEL,
+    commands: ANY_TUNNEL,
     passOn: 'value',
     configurable: false,
   },
@@ -268,7 +282,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--service-account <jwt>',
     description: 'a service account token (visible to other local users in the process list: prefer the file or env var)',
-    commands: ['tcp'],
+    commands: ['tcp', 'udp'],
     // A token is never written into an ssh config: ssh-config takes --service-account-file.
     passOn: false,
     configurable: false,
@@ -278,7 +292,7 @@ export const FLAGS: readonly FlagEntry[] = [
     description: 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)',
     describedFor: { 'ssh-config': 'pass --service-account-file (never a token itself: the config is a plain file)' },
     parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
-    commands: TUNNEL,
+    commands: ANY_TUNNEL,
     passOn: 'path',
     configurable: true,
   },
@@ -324,7 +338,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '-v, --verbose',
     description: "say more on stderr: every connection's steps (same as --log-level debug)",
-    commands: ['tcp', 'login'],
+    commands: ['tcp', 'udp', 'login'],
     passOn: false,
     configurable: false,
   },
@@ -332,7 +346,7 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--log-level <level>',
     description: 'how much to print on stderr',
     choices: LOG_LEVELS,
-    commands: ['tcp', 'login'],
+    commands: ['tcp', 'udp', 'login'],
     passOn: false,
     configurable: true,
   },
@@ -345,7 +359,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'cache location': 'print the locations as JSON on stdout',
       'cache clear': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
     },
-    commands: ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear'],
+    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear'],
     passOn: false,
     configurable: false,
   },

@@ -14,6 +14,7 @@ import { registerLogout } from './commands/logout.js';
 import { registerSshConfig } from './commands/ssh-config.js';
 import { registerStatus } from './commands/status.js';
 import { registerTcp } from './commands/tcp.js';
+import { registerUdp } from './commands/udp.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
 
@@ -46,6 +47,7 @@ export function program(runtime: ProcessRuntime): Command {
       outputError: () => {},
     });
   registerTcp(root, runtime);
+  registerUdp(root, runtime);
   registerLogin(root, runtime);
   registerLogout(root, runtime);
   registerCache(root, runtime);

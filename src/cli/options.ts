@@ -114,6 +114,13 @@ const MAX_DURATION_MS = 24 * UNIT_MS.d!;
  * Parses a duration: plain seconds (`90`, `1.5`) or numbers with units, alone or combined
  * (`90s`, `30m`, `8h`, `1d`, `1h30m`). From 1 s to 24 days. Returns milliseconds.
  */
+/**
+ * `--idle-timeout`'s default: RFC 4787's shortest allowed NAT binding lifetime for UDP, which
+ * every UDP application already lives with (WireGuard's keepalive is 25 s, games send many
+ * times a second); DNS and other one-datagram exchanges end after 10 s instead (udp-relay.ts).
+ */
+export const DEFAULT_IDLE_TIMEOUT = '2m';
+
 export function parseDuration(flag: string, value: string): number {
   const input = value.trim().toLowerCase();
   let ms = Number.NaN;

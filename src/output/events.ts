@@ -17,7 +17,7 @@ export interface ConnectionFields {
   dest: string;
   /** The identity proxy's origin, `https://host:port`. */
   proxy: string;
-  /** `connect` or `websocket`. */
+  /** `connect`, `websocket`, or `connect-udp` (a UDP session). */
   transport: string;
 }
 
@@ -36,9 +36,22 @@ export interface FailureFields {
  * - `shutdown`: burrow was stopped (Ctrl-C, SIGTERM) while the tunnel was open or opening;
  * - `broken`: the tunnel failed (reset, keepalive lost): the event carries the failure fields;
  * - `session_limit`: burrow closed it at `--max-duration` or when its token expired
- *   (`--close-on-token-expiry`): the event carries the failure fields (BURROW_SESSION_LIMIT).
+ *   (`--close-on-token-expiry`): the event carries the failure fields (BURROW_SESSION_LIMIT);
+ * - `idle_timeout`: a UDP session carried no datagram either way for `--idle-timeout`.
  */
-export type CloseReason = 'local_closed' | 'remote_closed' | 'shutdown' | 'broken' | 'session_limit';
+export type CloseReason = 'local_closed' | 'remote_closed' | 'shutdown' | 'broken' | 'session_limit' | 'idle_timeout';
+
+/**
+ * What a UDP session carried, in its `closed` event: datagrams sent to the proxy and written to
+ * the local peer, and those dropped on the way up (too large, queued behind a tunnel still
+ * opening or backed up) and down (the local socket's send queue full). Byte counts are payloads.
+ */
+export interface DatagramFields {
+  datagrams_up: number;
+  datagrams_down: number;
+  dropped_up: number;
+  dropped_down: number;
+}
 
 export type BurrowEvent =
   /** Listener mode is ready; `address` is also printed alone on stdout. */
@@ -67,6 +80,7 @@ export type BurrowEvent =
       bytes_down: number | null;
       reason: CloseReason;
     } & ConnectionFields &
+      Partial<DatagramFields> &
       Partial<FailureFields>)
   /** The tunnel could not be opened; `ms` is the time since `connecting`. */
   | ({ event: 'failed'; ms: number } & ConnectionFields & FailureFields)

@@ -102,7 +102,11 @@ export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
       return `${prefix(event)}${text.connected(event.dest, formatMs(event.ms))}`;
     case 'closed': {
       const bytes = (n: number | null) => (n === null ? text.unknownBytes : formatBytes(n));
-      return `${prefix(event)}${text.closed(formatMs(event.ms), bytes(event.bytes_up), bytes(event.bytes_down), event.reason)}`;
+      const datagrams =
+        event.datagrams_up === undefined
+          ? undefined
+          : { up: event.datagrams_up, down: event.datagrams_down ?? 0, dropped: (event.dropped_up ?? 0) + (event.dropped_down ?? 0) };
+      return `${prefix(event)}${text.closed(formatMs(event.ms), bytes(event.bytes_up), bytes(event.bytes_down), event.reason, datagrams)}`;
     }
     case 'sign_in':
       return event.browser_opened ? text.browserOpened(event.proxy, duration(event.wait_s), event.url) : text.openThisUrl(event.proxy, event.url);

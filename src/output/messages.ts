@@ -91,10 +91,16 @@ export function errorWords(code: string, message = ''): string {
   return code || message;
 }
 
+type CloseReasonWord = 'local_closed' | 'remote_closed' | 'shutdown' | 'broken' | 'session_limit' | 'idle_timeout';
+
 export const text = {
   // --- command line ---------------------------------------------------------------------------
   invalidDestination: (input: string, reason: string) => `invalid destination ${q(input)}: ${reason}`,
   destinationForms: 'use host:port, tcp+https://host:port or tcp+https://proxy[:port]/host:port',
+  udpDestinationForms: 'use host:port, udp+https://host:port or udp+https://proxy[:port]/host:port',
+  otherFamilyScheme: (scheme: string, command: 'tcp' | 'udp') => `"${scheme}://" destinations are for "burrow ${command}"`,
+  udpNoStdio: 'UDP has no stdin/stdout mode',
+  udpNoStdioHint: 'listen on a local port: --listen :PORT (the default picks a free one and prints it)',
   websocketPomeriumUrlHint: 'a wss:// destination names its gateway itself: leave out --pomerium-url',
   transportMismatch: (transport: string, input: string) => `--transport ${transport} cannot be used with the destination ${q(input)}`,
   transportMismatchHint: 'websocket needs a wss:// (or ws://) destination, connect a host:port or tcp+https:// one; or leave --transport out',
@@ -206,9 +212,16 @@ export const text = {
   connecting: (dest: string, proxy: string, transport: string) => `connecting to ${dest} via ${proxy} (${transport})`,
   signInRequired: (proxy: string, status: number | null) => `${proxy} asks for a sign-in${status ? ` (HTTP ${status})` : ''}; signing in`,
   connected: (dest: string, took: string) => `connected to ${dest} in ${took}`,
-  closed: (lasted: string, up: string, down: string, reason: 'local_closed' | 'remote_closed' | 'shutdown' | 'broken' | 'session_limit') =>
-    `closed after ${lasted}, ${up} up, ${down} down (${
-      { local_closed: 'the local side closed', remote_closed: 'the far side closed', shutdown: 'burrow is stopping', broken: 'broken', session_limit: 'a session limit was reached' }[reason]
+  closed: (lasted: string, up: string, down: string, reason: CloseReasonWord, datagrams?: { up: number; down: number; dropped: number }) =>
+    `closed after ${lasted}, ${datagrams ? `${datagrams.up} ${datagrams.up === 1 ? 'datagram' : 'datagrams'} (${up}) up, ${datagrams.down} (${down}) down${datagrams.dropped ? `, ${datagrams.dropped} dropped` : ''}` : `${up} up, ${down} down`} (${
+      {
+        local_closed: 'the local side closed',
+        remote_closed: 'the far side closed',
+        shutdown: 'burrow is stopping',
+        broken: 'broken',
+        session_limit: 'a session limit was reached',
+        idle_timeout: 'idle',
+      }[reason]
     })`,
   unknownBytes: '? bytes',
 

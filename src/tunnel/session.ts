@@ -67,7 +67,7 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   logger.event({ event: 'connecting', ...base });
   let opened: { tunnel: Tunnel; token: string | undefined };
   try {
-    opened = await openSignedIn(options, base);
+    opened = await openSignedIn((token) => transport.open({ target, token, signal: options.signal }), options, base);
   } catch (error) {
     destroyLocal(local);
     // Shutting down while the tunnel was still opening is not a failure of the tunnel.
@@ -196,25 +196,37 @@ export function localCounters(local: LocalEnd): ByteCounts {
   return { bytes_up: typeof read === 'number' ? read : null, bytes_down: typeof written === 'number' ? written : null };
 }
 
+/** What opening with a sign-in retry needs to know, whatever it opens. */
+export interface SignedInContext {
+  target: Target;
+  tokens: TokenSource;
+  logger: Logger;
+  signal?: AbortSignal | undefined;
+}
+
 /**
- * Opens the tunnel with the current token; on 302/401 signs in (or takes the token another
- * tunnel or process just got) and retries exactly once. A fresh token refused again is an
- * error, never a loop.
+ * Opens with the current token; on 302/401 signs in (or takes the token another tunnel or
+ * process just got) and retries exactly once. A fresh token refused again is an error, never a
+ * loop. `open` is a transport's: a stream tunnel, or a datagram tunnel.
  */
-async function openSignedIn(options: SessionOptions, base: ConnectionFields): Promise<{ tunnel: Tunnel; token: string | undefined }> {
-  const { target, transport, tokens, signal } = options;
+export async function openSignedIn<T>(
+  open: (token: string | undefined) => Promise<T>,
+  context: SignedInContext,
+  base: ConnectionFields,
+): Promise<{ tunnel: T; token: string | undefined }> {
+  const { target, tokens, signal } = context;
   const token = await tokens.get(target.proxy);
   try {
-    return { tunnel: await transport.open({ target, token, signal }), token };
+    return { tunnel: await open(token), token };
   } catch (error) {
     if (!(error instanceof AuthRequiredError)) throw error;
     if (!tokens.interactive) {
       throw new AuthRequiredError(error.message, { hint: text.serviceAccountRejectedHint, cause: error });
     }
-    options.logger.event({ event: 'sign_in_required', ...base, status: error.status ?? null });
+    context.logger.event({ event: 'sign_in_required', ...base, status: error.status ?? null });
     const fresh = await tokens.renew(target.proxy, token, signal, error.status);
     try {
-      return { tunnel: await transport.open({ target, token: fresh, signal }), token: fresh };
+      return { tunnel: await open(fresh), token: fresh };
     } catch (retryError) {
       if (!(retryError instanceof AuthRequiredError)) throw retryError;
       throw new LoginError('BURROW_LOGIN_REJECTED', text.tokenRejectedAfterSignIn(target.proxy.origin, target.destination.authority), {

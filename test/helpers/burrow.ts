@@ -96,9 +96,12 @@ export async function runBurrow(
   return { code, stdout: Buffer.concat(chunks), stderr: proc.stderr() };
 }
 
-/** Starts a listener-mode burrow and waits for the bound address it prints on stdout. */
-export async function startListener(args: string[], options: SpawnOptions = {}): Promise<BurrowProcess & { address: string; port: number }> {
-  const proc = spawnBurrow(['tcp', ...args], options);
+/**
+ * Starts a listener-mode burrow (`burrow tcp`, or `command`) and waits for the bound address it
+ * prints on stdout.
+ */
+export async function startListener(args: string[], options: SpawnOptions = {}, command = 'tcp'): Promise<BurrowProcess & { address: string; port: number }> {
+  const proc = spawnBurrow([command, ...args], options);
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no address printed within 15s; stderr: ${proc.stderr()}`)), 15_000);
     const check = () => {

@@ -1,0 +1,74 @@
+/**
+ * The UDP listener: one `node:dgram` socket on the local address. Every datagram arrives with
+ * the peer that sent it; replies go back to that peer through the same socket. Sends never
+ * block: when the socket's send queue is long (a peer the kernel cannot hand datagrams to fast
+ * enough), a reply is dropped, as UDP allows, and counted by the caller.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { ListenError } from '../errors.js';
+import { errorWords, text } from '../output/messages.js';
+import { formatAuthority } from '../target.js';
+
+/** The local sender of a datagram. */
+export interface UdpPeer {
+  address: string;
+  port: number;
+}
+
+export interface UdpListener {
+  /** The bound address as `host:port` (the real port when 0 was asked for). */
+  readonly address: string;
+  /** Registers the one receiver of datagrams. */
+  onDatagram(receiver: (payload: Buffer, peer: UdpPeer) => void): void;
+  /** Sends `payload` to `peer`; false when it was dropped (the send queue is full). */
+  send(payload: Buffer, peer: UdpPeer): boolean;
+  close(): Promise<void>;
+}
+
+/** Datagrams that may wait in the socket's send queue before replies are dropped. */
+const MAX_SEND_QUEUE = 1024;
+/** Socket buffers asked for (the kernel may grant less): bursts of replies fit without loss. */
+const SOCKET_BUFFER = 4 * 1024 * 1024;
+
+export async function listenUdp(host: string, port: number): Promise<UdpListener> {
+  const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
+  const where = formatAuthority(host, port);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      const hint = error.code === 'EADDRINUSE' ? text.listenInUseHint : error.code === 'EACCES' ? text.listenPermissionHint : error.code === 'EADDRNOTAVAIL' ? text.listenNotLocalHint : text.listenGenericHint;
+      reject(new ListenError(text.listenFailed(where, errorWords(error.code ?? '', error.message)), { hint, cause: error }));
+    });
+    socket.bind({ address: host, port, exclusive: true }, () => resolve());
+  });
+  socket.removeAllListeners('error');
+  // A send to a peer that went away (ICMP port unreachable) surfaces here: UDP carries on.
+  socket.on('error', () => {});
+  for (const set of [socket.setRecvBufferSize, socket.setSendBufferSize]) {
+    try {
+      set.call(socket, SOCKET_BUFFER);
+    } catch {
+      // Refused by the kernel's limits: the default buffers work, with less room for bursts.
+    }
+  }
+  const bound = socket.address();
+  let receiver: ((payload: Buffer, peer: UdpPeer) => void) | undefined;
+  socket.on('message', (payload: Buffer, info: RemoteInfo) => receiver?.(payload, { address: info.address, port: info.port }));
+  let closed = false;
+  return {
+    address: formatAuthority(bound.address, bound.port),
+    onDatagram(next) {
+      receiver = next;
+    },
+    send(payload, peer) {
+      if (closed || socket.getSendQueueCount() >= MAX_SEND_QUEUE) return false;
+      socket.send(payload, peer.port, peer.address);
+      return true;
+    },
+    close() {
+      if (closed) return Promise.resolve();
+      closed = true;
+      return new Promise((resolve) => socket.close(() => resolve()));
+    },
+  };
+}

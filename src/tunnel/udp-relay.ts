@@ -1,0 +1,218 @@
+/**
+ * UDP sessions: one datagram tunnel per local peer (source address), opened when the peer's
+ * first datagram arrives and ended after a stretch of silence, at `--max-duration`, or at
+ * shutdown. While a tunnel opens (a sign-in may take a minute), the peer's datagrams wait in a
+ * short queue; past it they are dropped, as UDP allows. Nothing one peer does waits on another:
+ * every tunnel opens and sends on its own, and a full queue anywhere drops rather than blocks.
+ * The token outlives every session: a session ending is never a reason to sign in again.
+ */
+import type { BurrowError } from '../errors.js';
+import { toBurrowError } from '../errors.js';
+import type { UdpListener, UdpPeer } from '../listen/udp.js';
+import { type ConnectionFields, failureFields } from '../output/events.js';
+import type { Logger } from '../output/log.js';
+import { formatAuthority, type Target } from '../target.js';
+import type { TokenSource } from '../auth/token-source.js';
+import type { DatagramTransport, DatagramTunnel } from './datagram.js';
+import { armLimits, type SessionLimits } from './limits.js';
+import { openSignedIn } from './session.js';
+
+export interface UdpRelayOptions {
+  target: Target;
+  transport: DatagramTransport;
+  tokens: TokenSource;
+  logger: Logger;
+  /** A session ends after this long without a datagram either way. */
+  idleTimeoutMs: number;
+  limits?: SessionLimits | undefined;
+  /** Stops the relay: every session ends (reason `shutdown`). */
+  signal: AbortSignal;
+}
+
+/**
+ * A session whose peer has sent a single datagram (a DNS or NTP query and its answer) ends after
+ * this much silence, or the idle timeout if shorter: such peers use a fresh source port per
+ * query, and each would otherwise hold a connection to the proxy for the whole idle timeout.
+ */
+export const SINGLE_EXCHANGE_TIMEOUT_MS = 10_000;
+/** Datagrams (and bytes) a peer's session holds while its tunnel opens; the rest are dropped. */
+const OPENING_QUEUE_DATAGRAMS = 64;
+const OPENING_QUEUE_BYTES = 256 * 1024;
+
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+interface Session {
+  conn: number;
+  peer: UdpPeer;
+  base: ConnectionFields;
+  startedAt: number;
+  lastActivity: number;
+  /** Datagrams from the peer so far (sent, queued or dropped). */
+  fromPeer: number;
+  /** Datagrams waiting for the tunnel to open. */
+  queue: Buffer[] | undefined;
+  queuedBytes: number;
+  tunnel: DatagramTunnel | undefined;
+  /** Dropped before the tunnel took them (queue full, tunnel failed) and replies the local socket refused. */
+  droppedUp: number;
+  droppedDown: number;
+  deliveredDown: number;
+  deliveredDownBytes: number;
+  /** Set once the session is over, with why. */
+  ending: { reason: 'idle_timeout' | 'shutdown' | 'session_limit' | 'remote_closed' | 'broken'; error?: BurrowError | undefined } | undefined;
+  disarm: () => void;
+}
+
+/** Relays datagrams between `listener` and the proxy until `options.signal` fires and every session has ended. */
+export async function relayUdp(listener: UdpListener, options: UdpRelayOptions): Promise<void> {
+  const { target, transport, logger, signal } = options;
+  const sessions = new Map<string, Session>();
+  const running = new Set<Promise<void>>();
+  let conn = 0;
+
+  const end = (session: Session, ending: NonNullable<Session['ending']>): void => {
+    if (session.ending) return;
+    session.ending = ending;
+    session.queue = undefined;
+    session.tunnel?.close();
+  };
+
+  const start = (peer: UdpPeer, key: string, first: Buffer): void => {
+    const base: ConnectionFields = {
+      conn: ++conn,
+      peer: formatAuthority(peer.address, peer.port),
+      dest: target.destination.authority,
+      proxy: target.proxy.origin,
+      transport: transport.name,
+    };
+    const t = now();
+    const session: Session = {
+      conn,
+      peer,
+      base,
+      startedAt: t,
+      lastActivity: t,
+      fromPeer: 1,
+      queue: [first],
+      queuedBytes: first.length,
+      tunnel: undefined,
+      droppedUp: 0,
+      droppedDown: 0,
+      deliveredDown: 0,
+      deliveredDownBytes: 0,
+      ending: undefined,
+      disarm: () => {},
+    };
+    sessions.set(key, session);
+    const run = runSession(session).finally(() => {
+      if (sessions.get(key) === session) sessions.delete(key);
+      running.delete(run);
+    });
+    running.add(run);
+  };
+
+  const runSession = async (session: Session): Promise<void> => {
+    const { base } = session;
+    logger.event({ event: 'connecting', ...base });
+    let opened: { tunnel: DatagramTunnel; token: string | undefined };
+    try {
+      opened = await openSignedIn((token) => transport.open({ target, token, signal }), { target, tokens: options.tokens, logger, signal }, base);
+    } catch (error) {
+      const dropped = session.droppedUp + (session.queue?.length ?? 0);
+      session.ending ??= { reason: 'shutdown' };
+      if (signal.aborted) {
+        logger.event({ event: 'closed', ...base, ms: Math.round(now() - session.startedAt), bytes_up: 0, bytes_down: 0, ...datagramFields(0, 0, dropped, 0), reason: 'shutdown' });
+        return;
+      }
+      logger.event({ event: 'failed', ...base, ms: Math.round(now() - session.startedAt), ...failureFields(toBurrowError(error)) });
+      return;
+    }
+    const { tunnel, token } = opened;
+    if (session.ending) {
+      tunnel.close();
+    } else {
+      session.tunnel = tunnel;
+      logger.event({ event: 'connected', ...base, ms: Math.round(now() - session.startedAt) });
+      tunnel.onDatagram((payload) => {
+        session.lastActivity = now();
+        if (listener.send(payload, session.peer)) {
+          session.deliveredDown++;
+          session.deliveredDownBytes += payload.length;
+        } else {
+          session.droppedDown++;
+        }
+      });
+      for (const payload of session.queue ?? []) if (!tunnel.send(payload)) session.droppedUp++;
+      session.queue = undefined;
+      session.queuedBytes = 0;
+      session.disarm = armLimits(options.limits, { token, dest: target.destination.authority, logger }, (error) => end(session, { reason: 'session_limit', error }));
+    }
+    const openedAt = now();
+    const failure = await tunnel.closed;
+    session.disarm();
+    if (!session.ending) {
+      session.ending = failure ? { reason: 'broken', error: toBurrowError(failure) } : { reason: 'remote_closed' };
+    }
+    const counts = tunnel.counters();
+    const { reason, error } = session.ending;
+    logger.event({
+      event: 'closed',
+      ...base,
+      ms: Math.round(now() - openedAt),
+      bytes_up: counts.sentBytes,
+      bytes_down: session.deliveredDownBytes,
+      ...datagramFields(counts.sent, session.deliveredDown, session.droppedUp + counts.dropped, session.droppedDown),
+      reason,
+      ...(error ? failureFields(error) : {}),
+    });
+  };
+
+  listener.onDatagram((payload, peer) => {
+    if (signal.aborted) return;
+    const key = `${peer.address}|${peer.port}`;
+    const session = sessions.get(key);
+    if (!session || session.ending) {
+      start(peer, key, payload);
+      return;
+    }
+    session.fromPeer++;
+    session.lastActivity = now();
+    if (session.tunnel) {
+      if (!session.tunnel.send(payload)) session.droppedUp++;
+    } else if (session.queue && session.queue.length < OPENING_QUEUE_DATAGRAMS && session.queuedBytes + payload.length <= OPENING_QUEUE_BYTES) {
+      session.queue.push(payload);
+      session.queuedBytes += payload.length;
+    } else {
+      session.droppedUp++;
+    }
+  });
+
+  // Silence is checked a few times per timeout, not per datagram: one timer for all sessions.
+  const shortest = Math.min(options.idleTimeoutMs, SINGLE_EXCHANGE_TIMEOUT_MS);
+  const sweep = setInterval(
+    () => {
+      const t = now();
+      for (const session of sessions.values()) {
+        if (session.ending || !session.tunnel) continue;
+        const limit = session.fromPeer > 1 ? options.idleTimeoutMs : shortest;
+        if (t - session.lastActivity >= limit) end(session, { reason: 'idle_timeout' });
+      }
+    },
+    Math.max(25, Math.min(1000, shortest / 4)),
+  );
+
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  clearInterval(sweep);
+  logger.event({ event: 'shutdown', open: sessions.size });
+  for (const session of sessions.values()) end(session, { reason: 'shutdown' });
+  await listener.close();
+  await Promise.all(running);
+}
+
+/** The datagram counters of a UDP session's `closed` event. */
+function datagramFields(up: number, down: number, droppedUp: number, droppedDown: number) {
+  return { datagrams_up: up, datagrams_down: down, dropped_up: droppedUp, dropped_down: droppedDown };
+}
