@@ -269,6 +269,19 @@ describe('burrow doctor', () => {
     }
   });
 
+  it('the credential store: files with the reason the keychain is not used; a keychain asked for that is not usable fails (exit 11)', async () => {
+    // No D-Bus session in this environment: no keychain.
+    const auto = await doctorJson(args(), { ...world.env, BURROW_CREDENTIAL_STORE: '' }, [world.token]);
+    assert.equal(auto.code, ExitCode.ok, JSON.stringify(auto.doc));
+    assert.match(auto.step('credential-store').detail, /^files under .+ \(the OS keychain is not usable: .+\)$/);
+    const u = user();
+    const keychain = await doctorJson(args(), { ...u.env, BURROW_CREDENTIAL_STORE: 'keychain' });
+    assert.equal(keychain.code, ExitCode.credentialStore);
+    assert.equal(keychain.step('credential-store').code, 'BURROW_CREDENTIAL_STORE');
+    assert.ok(keychain.step('sign-in').skipped);
+    assert.equal(keychain.step('sign-in').detail, text.doctorSkipped(text.doctorStep('credential-store')));
+  });
+
   it('bad input is a usage error before any step (exit 2)', async () => {
     const r = await runBurrow(['doctor', 'no-port-here'], { env: world.env });
     assert.equal(r.code, ExitCode.usage);
