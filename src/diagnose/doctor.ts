@@ -79,7 +79,8 @@ export function doctorSteps(request: DoctorRequest): StepSpec[] {
         const started = Date.now();
         const socket = await connectTcp({ endpoint: proxy, label, deadline: deadline(), signal });
         const took = formatMs(Date.now() - started);
-        const address = socket.remoteAddress === undefined ? formatAuthority(proxy.host, proxy.port) : formatAuthority(socket.remoteAddress, socket.remotePort ?? proxy.port);
+        const { remoteAddress, remotePort } = socket;
+        const address = remoteAddress === undefined ? formatAuthority(proxy.host, proxy.port) : formatAuthority(remoteAddress, remotePort ?? proxy.port);
         socket.destroy();
         return { detail: text.tcpConnected(address, took) };
       },
@@ -137,8 +138,8 @@ export function doctorSteps(request: DoctorRequest): StepSpec[] {
         if (verdict.ok) return { detail: verdict.checkedBy === 'proxy' ? text.signInAccepted(what) : text.signInLooksWhole(what) };
         const hint = serviceAccount === undefined ? text.notSignedInHint(proxy.origin) : text.serviceAccountRejectedHint;
         if (verdict.status === undefined) throw new AuthRequiredError(text.cachedSignInDamaged(proxy.origin, verdict.problem), { hint });
-        const message = serviceAccount === undefined ? text.cachedSignInRejected(proxy.origin, verdict.status) : text.serviceAccountRejected(proxy.origin, verdict.status);
-        throw new AuthRequiredError(message, { hint, status: verdict.status });
+        const refused = serviceAccount === undefined ? text.cachedSignInRejected : text.serviceAccountRejected;
+        throw new AuthRequiredError(refused(proxy.origin, verdict.status), { hint, status: verdict.status });
       },
     },
     {
@@ -186,7 +187,8 @@ function describeTls(socket: TLSSocket, route: RouteOptions): string {
   const subject = typeof peer.subject?.CN === 'string' ? name(peer.subject as unknown as Record<string, unknown>) : san ? printable(san, 80) : text.unknownName;
   const validTo = Number.isFinite(Date.parse(peer.valid_to)) ? new Date(peer.valid_to).toISOString().slice(0, 10) : printable(String(peer.valid_to), 40);
   const own = socket.getCertificate();
-  const client = own && 'subject' in own && own.subject ? text.tlsClientCertSent(name(own.subject as unknown as Record<string, unknown>)) : text.tlsNoClientCert;
+  const ownSubject = own && 'subject' in own ? (own.subject as unknown as Record<string, unknown> | undefined) : undefined;
+  const client = ownSubject ? text.tlsClientCertSent(name(ownSubject)) : text.tlsNoClientCert;
   const detail = text.tlsNegotiated(
     socket.getProtocol() ?? '?',
     typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : 'none',

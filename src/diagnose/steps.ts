@@ -51,7 +51,10 @@ export async function runSteps(specs: readonly StepSpec[], onStep: (result: Step
     } else {
       try {
         const outcome = await spec.run(passed);
-        result = 'skipped' in outcome ? { step: spec.step, ok: false, skipped: true, detail: outcome.skipped, after: outcome.after } : { step: spec.step, ok: true, detail: outcome.detail };
+        result =
+          'skipped' in outcome
+            ? { step: spec.step, ok: false, skipped: true, detail: outcome.skipped, after: outcome.after }
+            : { step: spec.step, ok: true, detail: outcome.detail };
       } catch (error) {
         const failure = toBurrowError(error);
         result = { step: spec.step, ok: false, detail: failure.message, error: failure };

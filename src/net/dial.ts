@@ -215,7 +215,8 @@ export async function lookupFirstHop(request: Pick<DialRequest, 'endpoint' | 'la
 export async function connectTcp(request: Pick<DialRequest, 'endpoint' | 'label' | 'deadline' | 'signal'>): Promise<net.Socket> {
   const startedAt = Date.now();
   const socket = tcpConnect(request.endpoint.host, request.endpoint.port);
-  await waitFor(socket, 'connect', { subject: dialSubject(request.endpoint, request.label), deadline: request.deadline, signal: request.signal }, 'connect', startedAt);
+  const leg: Leg = { subject: dialSubject(request.endpoint, request.label), deadline: request.deadline, signal: request.signal };
+  await waitFor(socket, 'connect', leg, 'connect', startedAt);
   return socket;
 }
 

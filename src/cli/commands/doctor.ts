@@ -123,7 +123,8 @@ export async function runDoctor(destination: string, values: DoctorValues, runti
   if (stop.signal.aborted) return ExitCode.interrupted;
   const code = doctorExitCode(results);
   if (values.json) {
-    const document = { ok: code === ExitCode.ok, proxy: target.proxy.origin, dest: target.destination.authority, exit_code: code, steps: results.map(stepJson) };
+    const { proxy, destination } = target;
+    const document = { ok: code === ExitCode.ok, proxy: proxy.origin, dest: destination.authority, exit_code: code, steps: results.map(stepJson) };
     // Nothing in a step holds a token; redact is the second lock on that door.
     runtime.stdout.write(`${redact(JSON.stringify(document))}\n`);
   } else if (code === ExitCode.ok) {
