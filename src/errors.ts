@@ -22,6 +22,8 @@ export const ExitCode = {
   sessionLimit: 13,
   /** Standard output could not be written (a full disk, an I/O error): the output is incomplete. */
   output: 14,
+  /** `burrow doctor`: this machine's clock is off from the proxy's by more than token expiry allows for. */
+  clockSkew: 15,
   /** The reader of standard output went away (a closed pipe), as a process killed by SIGPIPE reports. */
   outputClosed: 141,
   interrupted: 130,
@@ -64,6 +66,7 @@ export type ErrorCode =
   | 'BURROW_FORWARD_PROXY_DENIED'
   | 'BURROW_FORWARD_PROXY_UPSTREAM'
   | 'BURROW_OUTPUT'
+  | 'BURROW_CLOCK_SKEW'
   | 'BURROW_INTERNAL';
 
 export interface BurrowErrorOptions {
@@ -253,6 +256,17 @@ export class ForwardProxyError extends BurrowError {
     } = {},
   ) {
     super(options.code ?? 'BURROW_FORWARD_PROXY', ExitCode.forwardProxy, message, options);
+  }
+}
+
+/**
+ * `burrow doctor` found this machine's clock off from the proxy's (its `Date` header) by more than
+ * the margin burrow allows when it judges a token's expiry.
+ */
+export class ClockSkewError extends BurrowError {
+  override readonly name = 'ClockSkewError';
+  constructor(message: string, options: BurrowErrorOptions = {}) {
+    super('BURROW_CLOCK_SKEW', ExitCode.clockSkew, message, options);
   }
 }
 

@@ -14,6 +14,8 @@ export const COMMANDS = {
   'cache location': { tunnels: false },
   'cache clear': { tunnels: false },
   'ssh-config': { tunnels: false },
+  token: { tunnels: false },
+  doctor: { tunnels: false },
 } as const satisfies Record<string, { tunnels: boolean }>;
 
 export type CommandName = keyof typeof COMMANDS;

@@ -68,13 +68,13 @@ export interface FlagEntry {
 }
 
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config'];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token'];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
+const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'doctor'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
-const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config'];
+const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'doctor'];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
 /** …and those of them that carry UDP too. */
@@ -131,14 +131,14 @@ export const FLAGS: readonly FlagEntry[] = [
     description: 'the proxy to use instead of the one derived from <destination>',
     describedFor: { 'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443' },
     parse: (value) => parseProxyUrl(value, '--pomerium-url'),
-    commands: ANY_TUNNEL,
+    commands: [...ANY_TUNNEL, 'doctor'],
     passOn: (value) => parseProxyUrl(value, '--pomerium-url').origin,
     configurable: false,
   },
   {
     flags: '--connect-timeout <seconds>',
     description: 'give up opening a tunnel after this long',
-    describedFor: { login: 'give up reaching the proxy after this long' },
+    describedFor: { login: 'give up reaching the proxy after this long', token: 'give up reaching the proxy after this long', doctor: 'give up each step after this long' },
     default: '30',
     parse: connectTimeout,
     commands: REACH,
@@ -185,7 +185,7 @@ export const FLAGS: readonly FlagEntry[] = [
     description: 'how to reach the destination: auto picks connect for host:port and tcp+https://, websocket for wss://',
     choices: TRANSPORT_CHOICES,
     default: 'auto',
-    commands: TUNNEL,
+    commands: [...TUNNEL, 'doctor'],
     passOn: 'value',
     configurable: false,
   },
@@ -207,7 +207,7 @@ export const FLAGS: readonly FlagEntry[] = [
     default: [],
     repeatable: true,
     parse: (value) => parseHeaders([value]),
-    commands: ANY_TUNNEL,
+    commands: [...ANY_TUNNEL, 'doctor'],
     passOn: 'value',
     configurable: false,
   },
@@ -245,6 +245,13 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--force',
     description: 'sign in again even when the cached sign-in still works',
     commands: ['login'],
+    passOn: false,
+    configurable: false,
+  },
+  {
+    flags: '--check',
+    description: 'ask the proxy whether the cached token is still good first, and sign in again if it is not',
+    commands: ['token'],
     passOn: false,
     configurable: false,
   },
@@ -292,7 +299,7 @@ export const FLAGS: readonly FlagEntry[] = [
     description: 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)',
     describedFor: { 'ssh-config': 'pass --service-account-file (never a token itself: the config is a plain file)' },
     parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
-    commands: ANY_TUNNEL,
+    commands: [...ANY_TUNNEL, 'doctor'],
     passOn: 'path',
     configurable: true,
   },
@@ -358,8 +365,9 @@ export const FLAGS: readonly FlagEntry[] = [
       logout: 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
       'cache location': 'print the locations as JSON on stdout',
       'cache clear': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
+      doctor: 'print the steps as one JSON document on stdout, for a support ticket (warnings and errors as JSON lines on stderr)',
     },
-    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear'],
+    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'doctor'],
     passOn: false,
     configurable: false,
   },

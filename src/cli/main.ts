@@ -9,11 +9,13 @@ import { text } from '../output/messages.js';
 import { TUNNEL_COMMANDS } from './command-table.js';
 import { registerCache } from './commands/cache.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
 import { registerSshConfig } from './commands/ssh-config.js';
 import { registerStatus } from './commands/status.js';
 import { registerTcp } from './commands/tcp.js';
+import { registerToken } from './commands/token.js';
 import { registerUdp } from './commands/udp.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
@@ -53,6 +55,8 @@ export function program(runtime: ProcessRuntime): Command {
   registerCache(root, runtime);
   registerStatus(root, runtime);
   registerSshConfig(root, runtime);
+  registerToken(root, runtime);
+  registerDoctor(root, runtime);
   registerVersion(root, runtime);
   registerCompletion(root, runtime);
   root.addHelpText(

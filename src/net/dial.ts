@@ -4,12 +4,13 @@
  * socket takes that socket's `allowHalfOpen` (nodejs/node#27836), and ssh/git rely on half-close.
  * Every failure leaves here as a BurrowError naming the proxy and what to do.
  */
+import dns from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import { type Endpoint, formatAuthority, type ProxyEndpoint } from '../target.js';
 import { BurrowError, ForwardProxyError, ProxyProtocolError, ProxyUnreachableError, TlsError } from '../errors.js';
 import { errorWords, text } from '../output/messages.js';
-import { type AnswerErrors, printable, readAnswer } from './http-answer.js';
+import { type AnswerErrors, type HttpAnswer, printable, readAnswer } from './http-answer.js';
 import type { ForwardProxy } from './proxy-env.js';
 import type { TlsSettings } from './tls.js';
 
@@ -178,6 +179,64 @@ function tcpConnect(host: string, port: number): net.Socket {
 }
 
 /**
+ * The first hop of a dial, alone, for `burrow doctor`: whom it names (the forward proxy when
+ * there is one, else the identity proxy) and the host and port connected to.
+ */
+export function firstHop(request: Pick<DialRequest, 'endpoint' | 'label' | 'forward'>): DialSubject & { port: number; forward: boolean } {
+  const { endpoint, forward } = request;
+  if (!forward) return { ...dialSubject(endpoint, request.label), port: endpoint.port, forward: false };
+  return { ...forwardSubject(endpoint, forward), port: forward.port, forward: true };
+}
+
+/** Whom failures on the forward-proxy leg name: the forward proxy, asked for the identity proxy. */
+function forwardSubject(endpoint: ProxyEndpoint, forward: ForwardProxy): DialSubject {
+  return { server: `forward proxy ${forward.origin}`, host: forward.host, dest: formatAuthority(endpoint.host, endpoint.port) };
+}
+
+/**
+ * Every address the first hop's host resolves to (dns.lookup, as net.connect looks it up, both
+ * families), for `burrow doctor`; a failure is the error the dial would fail with.
+ */
+export async function lookupFirstHop(request: Pick<DialRequest, 'endpoint' | 'label' | 'forward'>): Promise<string[]> {
+  const hop = firstHop(request);
+  if (net.isIP(hop.host)) return [hop.host];
+  try {
+    return (await dns.lookup(hop.host, { all: true })).map((entry) => entry.address);
+  } catch (error) {
+    const failure = classifyNetworkError(error, hop, 'connect');
+    throw hop.forward ? asForwardError(failure, error) : failure;
+  }
+}
+
+/**
+ * A TCP connection to the identity proxy alone (no forward proxy, no TLS), failing as
+ * dialProxy does, for `burrow doctor`. The caller destroys it.
+ */
+export async function connectTcp(request: Pick<DialRequest, 'endpoint' | 'label' | 'deadline' | 'signal'>): Promise<net.Socket> {
+  const startedAt = Date.now();
+  const socket = tcpConnect(request.endpoint.host, request.endpoint.port);
+  const leg: Leg = { subject: dialSubject(request.endpoint, request.label), deadline: request.deadline, signal: request.signal };
+  await waitFor(socket, 'connect', leg, 'connect', startedAt);
+  return socket;
+}
+
+/**
+ * The forward-proxy hop alone: TCP (or TLS) to it and its answer to `CONNECT <identity proxy>`,
+ * for `burrow doctor`. The socket is the tunnel through it (the caller destroys it).
+ */
+export async function dialForward(request: DialRequest & { forward: ForwardProxy }): Promise<{ socket: net.Socket; answer: HttpAnswer }> {
+  request.signal?.throwIfAborted();
+  return tunnelThroughForward(request, request.forward, Date.now());
+}
+
+/** A failure on the forward-proxy leg as a ForwardProxyError (exit 12), keeping a TLS error's hint. */
+function asForwardError(burrow: BurrowError, cause: unknown): ForwardProxyError {
+  if (burrow instanceof ForwardProxyError) return burrow;
+  const hint = burrow instanceof TlsError ? burrow.hint : text.forwardProxyHint;
+  return new ForwardProxyError(burrow.message, { hint, cause });
+}
+
+/**
  * Connects to the proxy and completes TLS (for https). The socket is half-open capable,
  * no-delay, keepalive. With a forward proxy, the TCP leg is a CONNECT tunnel through it, and
  * TLS to the identity proxy runs inside: the forward proxy never sees the identity token.
@@ -222,7 +281,7 @@ async function dialOnce(request: DialRequest): Promise<net.Socket> {
   request.signal?.throwIfAborted();
   let raw: net.Socket;
   if (request.forward) {
-    raw = await tunnelThroughForward(request, request.forward, startedAt);
+    raw = (await tunnelThroughForward(request, request.forward, startedAt)).socket;
   } else {
     raw = tcpConnect(proxy.host, proxy.port);
     await waitFor(raw, 'connect', leg, 'connect', startedAt);
@@ -269,20 +328,14 @@ function secureOver(socket: net.Socket, { host, port }: Endpoint, alpn: readonly
  * The forward-proxy hop: TCP (or TLS) to it, `CONNECT <identity proxy>` with its Basic
  * credentials, and its answer. Every failure here names the forward proxy (exit 12).
  */
-async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy, startedAt: number): Promise<net.Socket> {
+async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy, startedAt: number): Promise<{ socket: net.Socket; answer: HttpAnswer }> {
   const proxy = request.endpoint;
   const identity = formatAuthority(proxy.host, proxy.port);
   // Failures on this leg name the forward proxy, and what it was asked for: the identity proxy.
-  const hop: Leg = {
-    subject: { server: `forward proxy ${forward.origin}`, host: forward.host, dest: identity },
-    deadline: request.deadline,
-    signal: request.signal,
-  };
+  const hop: Leg = { subject: forwardSubject(proxy, forward), deadline: request.deadline, signal: request.signal };
   const relabel = (error: unknown): ForwardProxyError => {
     if (error instanceof ForwardProxyError) return error;
-    const burrow = error instanceof BurrowError ? error : classifyNetworkError(error, hop.subject, 'connect');
-    const hint = burrow instanceof TlsError ? burrow.hint : text.forwardProxyHint;
-    return new ForwardProxyError(burrow.message, { hint, cause: error });
+    return asForwardError(error instanceof BurrowError ? error : classifyNetworkError(error, hop.subject, 'connect'), error);
   };
   let socket = tcpConnect(forward.host, forward.port);
   try {
@@ -308,7 +361,7 @@ async function tunnelThroughForward(request: DialRequest, forward: ForwardProxy,
       socket.destroy();
       throw failure;
     }
-    return socket;
+    return { socket, answer };
   } catch (error) {
     socket.destroy();
     throw relabel(error);

@@ -438,4 +438,55 @@ export const text = {
   notWebSocketHint: 'check that the URL is a WebSocket tunnel endpoint (websockify, or the proxy\'s wss:// route)',
   connectRefusedHint:
     'this proxy does not accept CONNECT tunnels; if it offers a WebSocket route for this service, use its wss:// URL as the destination',
+
+  // --- burrow doctor ------------------------------------------------------------------------------
+  doctorChecking: (dest: string, proxy: string) => `checking each step of a tunnel to ${dest} via ${proxy}`,
+  /** The name a step goes by in doctor's lines (its JSON name is the `step` field). */
+  doctorStep: (step: string) =>
+    ({
+      dns: 'name lookup',
+      'forward-proxy': 'forward proxy',
+      tcp: 'TCP connection',
+      tls: 'TLS',
+      'credential-store': 'credential store',
+      'sign-in': 'cached sign-in',
+      tunnel: 'tunnel',
+      clock: 'clock',
+    })[step] ?? String(step),
+  doctorLine: (mark: string, step: string, detail: string) => `${mark} ${step}: ${detail}`,
+  doctorSkipped: (failed: string) => `skipped (needs the ${failed} step, which failed)`,
+  doctorPassed: (count: number) => `all ${count} checks passed`,
+  doctorFailed: (steps: string) => `failed: ${steps}`,
+  dnsResolved: (host: string, addresses: string) => `${host} is ${addresses}`,
+  dnsLiteral: (host: string) => `${host} is an address: nothing to look up`,
+  dnsForwardResolved: (forward: string, addresses: string, proxy: string) =>
+    `${forward} (the forward proxy) is ${addresses}; it looks up ${proxy} itself`,
+  forwardNone: 'none: burrow connects to the proxy directly',
+  forwardAnswered: (forward: string, proxy: string, status: number, reason: string) =>
+    `${forward} answered CONNECT ${proxy} with HTTP ${status}${reason ? ` ${reason}` : ''}`,
+  tcpConnected: (address: string, took: string) => `connected to ${address} in ${took}`,
+  tcpThroughForward: (forward: string) => `through forward proxy ${forward} (the step above)`,
+  tlsNegotiated: (protocol: string, alpn: string, subject: string, issuer: string, validTo: string, client: string) =>
+    `${protocol}, ALPN ${alpn}; certificate for ${subject} issued by ${issuer}, valid until ${validTo}; ${client}`,
+  tlsNotVerified: (detail: string) => `${detail} (NOT verified: --disable-tls-verification)`,
+  tlsClientCertSent: (subject: string) => `client certificate ${subject} sent`,
+  tlsNoClientCert: 'no client certificate',
+  tlsPlainHttp: (proxy: string) => `none: ${proxy} is plain http (the token travels unencrypted)`,
+  unknownName: 'an unnamed subject',
+  storeFiles: (dir: string) => `files under ${dir}`,
+  storeFallback: (dir: string, reason: string) => `files under ${dir} (the OS keychain is not usable: ${reason})`,
+  signInFound: (user: string | undefined, expires: string) => `${user ? `signed in as ${user}` : 'signed in'} (${expires})`,
+  serviceAccountFound: 'a service account token',
+  signInAccepted: (found: string) => `${found}; the proxy accepts it`,
+  signInLooksWhole: (found: string) => `${found}; it looks whole (the proxy has no routes API to check it with)`,
+  signInNotChecked: (found: string) => `${found}; not checked with the proxy, which could not be reached`,
+  cachedSignInRejected: (proxy: string, status: number) => `${proxy} refuses the cached sign-in (HTTP ${status})`,
+  serviceAccountRejected: (proxy: string, status: number) => `${proxy} refuses the service account token (HTTP ${status})`,
+  cachedSignInDamaged: (proxy: string, problem: string) => `the token for ${proxy} is ${problem}`,
+  tunnelOpened: (kind: string, dest: string) => `the proxy opened the ${kind} tunnel to ${dest} (closed again at once)`,
+  clockInStep: (seconds: number) => `within ${seconds} s of the proxy's`,
+  clockNoDate: 'not checked: the proxy sent no Date header',
+  clockSkewed: (proxy: string, span: string, direction: 'ahead of' | 'behind') => `this machine's clock is ${span} ${direction} the clock of ${proxy} (its Date header)`,
+  clockSkewedHint: (margin: number) =>
+    `set this machine's clock right (turn on NTP, e.g. timedatectl set-ntp true): burrow judges when a token expires by it, allowing ${margin} s of difference, and TLS checks certificates' dates with it`,
 } as const;

@@ -38,6 +38,8 @@ export interface SelectStoreOptions {
   keychainTimeoutMs?: number | undefined;
   /** The proxy whose credential is read first, if known: lets a working keychain skip its probe. */
   peek?: string | undefined;
+  /** Told at once why the keychain is not used when auto falls back to files (`burrow doctor` shows it). */
+  onFallback?: ((reason: string) => void) | undefined;
 }
 
 export async function selectStore(options: SelectStoreOptions): Promise<CredentialStore> {
@@ -64,6 +66,7 @@ export async function selectStore(options: SelectStoreOptions): Promise<Credenti
   // Commands that only read, list or forget sign-ins (status, logout, cache) store nothing: to
   // them it would be noise on every run of a machine without a keychain.
   const store = files();
+  options.onFallback?.(keychain.unavailable);
   return announceOnSave(store, () => warn(text.keychainFallback(keychain.unavailable, store.location())));
 }
 

@@ -22,8 +22,8 @@ export function connectRequest(target: Target, token: string | undefined, route:
   return `${head}\r\n`;
 }
 
-/** The identity proxy's answer failures, naming it and the destination. */
-function answerErrors(subject: DialSubject, totalMs: number): AnswerErrors {
+/** The identity proxy's answer failures, naming it and the destination (also for `burrow doctor`'s probe). */
+export function answerErrors(subject: DialSubject, totalMs: number): AnswerErrors {
   const { server: proxy, dest } = subject;
   return {
     malformed: (what) => new ProxyProtocolError(text.malformedAnswer(proxy, dest, what), { hint: text.malformedAnswerHint }),

@@ -23,6 +23,7 @@ const LAYER: Record<string, number> = {
   output: 1,
   tunnel: 2,
   listen: 2,
+  diagnose: 2,
   cli: 3,
 };
 
