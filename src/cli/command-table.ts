@@ -12,6 +12,9 @@ export const COMMANDS = {
   'cache location': { tunnels: false },
   'cache clear': { tunnels: false },
   'ssh-config': { tunnels: false },
+  'k8s exec-credential': { tunnels: false },
+  'k8s flush-credentials': { tunnels: false },
+  'k8s kubeconfig': { tunnels: false },
 } as const satisfies Record<string, { tunnels: boolean }>;
 
 export type CommandName = keyof typeof COMMANDS;

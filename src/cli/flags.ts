@@ -13,6 +13,7 @@ import { parseForwardProxy } from '../net/proxy-env.js';
 import { LOG_LEVELS } from '../output/log.js';
 import type { CommandName } from './command-table.js';
 import { parseProxyUrl } from './destination.js';
+import { parseKubeName } from './kubernetes.js';
 import { DEFAULT_LISTEN, parseListen } from './listen-address.js';
 import {
   connectTimeout,
@@ -66,14 +67,16 @@ export interface FlagEntry {
   readonly configurable: boolean;
 }
 
+/** kubectl's credential plugin, and the kubeconfig that runs it: they reach the proxy and sign in as login does. */
+const K8S: readonly CommandName[] = ['k8s exec-credential', 'k8s kubeconfig'];
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'login', 'ssh-config', ...K8S];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config'];
+const STORE: readonly CommandName[] = ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', ...K8S, 'k8s flush-credentials'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
-const REACH: readonly CommandName[] = ['tcp', 'login', 'ssh-config'];
+const REACH: readonly CommandName[] = ['tcp', 'login', 'ssh-config', ...K8S];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
 
@@ -111,6 +114,16 @@ export const FLAGS: readonly FlagEntry[] = [
     configurable: true,
   },
 
+  // --- k8s kubeconfig's own -----------------------------------------------------------------------
+  {
+    flags: '--name <name>',
+    description: 'the name of the cluster, user and context (default: the server\'s host[:port])',
+    parse: parseKubeName,
+    commands: ['k8s kubeconfig'],
+    passOn: false,
+    configurable: false,
+  },
+
   // --- where and how to tunnel --------------------------------------------------------------------
   {
     flags: '--listen <addr>',
@@ -134,7 +147,11 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--connect-timeout <seconds>',
     description: 'give up opening a tunnel after this long',
-    describedFor: { login: 'give up reaching the proxy after this long' },
+    describedFor: {
+      login: 'give up reaching the proxy after this long',
+      'k8s exec-credential': 'give up reaching the proxy after this long',
+      'k8s kubeconfig': 'pass --connect-timeout: give up reaching the proxy after this long',
+    },
     default: '30',
     parse: connectTimeout,
     commands: REACH,
@@ -276,9 +293,12 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--service-account-file <path>',
     description: 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)',
-    describedFor: { 'ssh-config': 'pass --service-account-file (never a token itself: the config is a plain file)' },
+    describedFor: {
+      'ssh-config': 'pass --service-account-file (never a token itself: the config is a plain file)',
+      'k8s kubeconfig': 'pass --service-account-file (never a token itself: the kubeconfig is a plain file)',
+    },
     parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
-    commands: TUNNEL,
+    commands: [...TUNNEL, ...K8S],
     passOn: 'path',
     configurable: true,
   },
@@ -324,7 +344,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '-v, --verbose',
     description: "say more on stderr: every connection's steps (same as --log-level debug)",
-    commands: ['tcp', 'login'],
+    commands: ['tcp', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: false,
   },
@@ -332,7 +352,7 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--log-level <level>',
     description: 'how much to print on stderr',
     choices: LOG_LEVELS,
-    commands: ['tcp', 'login'],
+    commands: ['tcp', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: true,
   },
@@ -344,8 +364,9 @@ export const FLAGS: readonly FlagEntry[] = [
       logout: 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
       'cache location': 'print the locations as JSON on stdout',
       'cache clear': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
+      'k8s flush-credentials': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
     },
-    commands: ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear'],
+    commands: ['tcp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'k8s flush-credentials'],
     passOn: false,
     configurable: false,
   },

@@ -9,6 +9,7 @@ import { text } from '../output/messages.js';
 import { TUNNEL_COMMANDS } from './command-table.js';
 import { registerCache } from './commands/cache.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerK8s } from './commands/k8s.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
 import { registerSshConfig } from './commands/ssh-config.js';
@@ -51,6 +52,7 @@ export function program(runtime: ProcessRuntime): Command {
   registerCache(root, runtime);
   registerStatus(root, runtime);
   registerSshConfig(root, runtime);
+  registerK8s(root, runtime);
   registerVersion(root, runtime);
   registerCompletion(root, runtime);
   root.addHelpText(

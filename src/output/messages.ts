@@ -425,4 +425,20 @@ export const text = {
   notWebSocketHint: 'check that the URL is a WebSocket tunnel endpoint (websockify, or the proxy\'s wss:// route)',
   connectRefusedHint:
     'this proxy does not accept CONNECT tunnels; if it offers a WebSocket route for this service, use its wss:// URL as the destination',
+
+  // --- kubectl (burrow k8s) -----------------------------------------------------------------------
+  execInfoNotJson: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not valid JSON',
+  execInfoNotObject: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not an ExecCredential object',
+  execInfoHint: 'let kubectl run burrow k8s exec-credential (the exec section of a kubeconfig user), or unset KUBERNETES_EXEC_INFO to run it by hand',
+  execInfoApiVersion: (version: string) => `kubectl asks for an ExecCredential of apiVersion ${q(version)}, which burrow does not know`,
+  execInfoApiVersionHint: (known: string) => `set the exec apiVersion of the kubeconfig user to ${known}`,
+  k8sServerUrlForm: 'give the Kubernetes API address as kubectl has it, https://host[:port][/path], for example https://k8s.corp.example.com',
+  k8sNotInteractive: (proxy: string, refused: number | undefined) =>
+    `${refused === undefined ? `not signed in to ${proxy}` : `${proxy} refused the cached sign-in (HTTP ${refused})`}, and kubectl runs burrow non-interactively (interactiveMode Never, or no terminal on its stdin), so no sign-in can start`,
+  k8sNotInteractiveHint: (proxy: string) => `sign in first with "burrow login ${proxy}" in a terminal, then run kubectl again`,
+  badKubeName: (name: string) => `invalid --name ${q(name)}: it must be one line of printable characters`,
+  badKubeNameHint: 'for example --name corp-prod',
+  kubeconfigHeader: (version: string, server: string) => `burrow ${version}: kubectl to ${server} through the identity-aware proxy.`,
+  kubeconfigUse: (argument: string) =>
+    `Save and use, e.g.: burrow k8s kubeconfig ${argument} > ~/.kube/burrow.yaml; KUBECONFIG=~/.kube/config:~/.kube/burrow.yaml kubectl get pods`,
 } as const;
