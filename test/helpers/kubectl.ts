@@ -11,12 +11,32 @@ import { join } from 'node:path';
 import { tempDir } from './burrow.js';
 import { runInTerminal, type Terminal } from './terminal.js';
 
-/** The kubectl on the PATH; throws (in CI and locally alike) when there is none. */
+/** ExecCredential v1 and `interactiveMode` came with kubectl 1.22. */
+const MIN_MINOR = 22;
+let checked: string | undefined;
+
+/**
+ * The kubectl on the PATH; throws (in CI and locally alike) when there is none, or when it is
+ * older than 1.22 (Debian 12's kubernetes-client is 1.20: it knows neither ExecCredential v1
+ * nor interactiveMode).
+ */
 export function requireKubectl(): string {
+  if (checked !== undefined) return checked;
   const found = spawnSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
-  if (found !== '') return found;
   const where = process.env.CI === 'true' ? 'CI: .ci/run must install it' : 'install it';
-  throw new Error(`kubectl not found; the burrow k8s tests need it (${where}: apt-get install kubernetes-client)`);
+  if (found === '') throw new Error(`kubectl not found; the burrow k8s tests need it (${where}: apt-get install kubernetes-client)`);
+  const version = spawnSync(found, ['version', '--client', '-o', 'json'], { encoding: 'utf8', timeout: 20_000 }).stdout;
+  let client: { major?: string; minor?: string; gitVersion?: string } = {};
+  try {
+    client = (JSON.parse(version) as { clientVersion?: typeof client }).clientVersion ?? {};
+  } catch {
+    // Judged below: no version is too old a version.
+  }
+  if (client.major !== '1' || !(Number.parseInt(client.minor ?? '', 10) >= MIN_MINOR)) {
+    throw new Error(`${found} is kubectl ${client.gitVersion ?? '(version unknown)'}; the burrow k8s tests need 1.${MIN_MINOR} or newer (${where})`);
+  }
+  checked = found;
+  return found;
 }
 
 export interface KubeconfigOptions {
