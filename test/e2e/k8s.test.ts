@@ -222,6 +222,16 @@ describe('burrow k8s: kubectl through the proxy', () => {
     assert.equal(cached.code, 0, cached.stderr);
     assert.match(cached.stdout, pods);
     assert.equal((await runKubectl(['config', 'current-context'], file, u.env)).stdout.trim(), 'corp');
+    // YAML that a real parser reads back as written, whatever the name holds.
+    const odd = `it's "corp": #1 - [x]`;
+    const oddConfig = join(tempDir('burrow-kubeconfig-'), 'config');
+    writeFileSync(oddConfig, (await runBurrow(['k8s', 'kubeconfig', server, '--name', odd], { env: u.env })).stdout);
+    const view = JSON.parse((await runKubectl(['config', 'view', '-o', 'json'], oddConfig, u.env)).stdout) as {
+      'current-context': string;
+      users: Array<{ user: { exec: { args: string[] } } }>;
+    };
+    assert.equal(view['current-context'], odd);
+    assert.deepEqual(view.users[0]?.user.exec.args.slice(-3), ['k8s', 'exec-credential', server]);
 
     const flushed = await runBurrow(['k8s', 'flush-credentials', server], { env: u.env });
     assert.equal(flushed.code, 0, flushed.stderr);
