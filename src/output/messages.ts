@@ -433,8 +433,9 @@ export const text = {
   execInfoApiVersion: (version: string) => `kubectl asks for an ExecCredential of apiVersion ${q(version)}, which burrow does not know`,
   execInfoApiVersionHint: (known: string) => `set the exec apiVersion of the kubeconfig user to ${known}`,
   k8sServerUrlForm: 'give the Kubernetes API address as kubectl has it, https://host[:port][/path], for example https://k8s.corp.example.com',
-  k8sNotInteractive: (proxy: string, refused: number | undefined) =>
-    `${refused === undefined ? `not signed in to ${proxy}` : `${proxy} refused the cached sign-in (HTTP ${refused})`}, and kubectl runs burrow non-interactively (interactiveMode Never, or no terminal on its stdin), so no sign-in can start`,
+  /** `cached`: what became of the cached sign-in (none; refused with the proxy's status; not a whole token). */
+  k8sNotInteractive: (proxy: string, cached: { refused: number } | 'none' | 'damaged') =>
+    `${cached === 'none' ? `not signed in to ${proxy}` : cached === 'damaged' ? `the cached sign-in for ${proxy} is damaged` : `${proxy} refused the cached sign-in (HTTP ${cached.refused})`}, and kubectl runs burrow non-interactively (interactiveMode Never, or no terminal on its stdin), so no sign-in can start`,
   k8sNotInteractiveHint: (proxy: string) => `sign in first with "burrow login ${proxy}" in a terminal, then run kubectl again`,
   badKubeName: (name: string) => `invalid --name ${q(name)}: it must be one line of printable characters`,
   badKubeNameHint: 'for example --name corp-prod',

@@ -71,7 +71,8 @@ describe('burrow k8s: kubectl through the proxy', () => {
   }
 
   const pods = /NAME\s+READY\s+STATUS[\s\S]*web-1\s+1\/1\s+Running[\s\S]*web-2\s+1\/1\s+Running/;
-  const notInteractive = (refused?: number) => `burrow: error: ${text.k8sNotInteractive(origin, refused)} — ${text.k8sNotInteractiveHint(origin)}`;
+  const notInteractive = (refused?: number) =>
+    `burrow: error: ${text.k8sNotInteractive(origin, refused === undefined ? 'none' : { refused })} — ${text.k8sNotInteractiveHint(origin)}`;
 
   it('kubectl get pods with v1 and v1beta1 kubeconfigs: one browser sign-in for every run, parallel ones too; the API server sees the user', async () => {
     const u = user();
@@ -135,6 +136,11 @@ describe('burrow k8s: kubectl through the proxy', () => {
     assert.notEqual(refused.code, 0);
     assert.ok(refused.stderr.includes(notInteractive(401)), refused.stderr);
     assert.deepEqual(storedTokens(u.cache), []);
+    // One cut off on its way into the cache is not even sent.
+    cacheToken(u.cache, 'eyJhbGciOiJFUzI1NiJ9.eyJ');
+    const damaged = await runKubectl(['get', 'pods'], kubeconfig(V1, 'Never'), u.env);
+    assert.notEqual(damaged.code, 0);
+    assert.ok(damaged.stderr.includes(text.k8sNotInteractive(origin, 'damaged')), damaged.stderr);
     assert.equal(browserLaunches(u.log).length, 0);
     assert.equal(proxy.stats.loginRequests, logins, 'no sign-in was started');
   });

@@ -76,7 +76,8 @@ export function registerK8s(program: Command, runtime: Runtime): void {
       }
       if (info.interactive === false) {
         if (refused) await tokens.forget(proxy.origin, refused.token);
-        throw new LoginError('BURROW_LOGIN_UNAVAILABLE', text.k8sNotInteractive(proxy.origin, refused ? (refused.status ?? 401) : undefined), {
+        const cached = refused === undefined ? 'none' : refused.status === undefined ? 'damaged' : { refused: refused.status };
+        throw new LoginError('BURROW_LOGIN_UNAVAILABLE', text.k8sNotInteractive(proxy.origin, cached), {
           hint: text.k8sNotInteractiveHint(proxy.origin),
         });
       }
