@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'BURROW_INVALID_LISTEN'
   | 'BURROW_INVALID_URL'
   | 'BURROW_FILE_UNREADABLE'
+  | 'BURROW_EXEC_INFO'
   | 'BURROW_LISTEN_FAILED'
   | 'BURROW_AUTH_REQUIRED'
   | 'BURROW_ACCESS_DENIED'
@@ -97,7 +98,7 @@ export class UsageError extends BurrowError {
     options: BurrowErrorOptions & {
       code?: Extract<
         ErrorCode,
-        'BURROW_USAGE' | 'BURROW_INVALID_DESTINATION' | 'BURROW_INVALID_LISTEN' | 'BURROW_INVALID_URL' | 'BURROW_FILE_UNREADABLE'
+        'BURROW_USAGE' | 'BURROW_INVALID_DESTINATION' | 'BURROW_INVALID_LISTEN' | 'BURROW_INVALID_URL' | 'BURROW_FILE_UNREADABLE' | 'BURROW_EXEC_INFO'
       >;
     } = {},
   ) {

@@ -16,6 +16,9 @@ export const COMMANDS = {
   'ssh-config': { tunnels: false },
   token: { tunnels: false },
   doctor: { tunnels: false },
+  'k8s exec-credential': { tunnels: false },
+  'k8s flush-credentials': { tunnels: false },
+  'k8s kubeconfig': { tunnels: false },
 } as const satisfies Record<string, { tunnels: boolean }>;
 
 export type CommandName = keyof typeof COMMANDS;

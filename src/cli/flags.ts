@@ -13,6 +13,7 @@ import { parseForwardProxy } from '../net/proxy-env.js';
 import { LOG_LEVELS } from '../output/log.js';
 import type { CommandName } from './command-table.js';
 import { parseProxyUrl } from './destination.js';
+import { parseKubeName } from './kubernetes.js';
 import { DEFAULT_LISTEN, parseListen } from './listen-address.js';
 import {
   connectTimeout,
@@ -67,14 +68,16 @@ export interface FlagEntry {
   readonly configurable: boolean;
 }
 
+/** kubectl's credential plugin, and the kubeconfig that runs it: they reach the proxy and sign in as login does. */
+const K8S: readonly CommandName[] = ['k8s exec-credential', 'k8s kubeconfig'];
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token'];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', ...K8S];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'doctor'];
+const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'doctor', ...K8S, 'k8s flush-credentials'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
-const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'doctor'];
+const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'doctor', ...K8S];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
 /** …and those of them that carry UDP too. */
@@ -114,6 +117,16 @@ export const FLAGS: readonly FlagEntry[] = [
     configurable: true,
   },
 
+  // --- k8s kubeconfig's own -----------------------------------------------------------------------
+  {
+    flags: '--name <name>',
+    description: 'the name of the cluster, user and context (default: the server\'s host[:port])',
+    parse: parseKubeName,
+    commands: ['k8s kubeconfig'],
+    passOn: false,
+    configurable: false,
+  },
+
   // --- where and how to tunnel --------------------------------------------------------------------
   {
     flags: '--listen <addr>',
@@ -138,7 +151,13 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--connect-timeout <seconds>',
     description: 'give up opening a tunnel after this long',
-    describedFor: { login: 'give up reaching the proxy after this long', token: 'give up reaching the proxy after this long', doctor: 'give up each step after this long' },
+    describedFor: {
+      login: 'give up reaching the proxy after this long',
+      token: 'give up reaching the proxy after this long',
+      doctor: 'give up each step after this long',
+      'k8s exec-credential': 'give up reaching the proxy after this long',
+      'k8s kubeconfig': 'pass --connect-timeout: give up reaching the proxy after this long',
+    },
     default: '30',
     parse: connectTimeout,
     commands: REACH,
@@ -297,9 +316,12 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--service-account-file <path>',
     description: 'read the service account token from this file (or set BURROW_SERVICE_ACCOUNT)',
-    describedFor: { 'ssh-config': 'pass --service-account-file (never a token itself: the config is a plain file)' },
+    describedFor: {
+      'ssh-config': 'pass --service-account-file (never a token itself: the config is a plain file)',
+      'k8s kubeconfig': 'pass --service-account-file (never a token itself: the kubeconfig is a plain file)',
+    },
     parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
-    commands: [...ANY_TUNNEL, 'doctor'],
+    commands: [...ANY_TUNNEL, 'doctor', ...K8S],
     passOn: 'path',
     configurable: true,
   },
@@ -345,7 +367,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '-v, --verbose',
     description: "say more on stderr: every connection's steps (same as --log-level debug)",
-    commands: ['tcp', 'udp', 'login'],
+    commands: ['tcp', 'udp', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: false,
   },
@@ -353,7 +375,7 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--log-level <level>',
     description: 'how much to print on stderr',
     choices: LOG_LEVELS,
-    commands: ['tcp', 'udp', 'login'],
+    commands: ['tcp', 'udp', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: true,
   },
@@ -366,8 +388,9 @@ export const FLAGS: readonly FlagEntry[] = [
       'cache location': 'print the locations as JSON on stdout',
       'cache clear': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
       doctor: 'print the steps as one JSON document on stdout, for a support ticket (warnings and errors as JSON lines on stderr)',
+      'k8s flush-credentials': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
     },
-    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'doctor'],
+    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'doctor', 'k8s flush-credentials'],
     passOn: false,
     configurable: false,
   },

@@ -10,6 +10,7 @@ import { TUNNEL_COMMANDS } from './command-table.js';
 import { registerCache } from './commands/cache.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerK8s } from './commands/k8s.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
 import { registerSshConfig } from './commands/ssh-config.js';
@@ -57,6 +58,7 @@ export function program(runtime: ProcessRuntime): Command {
   registerSshConfig(root, runtime);
   registerToken(root, runtime);
   registerDoctor(root, runtime);
+  registerK8s(root, runtime);
   registerVersion(root, runtime);
   registerCompletion(root, runtime);
   root.addHelpText(

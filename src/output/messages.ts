@@ -489,4 +489,20 @@ export const text = {
   clockSkewed: (proxy: string, span: string, direction: 'ahead of' | 'behind') => `this machine's clock is ${span} ${direction} the clock of ${proxy} (its Date header)`,
   clockSkewedHint: (margin: number) =>
     `set this machine's clock right (turn on NTP, e.g. timedatectl set-ntp true): burrow judges when a token expires by it, allowing ${margin} s of difference, and TLS checks certificates' dates with it`,
+  // --- kubectl (burrow k8s) -----------------------------------------------------------------------
+  execInfoNotJson: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not valid JSON',
+  execInfoNotObject: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not an ExecCredential object',
+  execInfoHint: 'let kubectl run burrow k8s exec-credential (the exec section of a kubeconfig user), or unset KUBERNETES_EXEC_INFO to run it by hand',
+  execInfoApiVersion: (version: string) => `kubectl asks for an ExecCredential of apiVersion ${q(version)}, which burrow does not know`,
+  execInfoApiVersionHint: (known: string) => `set the exec apiVersion of the kubeconfig user to ${known}`,
+  k8sServerUrlForm: 'give the Kubernetes API address as kubectl has it, https://host[:port][/path], for example https://k8s.corp.example.com',
+  /** `cached`: what became of the cached sign-in (none; refused with the proxy's status; not a whole token). */
+  k8sNotInteractive: (proxy: string, cached: { refused: number } | 'none' | 'damaged') =>
+    `${cached === 'none' ? `not signed in to ${proxy}` : cached === 'damaged' ? `the cached sign-in for ${proxy} is damaged` : `${proxy} refused the cached sign-in (HTTP ${cached.refused})`}, and kubectl runs burrow non-interactively (interactiveMode Never, or no terminal on its stdin), so no sign-in can start`,
+  k8sNotInteractiveHint: (proxy: string) => `sign in first with "burrow login ${proxy}" in a terminal, then run kubectl again`,
+  badKubeName: (name: string) => `invalid --name ${q(name)}: it must be one line of printable characters`,
+  badKubeNameHint: 'for example --name corp-prod',
+  kubeconfigHeader: (version: string, server: string) => `burrow ${version}: kubectl to ${server} through the identity-aware proxy.`,
+  kubeconfigUse: (argument: string) =>
+    `Save and use, e.g.: burrow k8s kubeconfig ${argument} > ~/.kube/burrow.yaml; KUBECONFIG=~/.kube/config:~/.kube/burrow.yaml kubectl get pods`,
 } as const;

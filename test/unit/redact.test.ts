@@ -40,6 +40,7 @@ describe('redact and the catalogue', () => {
     // The proxy is an origin here: the hint builds its sign-out address from it.
     accessDeniedHint: [['https://proxy.corp.example.com:443', 'alice@corp.example.com'], ['https://proxy.corp.example.com:443', undefined]],
     noBrowserBecause: ['no-browser', 'browser-none', 'no-display'].map((reason) => [reason]),
+    k8sNotInteractive: ['none', 'damaged', { refused: 401 }].map((cached) => ['https://proxy.corp.example.com:443', cached]),
   };
   const sentences: Array<[string, string]> = [];
   for (const [name, entry] of Object.entries(text) as Array<[string, string | ((...args: unknown[]) => string)]>) {

@@ -8,7 +8,9 @@
 import type { Command } from 'commander';
 import { browserName, chooseBrowser, openUrl } from '../../auth/browser.js';
 import { UsageError } from '../../errors.js';
+import type { Logger } from '../../output/log.js';
 import { signOutUrl, text } from '../../output/messages.js';
+import type { ProxyEndpoint } from '../../target.js';
 import { parseProxyUrl } from '../destination.js';
 import { addFlags } from '../flags.js';
 import { commandLogger } from '../proxy-access.js';
@@ -17,6 +19,26 @@ import { type SignInValues, signInSettings, storeOpener } from '../sign-in.js';
 
 interface LogoutValues extends SignInValues {
   json?: boolean;
+}
+
+/**
+ * Forgets the cached sign-in for `proxy`, or every one when it is undefined, saying so on
+ * stderr unless `values.json`; returns the origins forgotten. (`burrow k8s flush-credentials` too.)
+ */
+export async function forgetSignIns(proxy: ProxyEndpoint | undefined, values: SignInValues & { json?: boolean }, runtime: Runtime, logger: Logger): Promise<string[]> {
+  const store = await storeOpener(signInSettings(values), runtime, logger)();
+  if (proxy === undefined) {
+    const origins = (await store.list()).map((e) => e.proxy);
+    const count = await store.clear();
+    if (!values.json) logger.notice(text.loggedOutAll(count));
+    return origins;
+  }
+  if (await store.delete(proxy.origin)) {
+    if (!values.json) logger.notice(text.loggedOut(proxy.origin));
+    return [proxy.origin];
+  }
+  if (!values.json) logger.notice(text.notSignedIn(proxy.origin));
+  return [];
 }
 
 export function registerLogout(program: Command, runtime: Runtime): void {
@@ -33,18 +55,9 @@ export function registerLogout(program: Command, runtime: Runtime): void {
     // `--browser` and `--no-browser` share commander's `browser`: true only when --browser was given last.
     const browser = values.browser === true;
     if (browser && proxy === undefined) throw new UsageError(text.logoutBrowserNeedsProxy, { hint: text.logoutBrowserNeedsProxyHint });
-    const store = await storeOpener(signInSettings(values), runtime, logger)();
-    const result: { signed_out: string[]; sign_out_url?: string; browser_opened?: boolean } = { signed_out: [] };
-    if (proxy === undefined) {
-      result.signed_out = (await store.list()).map((e) => e.proxy);
-      const count = await store.clear();
-      if (!values.json) logger.notice(text.loggedOutAll(count));
-    } else if (await store.delete(proxy.origin)) {
-      result.signed_out = [proxy.origin];
-      if (!values.json) logger.notice(text.loggedOut(proxy.origin));
-    } else if (!values.json) {
-      logger.notice(text.notSignedIn(proxy.origin));
-    }
+    const result: { signed_out: string[]; sign_out_url?: string; browser_opened?: boolean } = {
+      signed_out: await forgetSignIns(proxy, values, runtime, logger),
+    };
     if (browser && proxy !== undefined) {
       const page = signOutUrl(proxy.origin);
       const choice = chooseBrowser(signInSettings(values).browser, runtime.env);

@@ -20,6 +20,7 @@ import { parseProxyUrl, parseTarget } from '../destination.js';
 import { addFlags, checkValues, defaultValues, flagsOf, optionOf } from '../flags.js';
 import { parseHostPattern, parseServerAliveInterval, type SessionLimitValues } from '../options.js';
 import { resolveTransport, type TransportChoice } from '../../tunnel/transports.js';
+import type { CommandName } from '../command-table.js';
 import type { Runtime } from '../runtime.js';
 import type { SignInValues } from '../sign-in.js';
 
@@ -134,12 +135,13 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
 /**
  * The `burrow tcp` flags for `values`, generically from the flag table: each flag ssh-config
  * passes on whose value is not its default, as the table says (flags.ts, {@link PassOn}).
+ * `burrow k8s kubeconfig` passes its flags on to the exec-credential it writes the same way.
  */
-function passedOn(values: Record<string, unknown>): string[] {
+export function passedOn(values: Record<string, unknown>, command: CommandName = 'ssh-config'): string[] {
   const args: string[] = [];
-  for (const entry of flagsOf('ssh-config')) {
+  for (const entry of flagsOf(command)) {
     if (entry.passOn === false) continue;
-    const option = optionOf(entry, 'ssh-config');
+    const option = optionOf(entry, command);
     const flag = option.long!;
     const value = values[option.attributeName()];
     if (option.negate) {

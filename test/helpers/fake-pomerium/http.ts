@@ -1,11 +1,13 @@
 /**
  * Plain HTTP requests (neither CONNECT nor an upgrade): recorded, answered by the `respond`
- * hook if it wants to, else /healthz, /.pomerium/api/v1/whoami, /.pomerium/api/v1/routes, the sign-in endpoints
+ * hook if it wants to, else (outside /.pomerium/) by an HTTPS route (http-route.ts), else
+ * /healthz, /.pomerium/api/v1/whoami, /.pomerium/api/v1/routes, the sign-in endpoints
  * (sign-in.ts) or 404.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { countStatus, type ProxyContext } from './context.js';
 import { cannedAnswer } from './faults.js';
+import { serveHttpRoute } from './http-route.js';
 import { type Send, serveSignIn } from './sign-in.js';
 import { readToken } from './tokens.js';
 import { endSoon } from './wire.js';
@@ -33,6 +35,9 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   } catch {
     return send(400, 'bad request target\n'); // a throw here would crash the whole test run
   }
+  // Pomerium serves its own paths on every route's host.
+  const route = requestUrl.pathname.startsWith('/.pomerium/') ? undefined : ctx.routes.http(req.headers.host, requestUrl.pathname);
+  if (route) return serveHttpRoute(ctx, req, res, route, `${requestUrl.pathname}${requestUrl.search}`);
   const endpoint = `${method} ${requestUrl.pathname}`;
   switch (endpoint) {
     case 'GET /healthz':

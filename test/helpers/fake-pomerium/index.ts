@@ -6,6 +6,7 @@
  * - tokens.ts: the signing key, minted and verified tokens, the Authorization header
  * - preamble.ts: what CONNECT and WebSocket upgrades share before a tunnel opens
  * - connect.ts, websocket.ts: the two kinds of tunnel
+ * - http-route.ts: HTTPS routes, plain requests checked and forwarded (a Kubernetes API, say)
  * - http.ts, sign-in.ts: plain requests, among them the sign-in endpoints
  * - faults.ts: canned answers, delays and stalls; wire.ts: hand-written answers, the dial
  */
@@ -106,6 +107,8 @@ export interface FakePomeriumStats {
   signOuts: number;
   /** Calls to /.pomerium/api/v1/routes, by the status answered. */
   routesRequests: Record<number, number>;
+  /** Requests on HTTPS routes, by the status answered (the proxy's own or the upstream's). */
+  httpRouteRequests: Record<number, number>;
   /** HTTP Upgrade requests received (WebSocket handshakes and CONNECT-UDP), answered or not. */
   upgrades: number;
   /** Answered upgrades by status (101 = a WebSocket tunnel opened); canned `raw` answers count as 0. */
@@ -215,6 +218,7 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     loginRequests: 0,
     signOuts: 0,
     routesRequests: {},
+    httpRouteRequests: {},
     upgrades: 0,
     upgradesByStatus: {},
     pingsReceived: 0,
