@@ -4,8 +4,9 @@
  * connection is a readable and a writable for the load generator (a socket, or a child
  * process's stdout and stdin) plus the pid of the client process it costs, if any.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -14,13 +15,15 @@ import { BURROW_BIN, spawnBurrow, startListener, tempDir, type BurrowProcess } f
 import { repoRoot } from '../helpers/fixtures.js';
 import { BENCH_DEST, WS_PATH, type ServersReady } from './protocol.js';
 
-export type PathId = 'direct' | 'tls' | 'proxytunnel' | 'plain' | 'listener' | 'stdio' | 'ws';
+export type PathId = 'direct' | 'tls' | 'proxytunnel' | 'plain' | 'go-listener' | 'go-stdio' | 'listener' | 'stdio' | 'ws';
 
 export const PATH_LABELS: Record<PathId, string> = {
   direct: 'direct TCP (ceiling)',
   tls: 'one TLS hop (TLS ceiling)',
   proxytunnel: 'proxytunnel -E (stdio)',
   plain: 'plain Node client (stdio, reference)',
+  'go-listener': 'Go client, pomerium-cli\'s data path (listener)',
+  'go-stdio': 'Go client, pomerium-cli\'s data path (stdio)',
   listener: 'burrow listener',
   stdio: 'burrow stdio',
   ws: 'burrow WebSocket (listener)',
@@ -194,6 +197,59 @@ export function plainArgs(servers: ServersReady): string[] {
   return [join(repoRoot, 'dist', 'test', 'bench', 'plain-client.js'), 'localhost', String(servers.proxyPort), BENCH_DEST, servers.caPath];
 }
 
+/**
+ * The Go stand-in for pomerium-cli (test/bench/go-client/main.go), built with the machine's `go`
+ * (Debian's golang-go) into a temporary directory once per run. Returns the binary, or why not.
+ */
+export function buildGoClient(): { binary: string } | { why: string } {
+  const source = join(repoRoot, 'test', 'bench', 'go-client', 'main.go');
+  const binary = join(tempDir('burrow-bench-go-'), 'go-client');
+  // GOCACHE outside the repository and kept between runs, so that a rebuild takes a second.
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, GOCACHE: join(tmpdir(), 'burrow-bench-gocache'), GOFLAGS: '-trimpath', CGO_ENABLED: '0' };
+  const built = spawnSync('go', ['build', '-o', binary, source], { env, encoding: 'utf8', timeout: 180_000 });
+  if (built.error) return { why: `go is not installed (apt-get install golang-go): ${built.error.message}` };
+  if (built.status !== 0) return { why: `go build failed: ${(built.stderr || built.stdout).trim().slice(0, 300)}` };
+  return { binary };
+}
+
+let goBinary: string | undefined;
+/** Set once by the coordinator after {@link buildGoClient}. */
+export function useGoClient(binary: string): void {
+  goBinary = binary;
+}
+
+export function goArgs(servers: ServersReady, listen: string): string[] {
+  return ['-proxy', `localhost:${servers.proxyPort}`, '-dest', BENCH_DEST, '-ca', servers.caPath, '-listen', listen];
+}
+
+function goClient(servers: ServersReady, listen: string): ChildProcess & { stderrText(): string } {
+  if (goBinary === undefined) throw new Error('the Go client was not built');
+  return spawnTracked(goBinary, goArgs(servers, listen), cleanEnv({ BENCH_TOKEN: servers.token }));
+}
+
+/** A Go client in listener mode: resolves once it printed its port. */
+async function startGoListener(servers: ServersReady): Promise<{ child: ChildProcess; port: number }> {
+  const child = goClient(servers, '127.0.0.1:0');
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the Go client did not print its port within 10 s; stderr: ${child.stderrText()}`)), 10_000);
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /^(\d+)\n/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the Go client exited with ${code}: ${child.stderrText()}`));
+    });
+  });
+  child.stdout?.resume();
+  return { child, port };
+}
+
 export function burrowStdioArgs(servers: ServersReady): string[] {
   return ['tcp', '--listen', '-', BENCH_DEST, '--pomerium-url', servers.proxyUrl, '--alternate-ca-path', servers.caPath];
 }
@@ -208,8 +264,9 @@ export function benchCacheDir(): string {
 }
 
 /** Starts `kind`'s client process for one stdio tunnel; the caller owns it. */
-export function spawnStdioClient(kind: 'proxytunnel' | 'plain' | 'stdio', servers: ServersReady): ChildProcess & { stderrText(): string } {
+export function spawnStdioClient(kind: 'proxytunnel' | 'plain' | 'go-stdio' | 'stdio', servers: ServersReady): ChildProcess & { stderrText(): string } {
   if (kind === 'proxytunnel') return spawnTracked('proxytunnel', proxytunnelArgs(servers), cleanEnv());
+  if (kind === 'go-stdio') return goClient(servers, '-');
   if (kind === 'plain') return spawnTracked(process.execPath, plainArgs(servers), cleanEnv({ BENCH_TOKEN: servers.token }));
   // helpers/burrow.ts gives it a fresh cache directory and the file store, and kills it in stopAll().
   const burrow = spawnBurrow(burrowStdioArgs(servers), { env: { BURROW_SERVICE_ACCOUNT: servers.token, XDG_CACHE_HOME: benchCacheDir() }, collectStdout: false });
@@ -244,6 +301,7 @@ export async function startPath(id: PathId, servers: ServersReady): Promise<Benc
     }
     case 'proxytunnel':
     case 'plain':
+    case 'go-stdio':
     case 'stdio':
       return {
         ...base,
@@ -262,6 +320,18 @@ export async function startPath(id: PathId, servers: ServersReady): Promise<Benc
         },
         stop: async () => {},
       };
+    case 'go-listener': {
+      const go = await startGoListener(servers);
+      return {
+        ...base,
+        pid: go.child.pid,
+        open: async () => socketConn(await whenConnected(netConnect({ host: '127.0.0.1', port: go.port }), 'connect'), go.child.pid),
+        stop: async () => {
+          go.child.kill('SIGTERM');
+          await exited(go.child);
+        },
+      };
+    }
     case 'listener':
     case 'ws': {
       const dest = id === 'ws' ? `${servers.proxyUrl.replace(/^https:/, 'wss:')}${WS_PATH}` : BENCH_DEST;

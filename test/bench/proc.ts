@@ -82,6 +82,8 @@ export interface Machine {
   kernel: string;
   os: string;
   proxytunnel: string | undefined;
+  /** `go1.19.8`: the compiler of the Go client, when installed. */
+  go?: string | undefined;
   burrowCommit: string;
 }
 
@@ -118,6 +120,7 @@ export function machine(): Machine {
     kernel: run('uname', ['-r']) ?? 'unknown',
     os,
     proxytunnel: proxytunnelVersion(),
+    go: /go\d+(\.\d+)*/.exec(run('go', ['version']) ?? '')?.[0],
     burrowCommit: dirty ? `${commit} + uncommitted changes in src/ or bin/` : commit,
   };
 }

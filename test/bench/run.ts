@@ -11,14 +11,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BURROW_BIN, stopAll, tempDir } from '../helpers/burrow.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { benchCacheDir, killChildren, startPath, type BenchPath, type PathId } from './clients.js';
+import { benchCacheDir, buildGoClient, killChildren, startPath, useGoClient, type BenchPath, type PathId } from './clients.js';
 import { firstByte, latency, median, MiB, nodeStartup, percentile, scale, slowConsumer, spawnToExit, throughput, type Direction } from './measure.js';
 import { loadAverage, machine, machineBusySeconds, proxytunnelVersion } from './proc.js';
 import { profileBurrow } from './profile.js';
 import { type BenchResult, type BenchSettings, summarize, toMarkdown, toSvg } from './report.js';
 import type { ServersReady } from './protocol.js';
 
-const ALL_PATHS: PathId[] = ['direct', 'tls', 'proxytunnel', 'plain', 'listener', 'stdio', 'ws'];
+const ALL_PATHS: PathId[] = ['direct', 'tls', 'proxytunnel', 'plain', 'go-listener', 'go-stdio', 'listener', 'stdio', 'ws'];
 const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'scale', 'slow'] as const;
 type Section = (typeof SECTIONS)[number] | 'profile';
 
@@ -141,6 +141,15 @@ async function main(): Promise<void> {
     notes.push('proxytunnel was not installed (`apt-get install proxytunnel`): its columns are skipped.');
     paths = paths.filter((p) => p !== 'proxytunnel');
   }
+  if (paths.includes('go-listener') || paths.includes('go-stdio')) {
+    const go = buildGoClient();
+    if ('binary' in go) useGoClient(go.binary);
+    else {
+      log(`bench: the Go client is skipped: ${go.why}`);
+      notes.push(`The Go client's rows are skipped: ${go.why}.`);
+      paths = paths.filter((p) => p !== 'go-listener' && p !== 'go-stdio');
+    }
+  }
   const result: BenchResult = {
     date: started.toISOString(),
     settings: { ...settings, paths },
@@ -249,7 +258,7 @@ async function main(): Promise<void> {
 
     if (has('setup')) {
       // Listener-style paths: a new local connection to the upstream's first byte (token cached).
-      const socketPaths = running.filter((p) => ['direct', 'tls', 'listener', 'ws'].includes(p.id));
+      const socketPaths = running.filter((p) => ['direct', 'tls', 'go-listener', 'listener', 'ws'].includes(p.id));
       const times: Record<string, number[]> = {};
       for (let rep = 0; rep < settings.setupReps; rep++) {
         for (const path of rotate(socketPaths, rep)) {
@@ -265,7 +274,7 @@ async function main(): Promise<void> {
 
     if (has('startup')) {
       // A fresh process to the first byte: what every ssh ProxyCommand pays.
-      const processPaths = running.filter((p) => ['proxytunnel', 'plain', 'stdio'].includes(p.id));
+      const processPaths = running.filter((p) => ['proxytunnel', 'plain', 'go-stdio', 'stdio'].includes(p.id));
       const times: Record<string, number[]> = {};
       for (let rep = 0; rep < settings.setupReps; rep++) {
         const ms = await attempt('startup node -e 0', nodeStartup);
