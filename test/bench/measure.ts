@@ -267,6 +267,64 @@ export async function scale(servers: ServersReady, connections: number, bytesEac
 }
 
 /**
+ * `connections` concurrent echoes through `port`, all opened at once: each sends the echo
+ * command and `bytesEach` bytes (one shared buffer, written as fast as backpressure lets it),
+ * half-closes, and must get exactly `bytesEach` bytes back after the greeting.
+ */
+export async function concurrentEchoes(port: number, connections: number, bytesEach: number, timeoutMs: number): Promise<DownloadsResult> {
+  const setup: number[] = [];
+  const t0 = now();
+  const one = async (): Promise<void> => {
+    const start = now();
+    const socket = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    socket.setNoDelay(true);
+    socket.on('error', () => {});
+    const counter = new Counter(socket);
+    try {
+      await counter.until(1, timeoutMs, 'the greeting');
+      setup.push(now() - start);
+      socket.write(header(Op.Echo, 0));
+      await Promise.all([writeBytes(socket, bytesEach).then(() => socket.end()), counter.until(1 + bytesEach, timeoutMs, `${bytesEach} bytes echoed`)]);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => resolve(), 5000);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (counter.received !== 1 + bytesEach) throw new Error(`${counter.received - 1} bytes echoed, ${bytesEach} sent`);
+    } finally {
+      socket.destroy();
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: connections }, one));
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  return {
+    connections,
+    failed: failures.length,
+    firstError: failures[0] ? String((failures[0].reason as Error)?.message ?? failures[0].reason) : undefined,
+    wallSeconds: (now() - t0) / 1000,
+    setupMedianMs: percentile(setup, 0.5),
+    setupP99Ms: percentile(setup, 0.99),
+    setupMaxMs: percentile(setup, 1),
+  };
+}
+
+/** A fresh burrow listener, `connections` echoes of `bytesEach` opened at once (the echo burst). */
+export async function echoBurst(servers: ServersReady, connections: number, bytesEach: number): Promise<ScaleResult> {
+  const listener = await startBurrowListener(servers);
+  const pid = listener.child.pid;
+  try {
+    const idleMiB = memory(pid).rssMiB;
+    const cpu0 = cpuSeconds(pid);
+    const echoes = await concurrentEchoes(listener.port, connections, bytesEach, 120_000);
+    return { ...echoes, bytesEach, idleMiB, peakMiB: memory(pid).peakMiB, cpuSeconds: cpuSeconds(pid) - cpu0 };
+  } finally {
+    await listener.stop();
+  }
+}
+
+/**
  * Reads `conn` at `bytesPerSecond` (pausing it between 100 ms ticks) while the source sends as
  * fast as backpressure lets it. Returns a stop function giving the rate achieved.
  */

@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { BURROW_BIN, stopAll, tempDir } from '../helpers/burrow.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { benchCacheDir, buildGoClient, killChildren, startPath, useGoClient, type BenchPath, type PathId } from './clients.js';
-import { firstByte, latency, median, MiB, nodeStartup, percentile, scale, slowConsumer, spawnToExit, throughput, type Direction } from './measure.js';
+import { echoBurst, firstByte, latency, median, MiB, nodeStartup, percentile, scale, slowConsumer, spawnToExit, throughput, type Direction } from './measure.js';
 import { loadAverage, machine, machineBusySeconds, proxytunnelVersion } from './proc.js';
 import { profileBurrow } from './profile.js';
 import { type BenchResult, type BenchSettings, summarize, toMarkdown, toSvg } from './report.js';
 import type { ServersReady } from './protocol.js';
 
 const ALL_PATHS: PathId[] = ['direct', 'tls', 'proxytunnel', 'plain', 'go-listener', 'go-stdio', 'listener', 'stdio', 'ws'];
-const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'scale', 'slow'] as const;
+const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'scale', 'burst', 'slow'] as const;
 type Section = (typeof SECTIONS)[number] | 'profile';
 
 export interface Settings extends BenchSettings {
@@ -37,6 +37,9 @@ const HELP = `npm run bench -- [options]      (every option also as an environme
   --setup-reps N          connection set-up / start-up repetitions     BENCH_SETUP_REPS (20; quick 10)
   --scale N               concurrent connections through one listener  BENCH_SCALE      (1000; quick 200)
   --scale-reps N          scale runs, each with a fresh listener (the worst peak counts)  BENCH_SCALE_REPS (2; quick 1)
+  --burst N               echoes opened at once through one listener  BENCH_BURST      (1000)
+  --burst-kib N           KiB each echo sends and gets back            BENCH_BURST_KIB  (256)
+  --burst-reps N          burst runs, each with a fresh listener (the worst peak counts)  BENCH_BURST_REPS (2; quick 1)
   --slow-seconds N        duration of the slow-consumer run            BENCH_SLOW_SECONDS (10; quick 6)
   --slow-concurrent N     connections alongside the slow consumer      BENCH_SLOW_CONCURRENT (200)
   --paths a,b             subset of: ${ALL_PATHS.join(',')}   BENCH_PATHS
@@ -82,7 +85,7 @@ function parseSettings(argv: string[]): Settings {
   };
   const sections = list<Section>('only', [...SECTIONS, 'profile'], SECTIONS);
   if (env('profile') === 'true' && !sections.includes('profile')) sections.push('profile');
-  const known = ['quick', 'profile', 'size-mib', 'reps', 'rounds', 'setup-reps', 'scale', 'scale-reps', 'slow-seconds', 'slow-concurrent', 'paths', 'only', 'out', 'name'];
+  const known = ['quick', 'profile', 'size-mib', 'reps', 'rounds', 'setup-reps', 'scale', 'scale-reps', 'burst', 'burst-kib', 'burst-reps', 'slow-seconds', 'slow-concurrent', 'paths', 'only', 'out', 'name'];
   const unknown = [...flags.keys()].find((flag) => !known.includes(flag));
   if (unknown) throw new Error(`unknown option --${unknown} (try --help)`);
   return {
@@ -93,6 +96,9 @@ function parseSettings(argv: string[]): Settings {
     setupReps: Math.round(num('setup-reps', 20, 10)),
     scaleConnections: Math.round(num('scale', 1000, 200)),
     scaleReps: Math.round(num('scale-reps', 2, 1)),
+    burstConnections: Math.round(num('burst', 1000, 1000)),
+    burstKiB: Math.round(num('burst-kib', 256, 256)),
+    burstReps: Math.round(num('burst-reps', 2, 1)),
     slowSeconds: num('slow-seconds', 10, 6),
     slowConcurrent: Math.round(num('slow-concurrent', 200, 200)),
     paths: list<PathId>('paths', ALL_PATHS, ALL_PATHS),
@@ -164,6 +170,8 @@ async function main(): Promise<void> {
     startup: {},
     scale: undefined,
     scalePeaks: [],
+    burst: undefined,
+    burstPeaks: [],
     slow: undefined,
     errors: [],
   };
@@ -311,6 +319,18 @@ async function main(): Promise<void> {
       if (result.scale) {
         const s = result.scale;
         log(`scale: ${s.connections - s.failed}/${s.connections} ok in ${fmt(s.wallSeconds, 2)} s, peak RSS ${fmt(s.peakMiB)} MiB (idle ${fmt(s.idleMiB)} MiB), set-up p99 ${fmt(s.setupP99Ms, 0)} ms`);
+      }
+    }
+
+    if (has('burst') && paths.includes('listener')) {
+      const { burstConnections: n, burstKiB: kib } = settings;
+      log(`burst: ${n} echoes of ${kib} KiB opened at once through one fresh listener…`);
+      for (let rep = 0; rep < settings.burstReps; rep++) {
+        const run = await attempt('burst', () => echoBurst(servers, n, kib * 1024));
+        if (!run) continue;
+        result.burstPeaks.push(run.peakMiB);
+        if (!result.burst || run.peakMiB > result.burst.peakMiB) result.burst = run;
+        log(`burst ${rep + 1}/${settings.burstReps}: peak RSS ${fmt(run.peakMiB)} MiB (idle ${fmt(run.idleMiB)}) in ${fmt(run.wallSeconds, 2)} s, ${run.failed} failed${run.firstError ? `: ${run.firstError}` : ''}`);
       }
     }
 

@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { startListener } from '../helpers/burrow.js';
-import { attachInspector, echoBurst, fdCount, fdLimits, INSPECT_ENV, MiB, rssBytes, settle } from '../helpers/load.js';
-import { eventually, suiteWorld } from '../helpers/world.js';
+import { startEchoServer } from '../helpers/echo-server.js';
+import { startProxyProcess, stopProxyProcesses } from '../helpers/proxy-process.js';
+import { attachInspector, echoBurst, fdCount, fdLimits, INSPECT_ENV, MiB, peakRssBytes, rssBytes, settle } from '../helpers/load.js';
+import { DEST, eventually, suiteWorld } from '../helpers/world.js';
 import { hashedRoundTrip } from '../helpers/load.js';
 
 const CONNECTIONS = 1000;
@@ -164,5 +166,47 @@ describe('burrow tcp: load', () => {
     const data = Buffer.from('after the limit');
     assert.equal((await hashedRoundTrip(burrow.port, data, 10_000)).bytes, data.length, 'new connections work again');
     assert.equal(await burrow.stop(), 0);
+  });
+});
+
+/**
+ * The same burst with the proxy in a process of its own, as in real use: then nothing slows the
+ * proxy's side down to the test's pace, all 1,000 tunnels carry their 256 KiB at the same time,
+ * and what each busy tunnel holds in burrow adds up (docs/performance.md "Memory").
+ */
+describe('burrow tcp: load, proxy in its own process', () => {
+  after(() => stopProxyProcesses());
+
+  it(`${CONNECTIONS} connections echoing 256 KiB at once, content-exact: burrow's peak RSS stays ≤ 150 MiB`, async () => {
+    // This process holds each connection twice (client, echo), the proxy and burrow twice each.
+    const needed = 2 * CONNECTIONS + 200;
+    const limits = fdLimits();
+    assert.ok(limits.soft >= needed, `this test needs ${needed} file descriptors, the limit is ${limits.soft} (hard ${limits.hard}): raise it (ulimit -Hn ${needed}; ulimit -n ${needed})`);
+    const echo = await startEchoServer();
+    const proxy = await startProxyProcess({ routes: [{ from: `tcp+https://${DEST}`, to: `tcp://${echo.address}` }] });
+    try {
+      assert.ok(fdLimits(proxy.pid).soft >= needed, `the proxy's fd limit: ${JSON.stringify(fdLimits(proxy.pid))}`);
+      const burrow = await startListener(proxy.tcpArgs(DEST).slice(1), { env: proxy.env });
+      const pid = burrow.child.pid!;
+      assert.ok(fdLimits(pid).soft >= 2 * CONNECTIONS + 100, `burrow's own fd limit: ${JSON.stringify(fdLimits(pid))}`);
+      const warm = await echoBurst(burrow.port, 20, () => 64 * 1024, 1, 30_000);
+      assert.equal(warm.ok, 20, warm.failures.join('; '));
+      const idle = rssBytes(pid);
+
+      const started = Date.now();
+      const burst = await echoBurst(burrow.port, CONNECTIONS, () => 256 * 1024, 7, 90_000);
+      const seconds = (Date.now() - started) / 1000;
+      assert.equal(burst.ok, CONNECTIONS, `failed: ${burst.failures.join('; ')}`);
+      const peak = peakRssBytes(pid);
+      const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+      process.stderr.write(`# load, proxy apart: ${CONNECTIONS} × 256 KiB echoed in ${seconds.toFixed(1)} s; burrow RSS ${mib(idle)} idle, peak ${mib(peak)}\n`);
+      assert.equal(burrow.child.exitCode, null, 'the listener is still running');
+      assert.doesNotMatch(burrow.stderr(), /Warning|error/, 'no Node warnings and no failures');
+      assert.ok(peak <= 150 * MiB, `burrow's peak RSS ${mib(peak)} (idle ${mib(idle)}) with ${CONNECTIONS} busy tunnels; the bound is 150 MiB`);
+      assert.equal(await burrow.stop(), 0);
+    } finally {
+      await proxy.stop();
+      await echo.close();
+    }
   });
 });

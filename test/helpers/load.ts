@@ -19,6 +19,12 @@ export function rssBytes(pid: number): number {
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN) * 1024;
 }
 
+/** Peak resident memory of `pid` in bytes so far (VmHWM). */
+export function peakRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN) * 1024;
+}
+
 /** The soft and hard RLIMIT_NOFILE of `pid` (default: this process), from /proc/<pid>/limits. */
 export function fdLimits(pid: number | 'self' = 'self'): { soft: number; hard: number } {
   const line = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
