@@ -2,6 +2,8 @@
  * Load: 1000 concurrent connections through one burrow listener, each echoing 64–256 KiB
  * checked by sha256; afterwards burrow's file descriptors return exactly to where they were, and
  * once garbage is collected its JS heap and buffers do too, and its RSS to near its idle level.
+ * Then the same number echoing 256 KiB each at once with the proxy in its own process, where
+ * burrow's peak RSS is bounded (docs/performance.md "Memory: 1,000 busy tunnels at once").
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
