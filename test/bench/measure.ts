@@ -318,6 +318,8 @@ export async function echoBurst(servers: ServersReady, connections: number, byte
     const idleMiB = memory(pid).rssMiB;
     const cpu0 = cpuSeconds(pid);
     const echoes = await concurrentEchoes(listener.port, connections, bytesEach, 120_000);
+    // A failed echo is told by the client side only; burrow's last lines say what it saw.
+    if (echoes.failed > 0) echoes.firstError = `${echoes.firstError ?? ''}; burrow's stderr ends: ${listener.stderr().trim().split('\n').slice(-3).join(' | ').slice(0, 400)}`;
     return { ...echoes, bytesEach, idleMiB, peakMiB: memory(pid).peakMiB, cpuSeconds: cpuSeconds(pid) - cpu0 };
   } finally {
     await listener.stop();
