@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
-import { PassThrough, Readable } from 'node:stream';
+import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { socketTunnel } from '../../src/tunnel/connect.js';
+import type { Tunnel } from '../../src/tunnel/transport.js';
 import { splice } from '../../src/tunnel/splice.js';
 import { payload, sha256 } from '../helpers/data.js';
 import { readFixture } from '../helpers/fixtures.js';
@@ -80,4 +81,68 @@ describe('splice', () => {
       }
     });
   }
+
+  /** A tunnel over an in-memory stream; `finished` counts calls of `finish`. */
+  function memoryTunnel(stream: Duplex): Tunnel & { finished: number } {
+    const tunnel = {
+      stream,
+      finished: 0,
+      progress: () => ({ sent: 0, received: 0, queued: 0 }),
+      finish: async () => void tunnel.finished++,
+      explain: () => undefined,
+    };
+    return tunnel;
+  }
+
+  it('passes each side\'s end on after its last byte, calls finish once the local side is done, and ends without an error', async () => {
+    // The far side as two halves: what is written to it is kept, what it sends is pushed.
+    const sent: Buffer[] = [];
+    const remote = new Duplex({
+      allowHalfOpen: true,
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        sent.push(chunk);
+        callback();
+      },
+    });
+    const output = new PassThrough();
+    const input = new PassThrough();
+    const received: Buffer[] = [];
+    output.on('data', (d: Buffer) => received.push(d));
+    const tunnel = memoryTunnel(remote);
+    const done = splice({ input, output }, tunnel);
+    input.end('up');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(tunnel.finished, 1, 'finish is called once the local side ended');
+    remote.push('down');
+    remote.push(null);
+    const result = await within(done, 5000, { error: new Error('the splice did not end'), failedSide: undefined });
+    assert.equal(result.error, undefined);
+    assert.equal(Buffer.concat(received).toString(), 'down');
+    assert.equal(Buffer.concat(sent).toString(), 'up');
+    assert.ok(output.writableFinished, 'the remote end reached the local output');
+    assert.ok(input.destroyed && remote.destroyed, 'both sides are destroyed at the end');
+  });
+
+  it('a tunnel stream that closes without an end or an error ends the splice with a premature close', async () => {
+    const remote = new PassThrough();
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const done = splice({ input, output }, memoryTunnel(remote));
+    setImmediate(() => remote.destroy());
+    const result = await within(done, 5000, { error: new Error('the splice did not end'), failedSide: undefined });
+    assert.equal((result.error as NodeJS.ErrnoException | undefined)?.code, 'ERR_STREAM_PREMATURE_CLOSE');
+    assert.ok(input.destroyed && output.destroyed, 'the local side is destroyed too');
+  });
+
+  it('the first error wins and names its side: a local output that fails', async () => {
+    const remote = new PassThrough();
+    const output = new Writable({ write: (_chunk, _encoding, callback) => callback(Object.assign(new Error('disk full'), { code: 'ENOSPC', syscall: 'write' })) });
+    const done = splice({ input: new PassThrough(), output }, memoryTunnel(remote));
+    remote.write('data');
+    const result = await within(done, 5000, { error: new Error('the splice did not end'), failedSide: undefined });
+    assert.equal((result.error as NodeJS.ErrnoException | undefined)?.code, 'ENOSPC');
+    assert.equal(result.failedSide, 'local');
+    assert.ok(remote.destroyed, 'the tunnel is destroyed');
+  });
 });
