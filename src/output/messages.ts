@@ -182,6 +182,23 @@ export const text = {
   // --- ssh-config -------------------------------------------------------------------------------
   sshConfigNeedsHost: (url: string) => `with a proxy URL (${url}), say which ssh hosts go through it`,
   sshConfigNeedsHostHint: 'add --host with an ssh Host pattern, for example --host "*.corp.example.com"',
+  sshConfigNeedsHostForDestination: (destination: string) => `with a destination (${destination}), say which ssh hosts go to it`,
+  sshConfigLineBreak: (flag: string) => `${flag} cannot be written into an ssh config: its value has a line break`,
+  sshConfigLineBreakHint: 'give the value on one line',
+  invalidControlPersist: (value: string) => `invalid --control-persist ${q(value)}: it must be ssh's time format`,
+  invalidControlPersistHint: 'for example --control-persist 10m, 1h, 90 (seconds) or yes (until the master is stopped)',
+  controlPersistWithoutMultiplex: '--control-persist only means something with --multiplex',
+  controlPersistWithoutMultiplexHint: 'add --multiplex, or leave out --control-persist',
+  controlPathTooLong: (dir: string, max: number) => `the ssh control socket directory ${q(dir)} is too long for a Unix socket path (${max} characters at most)`,
+  controlPathTooLongHint: 'set XDG_CACHE_HOME to a shorter directory for ssh-config and for ssh, or leave out --multiplex',
+  controlDirFailed: (dir: string, why: string) => `cannot create the ssh control socket directory ${q(dir)} (${why})`,
+  controlDirFailedHint: 'check who owns the cache directory, or set XDG_CACHE_HOME to a directory of yours',
+  /** Comment lines of a --multiplex block, joined by newlines. */
+  sshConfigMultiplexNote: (persist: string) => [
+    `One ssh connection per host, shared by every session and kept ${persist === 'yes' ? 'until "ssh -O exit <host>"' : `${persist} after the last one ends ("ssh -O exit <host>" ends it now)`}:`,
+    'one tunnel, opened (and checked by the proxy\'s policy) once. ssh sends burrow\'s messages nowhere',
+    'under a shared connection: sign in first with "burrow login"; "burrow doctor" explains a failure.',
+  ].join('\n'),
   badHostPattern: (pattern: string) => `invalid ssh Host pattern ${q(pattern)}`,
   badHostPatternHint: 'use host names with * and ? wildcards, for example git.corp.example.com or "*.corp.example.com"',
   badSshUser: (user: string) => `invalid --user ${q(user)}`,
