@@ -5,12 +5,19 @@
  * short queue; past it they are dropped, as UDP allows. Nothing one peer does waits on another:
  * every tunnel opens and sends on its own, and a full queue anywhere drops rather than blocks.
  * The token outlives every session: a session ending is never a reason to sign in again.
+ *
+ * Two things keep a misbehaving peer or route from turning datagrams into connection attempts:
+ * after a peer's tunnel fails to open, its datagrams are dropped for a hold-off (growing with each
+ * failure in a row) instead of each opening another; and no more peers have a session at once
+ * than the open-files limit leaves room for (the listener's `capacity`), new ones beyond it being
+ * dropped with one warning per spell of being full.
  */
 import type { BurrowError } from '../errors.js';
 import { toBurrowError } from '../errors.js';
 import type { UdpListener, UdpPeer } from '../listen/udp.js';
 import { type ConnectionFields, failureFields } from '../output/events.js';
 import type { Logger } from '../output/log.js';
+import { text } from '../output/messages.js';
 import { formatAuthority, type Target } from '../target.js';
 import type { TokenSource } from '../auth/token-source.js';
 import type { DatagramTransport, DatagramTunnel } from './datagram.js';
@@ -38,6 +45,36 @@ export const SINGLE_EXCHANGE_TIMEOUT_MS = 10_000;
 /** Datagrams (and bytes) a peer's session holds while its tunnel opens; the rest are dropped. */
 const OPENING_QUEUE_DATAGRAMS = 64;
 const OPENING_QUEUE_BYTES = 256 * 1024;
+
+/**
+ * After a peer's tunnel fails to open, its datagrams are dropped (and counted) for this long
+ * instead of each trying again: 1 s, doubled with every failure in a row, at most 16 s. A second
+ * is shorter than the first retry of the usual UDP clients (DNS resolvers wait 1-5 s, NTP and
+ * syslog longer), so a passing failure (a 503 while a service restarts, the proxy coming back)
+ * costs such a client nothing, while a peer sending hundreds of datagrams a second opens one
+ * tunnel a second, not hundreds. The doubling is for failures that stay (403, 404, a refused
+ * sign-in): one request to the proxy and one error line per peer every 16 s at most; a route
+ * fixed meanwhile is in use within 16 s.
+ */
+export const HOLD_OFF_FIRST_MS = 1000;
+export const HOLD_OFF_MAX_MS = 16_000;
+/** A peer quiet for this long after its hold-off ended starts again from the first hold-off. */
+const HOLD_OFF_FORGET_MS = 60_000;
+
+/** The hold-off after the `failures`-th failure in a row (1, 2, …). */
+export function holdOffMs(failures: number): number {
+  return Math.min(HOLD_OFF_MAX_MS, HOLD_OFF_FIRST_MS * 2 ** Math.min(30, Math.max(0, failures - 1)));
+}
+
+/** A peer whose last tunnel failed to open. */
+interface HoldOff {
+  /** Failures in a row. */
+  failures: number;
+  /** Until when its datagrams are dropped. */
+  until: number;
+  /** Dropped since its last failure; reported by its next session. */
+  dropped: number;
+}
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -77,7 +114,13 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
     session.tunnel?.close();
   };
 
+  const holdOffs = new Map<string, HoldOff>();
+  const capacity = listener.capacity;
+  /** Set while new peers are refused for want of descriptors: what was dropped meanwhile. */
+  let full: { datagrams: number } | undefined;
+
   const start = (peer: UdpPeer, key: string, first: Buffer): void => {
+    const held = holdOffs.get(key);
     const base: ConnectionFields = {
       conn: ++conn,
       peer: formatAuthority(peer.address, peer.port),
@@ -96,22 +139,23 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
       queue: [first],
       queuedBytes: first.length,
       tunnel: undefined,
-      droppedUp: 0,
+      droppedUp: held?.dropped ?? 0,
       droppedDown: 0,
       deliveredDown: 0,
       deliveredDownBytes: 0,
       ending: undefined,
       disarm: () => {},
     };
+    if (held) held.dropped = 0;
     sessions.set(key, session);
-    const run = runSession(session).finally(() => {
+    const run = runSession(session, key).finally(() => {
       if (sessions.get(key) === session) sessions.delete(key);
       running.delete(run);
     });
     running.add(run);
   };
 
-  const runSession = async (session: Session): Promise<void> => {
+  const runSession = async (session: Session, key: string): Promise<void> => {
     const { base } = session;
     logger.event({ event: 'connecting', ...base });
     let opened: { tunnel: DatagramTunnel; token: string | undefined };
@@ -124,9 +168,16 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
         logger.event({ event: 'closed', ...base, ms: Math.round(now() - session.startedAt), bytes_up: 0, bytes_down: 0, ...datagramFields(0, 0, dropped, 0), reason: 'shutdown' });
         return;
       }
-      logger.event({ event: 'failed', ...base, ms: Math.round(now() - session.startedAt), ...failureFields(toBurrowError(error)) });
+      // One failed event per failed open; the peer's datagrams wait out the hold-off, dropped.
+      const held = holdOffs.get(key) ?? { failures: 0, until: 0, dropped: 0 };
+      held.failures++;
+      const holdOff = holdOffMs(held.failures);
+      held.until = now() + holdOff;
+      holdOffs.set(key, held);
+      logger.event({ event: 'failed', ...base, ms: Math.round(now() - session.startedAt), ...failureFields(toBurrowError(error)), dropped_up: dropped, hold_off_ms: holdOff });
       return;
     }
+    holdOffs.delete(key);
     const { tunnel, token } = opened;
     if (session.ending) {
       tunnel.close();
@@ -172,6 +223,23 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
     const key = `${peer.address}|${peer.port}`;
     const session = sessions.get(key);
     if (!session || session.ending) {
+      const held = holdOffs.get(key);
+      if (held && now() < held.until) {
+        held.dropped++;
+        return;
+      }
+      if (capacity && running.size >= capacity.sessions) {
+        if (!full) {
+          full = { datagrams: 0 };
+          logger.warn(text.udpFull(formatAuthority(peer.address, peer.port), capacity.sessions, capacity.limit));
+        }
+        full.datagrams++;
+        return;
+      }
+      if (full) {
+        logger.info(text.udpFullDropped(full.datagrams));
+        full = undefined;
+      }
       start(peer, key, payload);
       return;
     }
@@ -197,6 +265,7 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
         const limit = session.fromPeer > 1 ? options.idleTimeoutMs : shortest;
         if (t - session.lastActivity >= limit) end(session, { reason: 'idle_timeout' });
       }
+      for (const [key, held] of holdOffs) if (t - held.until >= HOLD_OFF_FORGET_MS) holdOffs.delete(key);
     },
     Math.max(25, Math.min(1000, shortest / 4)),
   );
@@ -206,6 +275,7 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
   clearInterval(sweep);
+  if (full) logger.info(text.udpFullDropped(full.datagrams));
   logger.event({ event: 'shutdown', open: sessions.size });
   for (const session of sessions.values()) end(session, { reason: 'shutdown' });
   await listener.close();
