@@ -56,6 +56,10 @@ export interface UdpFigures {
   lost: number;
   /** CPU of the burrow process per datagram echoed (NaN for the direct path). */
   cpuUsPerDatagram: number;
+  /** CPU seconds / wall seconds in the rate runs of burrow, the proxy's process (the echo in it) and the load generator. */
+  clientUtil: number;
+  proxyUtil: number;
+  loadgenUtil: number;
   medianUs: number;
   p99Us: number;
   runs: number;
@@ -382,9 +386,12 @@ export function toMarkdown(result: BenchResult): string {
         f(r.p99Us, 0),
         id === 'burrow' ? `${x(r.medianUs / u.direct.medianUs)} / ${x(r.p99Us / u.direct.p99Us)}` : '',
         id === 'burrow' ? f(r.cpuUsPerDatagram, 1) : '',
+        `${id === 'burrow' ? `${pct(r.clientUtil)} / ` : ''}${pct(r.proxyUtil)} / ${pct(r.loadgenUtil)}`,
       ];
     });
-    lines.push(table(['path', 'datagrams/s', '× direct', 'lost', 'median RTT µs', 'p99 µs', 'median / p99 × direct', 'burrow CPU µs per datagram'], rows));
+    lines.push(
+      table(['path', 'datagrams/s', '× direct', 'lost', 'median RTT µs', 'p99 µs', 'median / p99 × direct', 'burrow CPU µs per datagram', 'busy: burrow / proxy + echo / load gen.'], rows),
+    );
     lines.push('');
     lines.push(
       `Rate: ${u.datagrams} datagrams echoed with ${u.window} in flight (each reply sends the next; one not back within 500 ms counts as lost and frees its slot). ` +

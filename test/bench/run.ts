@@ -303,7 +303,7 @@ async function main(): Promise<void> {
         try {
           for (let rep = 0; rep < settings.reps; rep++) {
             for (const id of rep % 2 === 0 ? (['direct', 'burrow'] as const) : (['burrow', 'direct'] as const)) {
-              const rate = await attempt(`udp rate ${id}`, () => udpRate(ports[id], settings.udpDatagrams, settings.udpWindow, pids[id]));
+              const rate = await attempt(`udp rate ${id}`, () => udpRate(ports[id], settings.udpDatagrams, settings.udpWindow, { client: pids[id], proxy: helperPid }));
               if (rate) rates[id].push(rate);
               const rtt = await attempt(`udp round trips ${id}`, () => udpRoundTrips(ports[id], settings.rounds));
               if (rtt) trips[id].push(rtt);
@@ -320,6 +320,9 @@ async function main(): Promise<void> {
           perSecond: median(rates[id].map((r) => r.perSecond)),
           lost: rates[id].reduce((sum, r) => sum + r.lost, 0),
           cpuUsPerDatagram: median(rates[id].map((r) => (r.clientCpu / r.datagrams) * 1e6)),
+          clientUtil: median(rates[id].map((r) => r.clientCpu / r.seconds)),
+          proxyUtil: median(rates[id].map((r) => r.proxyCpu / r.seconds)),
+          loadgenUtil: median(rates[id].map((r) => r.loadgenCpu / r.seconds)),
           medianUs: median(trips[id].map((r) => percentile(r, 0.5))),
           p99Us: median(trips[id].map((r) => percentile(r, 0.99))),
           runs: rates[id].length,

@@ -29,6 +29,9 @@ export interface UdpRateRun {
   lost: number;
   /** CPU seconds of the burrow process during the run (NaN for the direct path). */
   clientCpu: number;
+  /** CPU seconds of the proxy's process (the echo included) and of the load generator. */
+  proxyCpu: number;
+  loadgenCpu: number;
 }
 
 async function boundSocket(): Promise<Socket> {
@@ -47,7 +50,14 @@ async function boundSocket(): Promise<Socket> {
 const close = (socket: Socket): Promise<void> => new Promise((resolve) => socket.close(() => resolve()));
 
 /** `count` datagrams through the echo at `port`, `window` in flight; the first `warmup` are not timed. */
-export async function udpRate(port: number, count: number, window: number, clientPid: number | undefined, timeoutMs = 60_000, warmup = 500): Promise<UdpRateRun> {
+export async function udpRate(
+  port: number,
+  count: number,
+  window: number,
+  pids: { client: number | undefined; proxy: number },
+  timeoutMs = 60_000,
+  warmup = 500,
+): Promise<UdpRateRun> {
   const socket = await boundSocket();
   try {
     // Sequence numbers in the first 4 bytes; the rest is filler.
@@ -58,7 +68,7 @@ export async function udpRate(port: number, count: number, window: number, clien
     let lost = 0;
     const total = warmup + count;
     let t0 = 0;
-    let cpu0 = Number.NaN;
+    let cpu0 = { client: Number.NaN, proxy: Number.NaN, loadgen: process.cpuUsage() };
     const send = (): void => {
       const message = Buffer.from(template);
       message.writeUInt32BE(next);
@@ -77,7 +87,7 @@ export async function udpRate(port: number, count: number, window: number, clien
         done++;
         if (done === warmup) {
           t0 = now();
-          cpu0 = cpuSeconds(clientPid);
+          cpu0 = { client: cpuSeconds(pids.client), proxy: cpuSeconds(pids.proxy), loadgen: process.cpuUsage() };
         }
         if (done >= total) return finish();
         if (next < total) send();
@@ -98,7 +108,16 @@ export async function udpRate(port: number, count: number, window: number, clien
       for (let i = 0; i < Math.min(window, total); i++) send();
     });
     const seconds = (now() - t0) / 1000;
-    return { datagrams: count, seconds, perSecond: count / seconds, lost, clientCpu: cpuSeconds(clientPid) - cpu0 };
+    const loadgen = process.cpuUsage(cpu0.loadgen);
+    return {
+      datagrams: count,
+      seconds,
+      perSecond: count / seconds,
+      lost,
+      clientCpu: cpuSeconds(pids.client) - cpu0.client,
+      proxyCpu: cpuSeconds(pids.proxy) - cpu0.proxy,
+      loadgenCpu: (loadgen.user + loadgen.system) / 1e6,
+    };
   } finally {
     await close(socket);
   }
