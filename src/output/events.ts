@@ -79,6 +79,8 @@ export type BurrowEvent =
       bytes_up: number | null;
       bytes_down: number | null;
       reason: CloseReason;
+      /** A UDP session that broke before the proxy sent anything back: its peer is held off as after a failed open. */
+      hold_off_ms?: number;
     } & ConnectionFields &
       Partial<DatagramFields> &
       Partial<FailureFields>)

@@ -58,7 +58,10 @@ const OPENING_QUEUE_BYTES = 256 * 1024;
  */
 export const HOLD_OFF_FIRST_MS = 1000;
 export const HOLD_OFF_MAX_MS = 16_000;
-/** A peer quiet for this long after its hold-off ended starts again from the first hold-off. */
+/**
+ * A peer quiet for this long after its hold-off ended starts again from the first hold-off (as
+ * does one whose tunnel opens and carries datagrams back).
+ */
 const HOLD_OFF_FORGET_MS = 60_000;
 
 /** The hold-off after the `failures`-th failure in a row (1, 2, …). */
@@ -119,6 +122,16 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
   /** Set while new peers are refused for want of descriptors: what was dropped meanwhile. */
   let full: { datagrams: number } | undefined;
 
+  /** Counts a failure of `key`'s peer and holds it off; returns for how long. */
+  const holdOff = (key: string): number => {
+    const held = holdOffs.get(key) ?? { failures: 0, until: 0, dropped: 0 };
+    held.failures++;
+    const ms = holdOffMs(held.failures);
+    held.until = now() + ms;
+    holdOffs.set(key, held);
+    return ms;
+  };
+
   const start = (peer: UdpPeer, key: string, first: Buffer): void => {
     const held = holdOffs.get(key);
     const base: ConnectionFields = {
@@ -169,15 +182,9 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
         return;
       }
       // One failed event per failed open; the peer's datagrams wait out the hold-off, dropped.
-      const held = holdOffs.get(key) ?? { failures: 0, until: 0, dropped: 0 };
-      held.failures++;
-      const holdOff = holdOffMs(held.failures);
-      held.until = now() + holdOff;
-      holdOffs.set(key, held);
-      logger.event({ event: 'failed', ...base, ms: Math.round(now() - session.startedAt), ...failureFields(toBurrowError(error)), dropped_up: dropped, hold_off_ms: holdOff });
+      logger.event({ event: 'failed', ...base, ms: Math.round(now() - session.startedAt), ...failureFields(toBurrowError(error)), dropped_up: dropped, hold_off_ms: holdOff(key) });
       return;
     }
-    holdOffs.delete(key);
     const { tunnel, token } = opened;
     if (session.ending) {
       tunnel.close();
@@ -206,6 +213,10 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
     }
     const counts = tunnel.counters();
     const { reason, error } = session.ending;
+    // A tunnel that broke before the proxy sent anything back is no better than one that never
+    // opened (a proxy that answers, then resets): the peer is held off as after a failed open.
+    const heldOff = reason === 'broken' && counts.received === 0 && !signal.aborted ? holdOff(key) : undefined;
+    if (heldOff === undefined) holdOffs.delete(key);
     logger.event({
       event: 'closed',
       ...base,
@@ -215,6 +226,7 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
       ...datagramFields(counts.sent, session.deliveredDown, session.droppedUp + counts.dropped, session.droppedDown),
       reason,
       ...(error ? failureFields(error) : {}),
+      ...(heldOff === undefined ? {} : { hold_off_ms: heldOff }),
     });
   };
 

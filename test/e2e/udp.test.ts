@@ -410,6 +410,8 @@ describe('burrow udp', () => {
       for (const e of broken()) {
         assert.equal(e.code, 'BURROW_PROXY_PROTOCOL', JSON.stringify(e));
         assert.equal(e.exit_code, ExitCode.proxyProtocol);
+        // Broken before anything came back: held off as after a failed open.
+        assert.equal(e.hold_off_ms, e.datagrams_down === 0 ? HOLD_OFF_FIRST_MS : undefined, JSON.stringify(e));
       }
       assert.doesNotMatch(burrow.stderr(), /\n\s+at |Uncaught|TypeError|RangeError/, 'no stack traces');
       assert.equal(burrow.child.exitCode, null, 'still serving');
@@ -462,6 +464,7 @@ describe('burrow udp: the proxy going away, and the open-files cap', () => {
       assert.equal(closed.code, 'BURROW_TUNNEL_BROKEN');
       assert.equal(closed.exit_code, ExitCode.tunnelBroken);
       assert.equal(closed.datagrams_up, 1);
+      assert.equal(closed.hold_off_ms, undefined, 'it had carried datagrams: the next one may open a tunnel at once');
       // While the proxy is down: a clear failure, once per attempt.
       peer.send('down', burrow.port);
       await eventually(() => events(burrow.stderr()).some((e) => e.event === 'failed'), 5000, 'the failed event');
