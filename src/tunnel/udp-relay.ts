@@ -60,7 +60,7 @@ export const HOLD_OFF_FIRST_MS = 1000;
 export const HOLD_OFF_MAX_MS = 16_000;
 /**
  * A peer quiet for this long after its hold-off ended starts again from the first hold-off (as
- * does one whose tunnel opens and carries datagrams back).
+ * does one whose session ends any other way than breaking before anything came back).
  */
 const HOLD_OFF_FORGET_MS = 60_000;
 
@@ -69,7 +69,7 @@ export function holdOffMs(failures: number): number {
   return Math.min(HOLD_OFF_MAX_MS, HOLD_OFF_FIRST_MS * 2 ** Math.min(30, Math.max(0, failures - 1)));
 }
 
-/** A peer whose last tunnel failed to open. */
+/** A peer whose last tunnel failed to open (or broke before anything came back). */
 interface HoldOff {
   /** Failures in a row. */
   failures: number;
