@@ -219,6 +219,10 @@ export const text = {
   acceptFailed: (address: string, reason: string) => `cannot accept a connection on ${address}: ${reason}`,
   listenerFull: (peer: string, tunnels: number, limit: number) =>
     `refused the connection from ${peer}: ${tunnels} tunnels are open, all that the open-files limit of ${limit} leaves room for`,
+  udpFull: (peer: string, sessions: number, limit: number) =>
+    `dropping datagrams from ${peer} and any other new peer: ${sessions} UDP sessions are open, all that the open-files limit of ${limit} leaves room for — ` +
+    'each holds one file descriptor: raise the open-files limit (ulimit -n, or LimitNOFILE= for a service), or shorten --idle-timeout so quiet sessions end sooner',
+  udpFullDropped: (datagrams: number) => `${datagrams} ${datagrams === 1 ? 'datagram' : 'datagrams'} from new peers dropped while every UDP session was taken`,
   tooManyFiles: (proxy: string, dest: string) => `cannot connect to ${proxy} (for ${dest}): too many open files`,
   tooManyFilesHint:
     'burrow uses two file descriptors per open tunnel: raise the open-files limit (ulimit -Hn / ulimit -n, or LimitNOFILE= for a service), or open fewer connections at once',

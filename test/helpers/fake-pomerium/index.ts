@@ -71,12 +71,19 @@ export interface FakePomeriumOptions {
   /** Bytes sent in the same write as the `200` head, as if the upstream spoke first. */
   greeting?: Buffer;
   /**
+   * Raw bytes a CONNECT-UDP tunnel writes to the client right after its answer head, where
+   * capsules go (for malformed capsule streams); the tunnel then relays as usual.
+   */
+  udpAfterAnswer?: (request: FakeRequest) => Buffer | undefined;
+  /**
    * When it returns something, that answer replaces the normal handling of the request (CONNECT,
    * WebSocket upgrade or plain request).
    */
   respond?: (request: FakeRequest) => CannedResponse | undefined;
   /** Wait this long before handling each CONNECT (and each WebSocket upgrade). */
   onConnectDelayMs?: number;
+  /** Wait this many more ms before handling this one CONNECT or upgrade (e.g. one destination's first). */
+  delayRequest?: (request: FakeRequest) => number | undefined;
   /** Accept CONNECTs (and WebSocket upgrades) and never answer them (for client timeouts). */
   stallConnect?: boolean;
   /** How long to wait for the route's upstream before answering 503; default 5000. */
