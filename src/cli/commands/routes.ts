@@ -105,7 +105,8 @@ export function reachCommand(route: PortalRoute, proxy: ProxyEndpoint): string |
     }
     if (target.websocket !== undefined) return undefined;
     const command = `burrow ${route.type} ${target.destination.authority}`;
-    return target.proxy.origin === proxy.origin ? command : `${command} --pomerium-url ${proxy.origin}`;
+    // The URL's own origin leaves the default port out: https://proxy, not https://proxy:443.
+    return target.proxy.origin === proxy.origin ? command : `${command} --pomerium-url ${new URL(proxy.origin).origin}`;
   }
   if (route.type === 'http') {
     try {
