@@ -106,7 +106,9 @@ export function reachCommand(route: PortalRoute, proxy: ProxyEndpoint): string |
     if (target.websocket !== undefined) return undefined;
     const command = `burrow ${route.type} ${target.destination.authority}`;
     // The URL's own origin leaves the default port out: https://proxy, not https://proxy:443.
-    return target.proxy.origin === proxy.origin ? command : `${command} --pomerium-url ${new URL(proxy.origin).origin}`;
+    // host:port alone means https://host:443 (a tcp+http:// route's own proxy needs naming).
+    const implied = target.proxy.scheme === 'https' && target.proxy.origin === proxy.origin;
+    return implied ? command : `${command} --pomerium-url ${new URL(proxy.origin).origin}`;
   }
   if (route.type === 'http') {
     try {
