@@ -133,6 +133,26 @@ describe('burrow routes and ssh-config --from-routes (the routes API of the loca
     }
   });
 
+  it('a service account: used as is; refused (401), one line and exit 3, never a browser', async () => {
+    const other = await startFakePomerium();
+    try {
+      const u = user();
+      const good = await routes(proxy, { ...u.env, BURROW_SERVICE_ACCOUNT: proxy.mintToken() }, '--type', 'udp');
+      assert.equal(good.code, 0, good.stderr);
+      assert.match(good.stdout.toString(), /^dns\.corp\.test:53 +udp /m);
+      const foreign = other.mintToken();
+      const refused = await routes(proxy, { ...u.env, BURROW_SERVICE_ACCOUNT: foreign });
+      assert.equal(refused.code, ExitCode.authRequired);
+      assert.equal(refused.stdout.length, 0);
+      const line = oneLineFailure(refused.stderr, foreign);
+      assert.ok(line.includes(text.routesSignInRequired(proxy.url, 401)), line);
+      assert.ok(line.endsWith(text.serviceAccountRejectedHint), line);
+      assert.deepEqual(browserLaunches(u.log), []);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('--type filters; --json prints the route objects as the proxy sent them; an empty list is said on stderr, exit 0', async () => {
     const u = user();
     const udp = await routes(proxy, u.env, '--type', 'udp');
