@@ -510,6 +510,37 @@ export const text = {
   clockSkewed: (proxy: string, span: string, direction: 'ahead of' | 'behind') => `this machine's clock is ${span} ${direction} the clock of ${proxy} (its Date header)`,
   clockSkewedHint: (margin: number) =>
     `set this machine's clock right (turn on NTP, e.g. timedatectl set-ntp true): burrow judges when a token expires by it, allowing ${margin} s of difference, and TLS checks certificates' dates with it`,
+  // --- burrow routes (the proxy's routes API) ----------------------------------------------------
+  routesNotJson: (proxy: string, start: string) =>
+    `${proxy} answered the routes API with something that is not JSON (${start === '' ? 'an empty body' : `it starts ${q(start)}`})`,
+  routesBadShape: (proxy: string, what: string) => `${proxy} answered the routes API with JSON that is not a list of routes: ${what}`,
+  routesNoList: 'it has no "routes" array',
+  routesNotObject: (n: number) => `route ${n} is not an object`,
+  routesNoFrom: (n: number) => `route ${n} has no "from" address`,
+  routesTooLarge: (proxy: string, mib: number) => `${proxy} answered the routes API with more than ${mib} MiB`,
+  routesProtocolHint: "check that the address is the proxy's own (Pomerium v0.29 or newer), not a page or another service in front of it",
+  routesAborted: (proxy: string) => `stopped asking ${proxy} for its routes`,
+  routesTimedOut: (proxy: string, seconds: number) => `${proxy} did not answer the routes API within ${seconds}s`,
+  routesTimedOutHint: 'try again, or allow longer with --connect-timeout',
+  routesFailed: (proxy: string, reason: string) => `the routes API of ${proxy} failed: ${reason}`,
+  routesSignInRequired: (proxy: string, status: number) => `sign-in required by ${proxy} for its routes API (HTTP ${status})`,
+  routesRejectedAfterSignIn: (proxy: string) => `${proxy} refused the token it issued moments ago for its routes API`,
+  routesDenied: (proxy: string) => `access denied by ${proxy} to its routes API (HTTP 403)`,
+  routesDeniedHint: "ask the proxy's admins whether its routes portal is open to you; burrow tcp, udp and ssh-config work without the list",
+  noRoutesApi: (proxy: string) => `${proxy} has no routes API (HTTP 404): it is older than Pomerium v0.29, or its routes portal is turned off`,
+  noRoutesApiHint: "ask the proxy's admins for the routes' addresses; burrow tcp, udp and ssh-config work without the list",
+  routesStatus: (proxy: string, status: number) => `${proxy} answered the routes API with HTTP ${status}`,
+  routesServerErrorHint: "the problem is on the proxy's side: try again later",
+  routesNone: (proxy: string, type: string | undefined) => `${proxy} lists no ${type === undefined ? '' : `${type} `}routes for you`,
+  routesHttpHint: (proxy: string) => `http routes open in a browser; for curl and scripts, "burrow token ${proxy}" prints the token to send (burrow token --help)`,
+  /** The command column of a route burrow cannot reach (an unknown type, a `from` it cannot parse). */
+  routesNoCommand: '-',
+  routesSshSkipped: (skipped: number, total: number, proxy: string) =>
+    `skipped ${skipped} of the ${total} routes ${proxy} lists: not tcp+https://host:22, or a host already written`,
+  fromRoutesHostHint: '--from-routes names each Host after its route: leave out --host',
+  fromRoutesProxyHint: '--from-routes takes the proxy as its argument: leave out --pomerium-url',
+  routesNoSsh: (proxy: string) => `${proxy} lists no tcp+https://host:22 routes for you: no Host blocks written`,
+
   // --- kubectl (burrow k8s) -----------------------------------------------------------------------
   execInfoNotJson: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not valid JSON',
   execInfoNotObject: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not an ExecCredential object',

@@ -17,11 +17,14 @@ import { OutputError, UsageError } from '../../errors.js';
 import { parseForwardProxy, type ProxySettingValues } from '../../net/proxy-env.js';
 import { buildTls, type TlsFlags } from '../../net/tls.js';
 import { text } from '../../output/messages.js';
-import { parseProxyUrl, parseTarget } from '../destination.js';
+import type { PortalRoute } from '../../net/routes-api.js';
+import { parseProxyOrigin, parseProxyUrl, parseTarget } from '../destination.js';
 import { addFlags, checkValues, defaultValues, flagsOf, optionOf } from '../flags.js';
-import { parseControlPersist, parseHostPattern, parseServerAliveInterval, type SessionLimitValues } from '../options.js';
+import { parseControlPersist, parseHostPattern, parseServerAliveInterval, serviceAccountToken, type SessionLimitValues } from '../options.js';
 import { cacheDir } from '../../store/cache-dir.js';
 import { ensureDir } from '../../store/ensure-dir.js';
+import { commandLogger, proxyAccess, type ProxyAccessValues } from '../proxy-access.js';
+import { routesSignedIn } from './routes.js';
 import { resolveTransport, type TransportChoice } from '../../tunnel/transports.js';
 import type { CommandName } from '../command-table.js';
 import type { Runtime } from '../runtime.js';
@@ -40,6 +43,8 @@ export interface SshConfigValues extends TlsFlags, Partial<SignInValues>, Sessio
   header?: string[];
   multiplex?: boolean;
   controlPersist?: string;
+  /** `--from-routes`: the argument is a proxy; one block per tcp+https://host:22 route it lists. */
+  fromRoutes?: boolean;
 }
 
 /** ssh's ControlPersist when --multiplex is given without --control-persist. */
@@ -96,10 +101,11 @@ Examples:
   $ burrow ssh-config https://proxy.corp.example.com --host '*.corp.example.com' >> ~/.ssh/config
   $ burrow ssh-config wss://gateway.corp.example.com/ssh --host gitlab --header "PRIVATE-TOKEN: …" >> ~/.ssh/config
   $ burrow ssh-config tcp+https://proxy.corp.example.com/db.internal:22 --host db >> ~/.ssh/config
+  $ burrow ssh-config --from-routes https://proxy.corp.example.com --user git >> ~/.ssh/config
 `,
   );
   command.action(async (argument: string, values: SshConfigValues) => {
-    const block = sshConfigBlock(argument, values, runtime);
+    const block = values.fromRoutes ? await sshConfigFromRoutes(argument, values, runtime) : sshConfigBlock(argument, values, runtime);
     // ssh does not create the ControlPath's directory: a missing one fails every connection.
     if (values.multiplex === true) await ensureControlDir(controlDir(runtime.env));
     runtime.stdout.write(block);
@@ -114,7 +120,11 @@ function argumentKind(argument: string): 'proxy-url' | 'destination' | 'pattern'
   return scheme !== undefined || argument.includes(':') || argument.trim().startsWith('[') ? 'destination' : 'pattern';
 }
 
-export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime): string {
+/**
+ * The block for `argument` (a Host pattern, a proxy URL or a destination) and the flags given;
+ * `shown` is what its comment says to run again (the argument itself, unless told otherwise).
+ */
+export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime, shown = argument): string {
   const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & Record<string, unknown>;
   const kind = argumentKind(argument);
   let pattern = values.host;
@@ -160,7 +170,7 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   const command = [...runtime.selfCommand(), ...args].map((a) => (a === '%h:%p' ? a : proxyCommandArg(a))).join(' ');
   const lines = [
     `# burrow ${runtime.version}: ssh to ${pattern} through the identity-aware proxy.`,
-    `# Append to ~/.ssh/config, e.g.: burrow ssh-config ${argument} >> ~/.ssh/config`,
+    `# Append to ~/.ssh/config, e.g.: burrow ssh-config ${shown} >> ~/.ssh/config`,
     ...(persist === undefined ? [] : text.sshConfigMultiplexNote(persist).split('\n').map((line) => `# ${line}`)),
     `Host ${pattern}`,
     `  ProxyCommand ${command}`,
@@ -169,6 +179,60 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   if (values.user !== undefined) lines.push(`  User ${values.user}`);
   if (persist !== undefined) lines.push('  ControlMaster auto', `  ControlPath ${controlPathValue(sockets)}`, `  ControlPersist ${persist}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `--from-routes`: one block, as {@link sshConfigBlock} writes it for a Host pattern, per
+ * `tcp+https://host:22` route the proxy lists (routes.ts asks, signing in if needed), with
+ * `--pomerium-url` passed on when the proxy is not the host's own https on 443. Other routes,
+ * and a host listed twice, are skipped and counted on stderr. Every flag is checked before the
+ * proxy is asked.
+ */
+export async function sshConfigFromRoutes(argument: string, given: SshConfigValues, runtime: Runtime): Promise<string> {
+  if (given.host !== undefined) throw new UsageError(text.conflictingFlags('--from-routes', '--host'), { hint: text.fromRoutesHostHint });
+  if (given.pomeriumUrl !== undefined) throw new UsageError(text.conflictingFlags('--from-routes', '--pomerium-url'), { hint: text.fromRoutesProxyHint });
+  const proxy = parseProxyOrigin(argument, 'proxy');
+  const shown = `--from-routes ${proxy.origin}`;
+  // A block for a stand-in host checks every flag now, before any sign-in.
+  sshConfigBlock('routes.invalid', { ...given, pomeriumUrl: proxy.origin }, runtime, shown);
+  const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & ProxyAccessValues;
+  const logger = commandLogger({}, runtime, 'info');
+  const access = proxyAccess(proxy, values, runtime, logger, serviceAccountToken(values, runtime.env));
+  const stop = new AbortController();
+  const off = runtime.onSignal(() => stop.abort());
+  let routes;
+  try {
+    routes = await routesSignedIn(access, stop.signal);
+  } finally {
+    off();
+  }
+  const blocks: string[] = [];
+  const written = new Set<string>();
+  for (const route of routes) {
+    const host = sshHostOf(route);
+    if (host === undefined || written.has(host.name)) continue;
+    try {
+      blocks.push(sshConfigBlock(host.name, { ...given, pomeriumUrl: host.proxy === proxy.origin ? undefined : proxy.origin }, runtime, shown));
+      written.add(host.name);
+    } catch (error) {
+      // A host no Host line can name (an IPv6 literal): skipped like the others.
+      if (!(error instanceof UsageError)) throw error;
+    }
+  }
+  if (blocks.length === 0) logger.info(text.routesNoSsh(proxy.origin));
+  if (blocks.length < routes.length) logger.info(text.routesSshSkipped(routes.length - blocks.length, routes.length, proxy.origin));
+  return blocks.join('\n');
+}
+
+/** The host of a `tcp+https://host:22` route and the proxy its `from` implies, else undefined. */
+function sshHostOf(route: PortalRoute): { name: string; proxy: string } | undefined {
+  if (route.type !== 'tcp' || !/^tcp\+https:\/\//i.test(route.from)) return undefined;
+  try {
+    const target = parseTarget(route.from);
+    return target.destination.port === 22 ? { name: target.destination.host, proxy: target.proxy.origin } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

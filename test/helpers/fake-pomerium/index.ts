@@ -62,6 +62,12 @@ export interface FakePomeriumOptions {
    * sign-in page without one); `false` answers 404, as an older proxy without it.
    */
   routesApi?: boolean;
+  /**
+   * The `routes` list the routes API answers with, as given (any JSON values, for hostile names
+   * and `connect_command`s); default one entry per route of the table (id, name, type, from).
+   * {@link FakePomerium.setPortalRoutes} changes it on a running proxy.
+   */
+  portalRoutes?: unknown[];
   /** Email pre-filled in the sign-in form and used by `?submit=1` without `email`; default alice@corp.test. */
   signInEmail?: string;
   /** Answer to a CONNECT without a valid token: 302 (default, with Location), 401, 307… */
@@ -180,6 +186,8 @@ export interface FakePomerium {
   /** The claims of `jwt` if this proxy signed it and it has not expired, else `null`. */
   verifyToken(jwt: string): TokenClaims | null;
   addRoute(route: FakeRoute): void;
+  /** Replaces the list the routes API answers with ({@link FakePomeriumOptions.portalRoutes}); `undefined`: the route table's. */
+  setPortalRoutes(routes: unknown[] | undefined): void;
   /**
    * Destroys every socket (open tunnels, WebSocket ones included), then closes the server;
    * bounded, idempotent.
@@ -363,6 +371,9 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     mintToken: tokens.mintToken,
     verifyToken: tokens.verifyToken,
     addRoute: (route) => routes.add(route),
+    setPortalRoutes(list) {
+      settings.portalRoutes = list;
+    },
     close(closeOptions = {}) {
       closed ??= shutdown(closeOptions, true);
       return closed;
