@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'BURROW_AUTH_REQUIRED'
   | 'BURROW_ACCESS_DENIED'
   | 'BURROW_ROUTE_NOT_FOUND'
+  | 'BURROW_NO_ROUTES_API'
   | 'BURROW_UPSTREAM_UNAVAILABLE'
   | 'BURROW_PROXY_STATUS'
   | 'BURROW_PROXY_PROTOCOL'
@@ -135,11 +136,14 @@ export class AccessDeniedError extends BurrowError {
   }
 }
 
-/** 404: the proxy has no route for this destination. */
+/**
+ * 404: the proxy has no route for this destination, or (`BURROW_NO_ROUTES_API`, `burrow routes`)
+ * no routes API: a Pomerium older than v0.29, or one whose routes portal is turned off.
+ */
 export class RouteNotFoundError extends BurrowError {
   override readonly name = 'RouteNotFoundError';
-  constructor(message: string, options: BurrowErrorOptions = {}) {
-    super('BURROW_ROUTE_NOT_FOUND', ExitCode.routeNotFound, message, options);
+  constructor(message: string, options: BurrowErrorOptions & { code?: 'BURROW_ROUTE_NOT_FOUND' | 'BURROW_NO_ROUTES_API' } = {}) {
+    super(options.code ?? 'BURROW_ROUTE_NOT_FOUND', ExitCode.routeNotFound, message, options);
   }
 }
 

@@ -10,13 +10,13 @@
  * `exp`: Pomerium's tokens carry none since v0.32.6.
  */
 import { BurrowError, LoginError } from '../errors.js';
-import { proxyApiClient, readBody } from '../net/api-client.js';
+import { apiGet } from '../net/api-client.js';
 import type { RouteOptions } from '../net/route.js';
+import { ROUTES_PATH } from '../net/routes-api.js';
 import { text } from '../output/messages.js';
 import type { ProxyEndpoint } from '../target.js';
 import { JWT_SHAPE } from './jwt.js';
 
-const ROUTES_PATH = '/.pomerium/api/v1/routes';
 /** Only the start of the answer is looked at (the status says it all). */
 const MAX_ROUTES_BODY = 64 * 1024;
 
@@ -79,16 +79,8 @@ export async function checkToken(options: CheckOptions, token: string): Promise<
   const problem = shapeProblem(token);
   if (problem) return { ok: false, problem };
   const { proxy, route, signal } = options;
-  const client = await proxyApiClient(proxy, route, signal);
   try {
-    const response = await client.request({
-      method: 'GET',
-      path: ROUTES_PATH,
-      headers: { accept: 'application/json', authorization: `Bearer Pomerium-${token}`, 'user-agent': route.userAgent },
-      signal,
-    });
-    await readBody(response.body, MAX_ROUTES_BODY);
-    const status = response.statusCode;
+    const { status } = await apiGet({ proxy, route, path: ROUTES_PATH, token, maxBody: MAX_ROUTES_BODY, signal });
     if (status === 200) return { ok: true, checkedBy: 'proxy' };
     if (status === 401 || (status >= 300 && status < 400)) return { ok: false, status, problem: text.tokenRefusedByProxy(proxy.origin, status) };
     // 404 from a proxy older than the routes API, or anything else that is no verdict on the
@@ -101,7 +93,5 @@ export async function checkToken(options: CheckOptions, token: string): Promise<
       hint: text.loginApiHint,
       cause: error,
     });
-  } finally {
-    void client.close().catch(() => {});
   }
 }

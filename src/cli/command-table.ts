@@ -15,6 +15,7 @@ export const COMMANDS = {
   'cache clear': { tunnels: false },
   'ssh-config': { tunnels: false },
   token: { tunnels: false },
+  routes: { tunnels: false },
   doctor: { tunnels: false },
   'k8s exec-credential': { tunnels: false },
   'k8s flush-credentials': { tunnels: false },

@@ -10,6 +10,7 @@
 import { TRANSPORT_CHOICES } from '../tunnel/transports.js';
 import { Command, Option } from 'commander';
 import { parseForwardProxy } from '../net/proxy-env.js';
+import { ROUTE_TYPES } from '../net/routes-api.js';
 import { LOG_LEVELS } from '../output/log.js';
 import type { CommandName } from './command-table.js';
 import { parseProxyUrl } from './destination.js';
@@ -21,6 +22,7 @@ import {
   DEFAULT_STALL_TIMEOUT,
   parseDuration,
   parseHeaders,
+  parseControlPersist,
   parseHostPattern,
   parseServerAliveInterval,
   parseSshUser,
@@ -71,13 +73,13 @@ export interface FlagEntry {
 /** kubectl's credential plugin, and the kubeconfig that runs it: they reach the proxy and sign in as login does. */
 const K8S: readonly CommandName[] = ['k8s exec-credential', 'k8s kubeconfig'];
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', ...K8S];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'routes', ...K8S];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'doctor', ...K8S, 'k8s flush-credentials'];
+const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'routes', 'doctor', ...K8S, 'k8s flush-credentials'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
-const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'doctor', ...K8S];
+const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'routes', 'doctor', ...K8S];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
 /** …and those of them that carry UDP too. */
@@ -116,6 +118,29 @@ export const FLAGS: readonly FlagEntry[] = [
     passOn: false,
     configurable: true,
   },
+  {
+    flags: '--multiplex',
+    description: 'share one ssh connection, and so one tunnel and one burrow, between ssh sessions to a host (ControlMaster auto, a ControlPath in burrow\'s own directory, ControlPersist)',
+    commands: ['ssh-config'],
+    passOn: false,
+    configurable: true,
+  },
+  {
+    flags: '--control-persist <time>',
+    description: 'with --multiplex: how long the shared connection stays open after its last session, in ssh\'s time format (default 10m; 1h, 90s, yes = until killed)',
+    parse: parseControlPersist,
+    commands: ['ssh-config'],
+    passOn: false,
+    configurable: true,
+  },
+  {
+    flags: '--from-routes',
+    description:
+      'the argument is a proxy: write one Host block for each tcp+https://host:22 route its routes API lists for you (signing in if needed; others are skipped, with a count on stderr)',
+    commands: ['ssh-config'],
+    passOn: false,
+    configurable: false,
+  },
 
   // --- k8s kubeconfig's own -----------------------------------------------------------------------
   {
@@ -123,6 +148,16 @@ export const FLAGS: readonly FlagEntry[] = [
     description: 'the name of the cluster, user and context (default: the server\'s host[:port])',
     parse: parseKubeName,
     commands: ['k8s kubeconfig'],
+    passOn: false,
+    configurable: false,
+  },
+
+  // --- routes' own --------------------------------------------------------------------------------
+  {
+    flags: '--type <kind>',
+    description: 'list only the routes of this type',
+    choices: ROUTE_TYPES,
+    commands: ['routes'],
     passOn: false,
     configurable: false,
   },
@@ -154,6 +189,7 @@ export const FLAGS: readonly FlagEntry[] = [
     describedFor: {
       login: 'give up reaching the proxy after this long',
       token: 'give up reaching the proxy after this long',
+      routes: 'give up reaching the proxy after this long',
       doctor: 'give up each step after this long',
       'k8s exec-credential': 'give up reaching the proxy after this long',
       'k8s kubeconfig': 'pass --connect-timeout: give up reaching the proxy after this long',
@@ -321,7 +357,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'k8s kubeconfig': 'pass --service-account-file (never a token itself: the kubeconfig is a plain file)',
     },
     parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
-    commands: [...ANY_TUNNEL, 'doctor', ...K8S],
+    commands: [...ANY_TUNNEL, 'routes', 'doctor', ...K8S],
     passOn: 'path',
     configurable: true,
   },
@@ -388,9 +424,10 @@ export const FLAGS: readonly FlagEntry[] = [
       'cache location': 'print the locations as JSON on stdout',
       'cache clear': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
       doctor: 'print the steps as one JSON document on stdout, for a support ticket (warnings and errors as JSON lines on stderr)',
+      routes: 'print the routes as a JSON array on stdout, each object as the proxy sent it (warnings and errors as JSON lines on stderr)',
       'k8s flush-credentials': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
     },
-    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'doctor', 'k8s flush-credentials'],
+    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials'],
     passOn: false,
     configurable: false,
   },

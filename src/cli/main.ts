@@ -13,6 +13,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerK8s } from './commands/k8s.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
+import { registerRoutes } from './commands/routes.js';
 import { registerSshConfig } from './commands/ssh-config.js';
 import { registerStatus } from './commands/status.js';
 import { registerTcp } from './commands/tcp.js';
@@ -57,6 +58,7 @@ export function program(runtime: ProcessRuntime): Command {
   registerStatus(root, runtime);
   registerSshConfig(root, runtime);
   registerToken(root, runtime);
+  registerRoutes(root, runtime);
   registerDoctor(root, runtime);
   registerK8s(root, runtime);
   registerVersion(root, runtime);
@@ -69,6 +71,7 @@ Examples:
   $ ssh -o ProxyCommand='burrow tcp --listen - %h:%p' git@git.corp.example.com
   $ burrow ssh-config git.corp.example.com --user git >> ~/.ssh/config
   $ burrow login https://git.corp.example.com
+  $ burrow routes https://proxy.corp.example.com
   $ burrow status
 
 Run "burrow tcp --help" for every option.`,

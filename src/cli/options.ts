@@ -168,6 +168,15 @@ export function parseSshUser(value: string): string {
 }
 
 /** `ssh-config --server-alive-interval`: whole seconds, 0 to 86400 (0 = leave ssh's default). */
+/** ssh's ControlPersist: yes, no, or a time (`600`, `10m`, `1h30m`); returned as written, lower-cased. */
+export function parseControlPersist(value: string): string {
+  const v = value.trim().toLowerCase();
+  if (!/^(yes|no|([0-9]+[smhdw]?)+)$/.test(v) || v.length > 16) {
+    throw new UsageError(text.invalidControlPersist(value), { hint: text.invalidControlPersistHint });
+  }
+  return v;
+}
+
 export function parseServerAliveInterval(value: string): number {
   if (!/^[0-9]+$/.test(value) || Number(value) > 86_400) {
     throw new UsageError(text.invalidNumber('--server-alive-interval', value, 'whole seconds, 0 to 86400'), {

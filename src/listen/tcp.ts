@@ -4,12 +4,12 @@
  * vanished peer is noticed) and no-delay (interactive ssh must not wait for Nagle).
  */
 import { on } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { ListenError } from '../errors.js';
 import { errorWords, text } from '../output/messages.js';
 import { formatAuthority } from '../target.js';
 import type { BurrowError } from '../errors.js';
+import { listenFailure, tunnelCapacity } from './bind.js';
 import type { Listener, LocalConnection } from './connection.js';
 
 export interface TcpListener extends Listener {
@@ -18,51 +18,14 @@ export interface TcpListener extends Listener {
 }
 
 /**
- * Descriptors kept free beyond the tunnels: a sign-in (callback server, browser pipes, lock and
- * credential files, the keychain's D-Bus socket) and name lookups use a few for a moment.
- */
-const FD_SLACK = 16;
-
-/**
- * How many tunnels (two descriptors each: the local connection and the proxy's) fit under this
- * process's open-files limit, counted from the descriptors it holds now. Linux only; elsewhere,
- * or when the limit is unlimited or unreadable, undefined (no cap). A cap makes the connection
- * beyond it a reported refusal: without one, libuv accepts and closes connections it has no
- * descriptor for without telling anyone.
- */
-export function tunnelCapacity(): { tunnels: number; limit: number } | undefined {
-  if (process.platform !== 'linux') return undefined;
-  try {
-    const soft = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
-    if (soft === undefined) return undefined;
-    const limit = Number(soft);
-    return { tunnels: Math.max(1, Math.floor((limit - readdirSync('/proc/self/fd').length - FD_SLACK) / 2)), limit };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
  * Binds `host:port` and serves connections until closed. Refusals after start-up are reported to
  * `onRefused`: accept failures (EMFILE: libuv then accepts and closes the pending connection,
- * so the client sees it closed) and connections beyond `tunnelCapacity` (closed at once).
+ * so the client sees it closed) and connections beyond `tunnelCapacity` (closed at once; two descriptors per tunnel).
  */
 export async function listenTcp(host: string, port: number): Promise<TcpListener> {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      const where = formatAuthority(host, port);
-      const hint =
-        error.code === 'EADDRINUSE'
-          ? text.listenInUseHint
-          : error.code === 'EACCES'
-            ? text.listenPermissionHint
-            : error.code === 'EADDRNOTAVAIL'
-              ? text.listenNotLocalHint
-              : text.listenGenericHint;
-      const reason = errorWords(error.code ?? '', error.message);
-      reject(new ListenError(text.listenFailed(where, reason), { hint, cause: error }));
-    });
+    server.once('error', (error: NodeJS.ErrnoException) => reject(listenFailure(formatAuthority(host, port), error)));
     server.listen({ host, port, exclusive: true }, () => resolve());
   });
   const bound = server.address() as net.AddressInfo;
@@ -75,7 +38,7 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
     const reason = tooMany ? 'too many open files' : errorWords(error.code ?? '', error.message);
     refused?.(new ListenError(text.acceptFailed(address, reason), { hint: tooMany ? text.tooManyFilesHint : text.listenGenericHint, cause: error }));
   });
-  const capacity = tunnelCapacity();
+  const capacity = tunnelCapacity(2);
   if (capacity) {
     server.maxConnections = capacity.tunnels;
     server.on('drop', (peer?: net.DropArgument) => {

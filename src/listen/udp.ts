@@ -6,9 +6,8 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { ListenError } from '../errors.js';
-import { errorWords, text } from '../output/messages.js';
 import { formatAuthority } from '../target.js';
+import { listenFailure, tunnelCapacity } from './bind.js';
 
 /** The local sender of a datagram. */
 export interface UdpPeer {
@@ -23,6 +22,11 @@ export interface UdpListener {
   onDatagram(receiver: (payload: Buffer, peer: UdpPeer) => void): void;
   /** Sends `payload` to `peer`; false when it was dropped (the send queue is full). */
   send(payload: Buffer, peer: UdpPeer): boolean;
+  /**
+   * How many peers may have a tunnel at once (each holds one descriptor, its connection to the
+   * proxy), under the open-files limit as it was at bind time; undefined: no cap known.
+   */
+  readonly capacity: { sessions: number; limit: number } | undefined;
   close(): Promise<void>;
 }
 
@@ -35,10 +39,7 @@ export async function listenUdp(host: string, port: number): Promise<UdpListener
   const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
   const where = formatAuthority(host, port);
   await new Promise<void>((resolve, reject) => {
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      const hint = error.code === 'EADDRINUSE' ? text.listenInUseHint : error.code === 'EACCES' ? text.listenPermissionHint : error.code === 'EADDRNOTAVAIL' ? text.listenNotLocalHint : text.listenGenericHint;
-      reject(new ListenError(text.listenFailed(where, errorWords(error.code ?? '', error.message)), { hint, cause: error }));
-    });
+    socket.once('error', (error: NodeJS.ErrnoException) => reject(listenFailure(where, error)));
     socket.bind({ address: host, port, exclusive: true }, () => resolve());
   });
   socket.removeAllListeners('error');
@@ -55,8 +56,10 @@ export async function listenUdp(host: string, port: number): Promise<UdpListener
   let receiver: ((payload: Buffer, peer: UdpPeer) => void) | undefined;
   socket.on('message', (payload: Buffer, info: RemoteInfo) => receiver?.(payload, { address: info.address, port: info.port }));
   let closed = false;
+  const room = tunnelCapacity(1);
   return {
     address: formatAuthority(bound.address, bound.port),
+    capacity: room && { sessions: room.tunnels, limit: room.limit },
     onDatagram(next) {
       receiver = next;
     },

@@ -45,3 +45,48 @@ export async function readBody(body: AsyncIterable<unknown>, limit: number): Pro
   }
   return { text, cut: false };
 }
+
+export interface ApiGet {
+  proxy: ProxyEndpoint;
+  route: RouteOptions;
+  /** The path and query, e.g. `/.pomerium/api/v1/routes`. */
+  path: string;
+  /** Sent as `Authorization: Bearer Pomerium-<token>`; none without one. */
+  token: string | undefined;
+  /** Characters of the body kept; the rest is dropped (`cut`). */
+  maxBody: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** The proxy's answer to an {@link apiGet}: its status, the headers burrow looks at, and the start of its body. */
+export interface ApiAnswer {
+  status: number;
+  location: string | undefined;
+  contentType: string | undefined;
+  body: string;
+  cut: boolean;
+}
+
+const header = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
+
+/**
+ * `GET path` on the proxy's own API, asking for JSON. Socket-level failures come out as dial.ts's
+ * BurrowErrors; what undici itself raises (a timeout, a malformed answer, an abort) is the
+ * caller's to word.
+ */
+export async function apiGet(request: ApiGet): Promise<ApiAnswer> {
+  const { proxy, route, path, token, maxBody, signal } = request;
+  const client = await proxyApiClient(proxy, route, signal);
+  // An answer left unread keeps its connection busy: close() would wait for it.
+  let unread = true;
+  try {
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': route.userAgent };
+    if (token !== undefined) headers.authorization = `Bearer Pomerium-${token}`;
+    const response = await client.request({ method: 'GET', path, headers, signal });
+    const { text, cut } = await readBody(response.body, maxBody);
+    unread = cut;
+    return { status: response.statusCode, location: header(response.headers.location), contentType: header(response.headers['content-type']), body: text, cut };
+  } finally {
+    void (unread ? client.destroy() : client.close()).catch(() => {});
+  }
+}

@@ -79,11 +79,18 @@ export type BurrowEvent =
       bytes_up: number | null;
       bytes_down: number | null;
       reason: CloseReason;
+      /** A UDP session that broke before the proxy sent anything back: its peer is held off as after a failed open. */
+      hold_off_ms?: number;
     } & ConnectionFields &
       Partial<DatagramFields> &
       Partial<FailureFields>)
-  /** The tunnel could not be opened; `ms` is the time since `connecting`. */
-  | ({ event: 'failed'; ms: number } & ConnectionFields & FailureFields)
+  /**
+   * The tunnel could not be opened; `ms` is the time since `connecting`. A UDP session's also
+   * says how many of the peer's datagrams never reached the proxy (`dropped_up`: queued while it
+   * opened, or dropped during the hold-off after the peer's previous failure) and for how long
+   * the peer's datagrams are now dropped before its next attempt (`hold_off_ms`).
+   */
+  | ({ event: 'failed'; ms: number; dropped_up?: number; hold_off_ms?: number } & ConnectionFields & FailureFields)
   /** The listener was told to stop (`open` tunnels are being closed). */
   | { event: 'shutdown'; open: number }
   /** burrow itself failed (bad flags, cannot listen, …): the process exits with `exit_code`. */

@@ -182,6 +182,23 @@ export const text = {
   // --- ssh-config -------------------------------------------------------------------------------
   sshConfigNeedsHost: (url: string) => `with a proxy URL (${url}), say which ssh hosts go through it`,
   sshConfigNeedsHostHint: 'add --host with an ssh Host pattern, for example --host "*.corp.example.com"',
+  sshConfigNeedsHostForDestination: (destination: string) => `with a destination (${destination}), say which ssh hosts go to it`,
+  sshConfigLineBreak: (flag: string) => `${flag} cannot be written into an ssh config: its value has a line break`,
+  sshConfigLineBreakHint: 'give the value on one line',
+  invalidControlPersist: (value: string) => `invalid --control-persist ${q(value)}: it must be ssh's time format`,
+  invalidControlPersistHint: 'for example --control-persist 10m, 1h, 90 (seconds) or yes (until the master is stopped)',
+  controlPersistWithoutMultiplex: '--control-persist only means something with --multiplex',
+  controlPersistWithoutMultiplexHint: 'add --multiplex, or leave out --control-persist',
+  controlPathTooLong: (dir: string, max: number) => `the ssh control socket directory ${q(dir)} is too long for a Unix socket path (${max} characters at most)`,
+  controlPathTooLongHint: 'set XDG_CACHE_HOME to a shorter directory for ssh-config and for ssh, or leave out --multiplex',
+  controlDirFailed: (dir: string, why: string) => `cannot create the ssh control socket directory ${q(dir)} (${why})`,
+  controlDirFailedHint: 'check who owns the cache directory, or set XDG_CACHE_HOME to a directory of yours',
+  /** Comment lines of a --multiplex block, joined by newlines. */
+  sshConfigMultiplexNote: (persist: string) => [
+    `One ssh connection per host, shared by every session and kept ${persist === 'yes' ? 'until "ssh -O exit <host>"' : `${persist} after the last one ends ("ssh -O exit <host>" ends it now)`}:`,
+    'one tunnel, opened (and checked by the proxy\'s policy) once. ssh sends burrow\'s messages nowhere',
+    'under a shared connection: sign in first with "burrow login"; "burrow doctor" explains a failure.',
+  ].join('\n'),
   badHostPattern: (pattern: string) => `invalid ssh Host pattern ${q(pattern)}`,
   badHostPatternHint: 'use host names with * and ? wildcards, for example git.corp.example.com or "*.corp.example.com"',
   badSshUser: (user: string) => `invalid --user ${q(user)}`,
@@ -202,6 +219,10 @@ export const text = {
   acceptFailed: (address: string, reason: string) => `cannot accept a connection on ${address}: ${reason}`,
   listenerFull: (peer: string, tunnels: number, limit: number) =>
     `refused the connection from ${peer}: ${tunnels} tunnels are open, all that the open-files limit of ${limit} leaves room for`,
+  udpFull: (peer: string, sessions: number, limit: number) =>
+    `dropping datagrams from ${peer} and any other new peer: ${sessions} UDP sessions are open, all that the open-files limit of ${limit} leaves room for — ` +
+    'each holds one file descriptor: raise the open-files limit (ulimit -n, or LimitNOFILE= for a service), or shorten --idle-timeout so quiet sessions end sooner',
+  udpFullDropped: (datagrams: number) => `${datagrams} ${datagrams === 1 ? 'datagram' : 'datagrams'} from new peers dropped while every UDP session was taken`,
   tooManyFiles: (proxy: string, dest: string) => `cannot connect to ${proxy} (for ${dest}): too many open files`,
   tooManyFilesHint:
     'burrow uses two file descriptors per open tunnel: raise the open-files limit (ulimit -Hn / ulimit -n, or LimitNOFILE= for a service), or open fewer connections at once',
@@ -489,6 +510,37 @@ export const text = {
   clockSkewed: (proxy: string, span: string, direction: 'ahead of' | 'behind') => `this machine's clock is ${span} ${direction} the clock of ${proxy} (its Date header)`,
   clockSkewedHint: (margin: number) =>
     `set this machine's clock right (turn on NTP, e.g. timedatectl set-ntp true): burrow judges when a token expires by it, allowing ${margin} s of difference, and TLS checks certificates' dates with it`,
+  // --- burrow routes (the proxy's routes API) ----------------------------------------------------
+  routesNotJson: (proxy: string, start: string) =>
+    `${proxy} answered the routes API with something that is not JSON (${start === '' ? 'an empty body' : `it starts ${q(start)}`})`,
+  routesBadShape: (proxy: string, what: string) => `${proxy} answered the routes API with JSON that is not a list of routes: ${what}`,
+  routesNoList: 'it has no "routes" array',
+  routesNotObject: (n: number) => `route ${n} is not an object`,
+  routesNoFrom: (n: number) => `route ${n} has no "from" address`,
+  routesTooLarge: (proxy: string, mib: number) => `${proxy} answered the routes API with more than ${mib} MiB`,
+  routesProtocolHint: "check that the address is the proxy's own (Pomerium v0.29 or newer), not a page or another service in front of it",
+  routesAborted: (proxy: string) => `stopped asking ${proxy} for its routes`,
+  routesTimedOut: (proxy: string, seconds: number) => `${proxy} did not answer the routes API within ${seconds}s`,
+  routesTimedOutHint: 'try again, or allow longer with --connect-timeout',
+  routesFailed: (proxy: string, reason: string) => `the routes API of ${proxy} failed: ${reason}`,
+  routesSignInRequired: (proxy: string, status: number) => `sign-in required by ${proxy} for its routes API (HTTP ${status})`,
+  routesRejectedAfterSignIn: (proxy: string) => `${proxy} refused the token it issued moments ago for its routes API`,
+  routesDenied: (proxy: string) => `access denied by ${proxy} to its routes API (HTTP 403)`,
+  routesDeniedHint: "ask the proxy's admins whether its routes portal is open to you; burrow tcp, udp and ssh-config work without the list",
+  noRoutesApi: (proxy: string) => `${proxy} has no routes API (HTTP 404): it is older than Pomerium v0.29, or its routes portal is turned off`,
+  noRoutesApiHint: "ask the proxy's admins for the routes' addresses; burrow tcp, udp and ssh-config work without the list",
+  routesStatus: (proxy: string, status: number) => `${proxy} answered the routes API with HTTP ${status}`,
+  routesServerErrorHint: "the problem is on the proxy's side: try again later",
+  routesNone: (proxy: string, type: string | undefined) => `${proxy} lists no ${type === undefined ? '' : `${type} `}routes for you`,
+  routesHttpHint: (proxy: string) => `http routes open in a browser; for curl and scripts, "burrow token ${proxy}" prints the token to send (burrow token --help)`,
+  /** The command column of a route burrow cannot reach (an unknown type, a `from` it cannot parse). */
+  routesNoCommand: '-',
+  routesSshSkipped: (skipped: number, total: number, proxy: string) =>
+    `skipped ${skipped} of the ${total} routes ${proxy} lists: not tcp+https://host:22, or a host already written`,
+  fromRoutesHostHint: '--from-routes names each Host after its route: leave out --host',
+  fromRoutesProxyHint: '--from-routes takes the proxy as its argument: leave out --pomerium-url',
+  routesNoSsh: (proxy: string) => `${proxy} lists no tcp+https://host:22 routes for you: no Host blocks written`,
+
   // --- kubectl (burrow k8s) -----------------------------------------------------------------------
   execInfoNotJson: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not valid JSON',
   execInfoNotObject: 'KUBERNETES_EXEC_INFO (set by kubectl for its credential plugins) is not an ExecCredential object',

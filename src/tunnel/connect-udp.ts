@@ -7,7 +7,7 @@
  * start of the capsule stream.
  */
 import type { Socket } from 'node:net';
-import { ProxyProtocolError } from '../errors.js';
+import { ProxyProtocolError, TunnelBrokenError } from '../errors.js';
 import { type RouteOptions, routeHeaders } from '../net/route.js';
 import { text } from '../output/messages.js';
 import type { Target } from '../target.js';
@@ -87,7 +87,9 @@ function capsuleTunnel(socket: Socket, proxy: string, dest: string): DatagramTun
   socket.on('end', () => socket.destroy());
   socket.on('error', (error) => {
     const reason = explainSocketError(error);
-    if (reason) failure ??= new ProxyProtocolError(text.tunnelBroken(proxy, dest, reason), { hint: text.tunnelBrokenHint });
+    // A reset or a lost connection breaks the tunnel (as it does a stream's); only capsules the
+    // proxy should not have sent are its protocol's fault.
+    if (reason) failure ??= new TunnelBrokenError(text.tunnelBroken(proxy, dest, reason), { hint: text.tunnelBrokenHint, cause: error });
     socket.destroy();
   });
   // Reading starts with the first receiver, so no datagram that came with the answer is lost.

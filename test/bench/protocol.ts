@@ -2,6 +2,8 @@
 
 /** The CONNECT destination routed to the bench server. */
 export const BENCH_DEST = 'bench.corp.test:22';
+/** The CONNECT-UDP destination routed to the bench's UDP echo. */
+export const UDP_BENCH_DEST = 'echo.corp.test:7';
 /** The path of the `wss://localhost:PORT…` route to the same server. */
 export const WS_PATH = '/bench';
 
@@ -25,6 +27,8 @@ export function header(op: number, size: number): Buffer {
 export interface ServersReady {
   benchPort: number;
   tlsPort: number;
+  /** The UDP echo (direct UDP, the ceiling of the UDP row). */
+  udpEchoPort: number;
   proxyUrl: string;
   proxyPort: number;
   caPath: string;

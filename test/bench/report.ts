@@ -2,6 +2,7 @@
 import { PATH_LABELS, type PathId } from './clients.js';
 import { GiB, median, type ScaleResult, type SlowResult, type ThroughputRun } from './measure.js';
 import { CLK_TCK, type Machine } from './proc.js';
+import { UDP_PAYLOAD } from './udp.js';
 
 export interface Timing {
   medianMs: number;
@@ -23,6 +24,8 @@ export interface BenchSettings {
   burstReps: number;
   slowSeconds: number;
   slowConcurrent: number;
+  udpDatagrams: number;
+  udpWindow: number;
   paths: PathId[];
   sections: string[];
 }
@@ -47,8 +50,34 @@ export interface BenchResult {
   burst: ScaleResult | undefined;
   burstPeaks: number[];
   slow: SlowResult | undefined;
+  udp: UdpResult | undefined;
   errors: string[];
   summary?: Summary;
+}
+
+/** One side of the UDP row: medians over the repetitions. */
+export interface UdpFigures {
+  perSecond: number;
+  /** Datagrams not echoed within 500 ms, over all rate runs. */
+  lost: number;
+  /** CPU of the burrow process per datagram echoed (NaN for the direct path). */
+  cpuUsPerDatagram: number;
+  /** CPU seconds / wall seconds in the rate runs of burrow, the proxy's process (the echo in it) and the load generator. */
+  clientUtil: number;
+  proxyUtil: number;
+  loadgenUtil: number;
+  medianUs: number;
+  p99Us: number;
+  runs: number;
+}
+
+/** `burrow udp` against the same UDP echo reached directly. */
+export interface UdpResult {
+  datagrams: number;
+  window: number;
+  rounds: number;
+  direct: UdpFigures;
+  burrow: UdpFigures;
 }
 
 export interface DirectionSummary {
@@ -381,6 +410,35 @@ export function toMarkdown(result: BenchResult): string {
     lines.push(table(['what', 'median ms', 'p90 ms', 'ms above node -e 0'], rows));
     lines.push('');
     lines.push('Listener paths: `connect()` to the upstream\'s greeting byte with the token cached (a TLS handshake and a CONNECT each time). Processes: spawn to the greeting byte.');
+    lines.push('');
+  }
+
+  if (result.udp) {
+    const u = result.udp;
+    lines.push(`## UDP (burrow udp through the proxy's CONNECT-UDP vs the same echo directly; ${UDP_PAYLOAD}-byte datagrams)`);
+    lines.push('');
+    const rows = (['direct', 'burrow'] as const).map((id) => {
+      const r = u[id];
+      return [
+        id === 'direct' ? 'direct UDP (ceiling)' : 'burrow udp',
+        f(r.perSecond, 0),
+        id === 'burrow' ? x(r.perSecond / u.direct.perSecond) : '',
+        String(r.lost),
+        f(r.medianUs, 0),
+        f(r.p99Us, 0),
+        id === 'burrow' ? `${x(r.medianUs / u.direct.medianUs)} / ${x(r.p99Us / u.direct.p99Us)}` : '',
+        id === 'burrow' ? f(r.cpuUsPerDatagram, 1) : '',
+        `${id === 'burrow' ? `${pct(r.clientUtil)} / ` : ''}${pct(r.proxyUtil)} / ${pct(r.loadgenUtil)}`,
+      ];
+    });
+    lines.push(
+      table(['path', 'datagrams/s', '× direct', 'lost', 'median RTT µs', 'p99 µs', 'median / p99 × direct', 'burrow CPU µs per datagram', 'busy: burrow / proxy + echo / load gen.'], rows),
+    );
+    lines.push('');
+    lines.push(
+      `Rate: ${u.datagrams} datagrams echoed with ${u.window} in flight (each reply sends the next; one not back within 500 ms counts as lost and frees its slot). ` +
+        `Round trip: ${u.rounds} single datagrams after 100 unrecorded ones. One local socket, so one burrow session; the echo runs in the proxy's process. Medians of ${u.direct.runs} interleaved runs.`,
+    );
     lines.push('');
   }
 

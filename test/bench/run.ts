@@ -17,9 +17,10 @@ import { loadAverage, machine, machineBusySeconds, proxytunnelVersion } from './
 import { profileBurrow } from './profile.js';
 import { type BenchResult, type BenchSettings, summarize, toMarkdown, toSvg } from './report.js';
 import type { ServersReady } from './protocol.js';
+import { startBurrowUdp, udpRate, udpRoundTrips, type UdpRateRun } from './udp.js';
 
 const ALL_PATHS: PathId[] = ['direct', 'tls', 'proxytunnel', 'plain', 'go-listener', 'go-stdio', 'listener', 'stdio', 'ws'];
-const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'scale', 'burst', 'slow'] as const;
+const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'udp', 'scale', 'burst', 'slow'] as const;
 type Section = (typeof SECTIONS)[number] | 'profile';
 
 export interface Settings extends BenchSettings {
@@ -42,6 +43,8 @@ const HELP = `npm run bench -- [options]      (every option also as an environme
   --burst-reps N          burst runs, each with a fresh listener (the worst peak counts)  BENCH_BURST_REPS (2; quick 1)
   --slow-seconds N        duration of the slow-consumer run            BENCH_SLOW_SECONDS (10; quick 6)
   --slow-concurrent N     connections alongside the slow consumer      BENCH_SLOW_CONCURRENT (200)
+  --udp-datagrams N       64-byte datagrams per UDP rate run           BENCH_UDP_DATAGRAMS (50000; quick 10000)
+  --udp-window N          datagrams in flight in the UDP rate run      BENCH_UDP_WINDOW (32)
   --paths a,b             subset of: ${ALL_PATHS.join(',')}   BENCH_PATHS
   --only a,b              subset of: ${SECTIONS.join(',')},profile   BENCH_ONLY
   --profile               also profile burrow (--cpu-prof) during a throughput run; writes <name>-profile.md
@@ -85,7 +88,7 @@ function parseSettings(argv: string[]): Settings {
   };
   const sections = list<Section>('only', [...SECTIONS, 'profile'], SECTIONS);
   if (env('profile') === 'true' && !sections.includes('profile')) sections.push('profile');
-  const known = ['quick', 'profile', 'size-mib', 'reps', 'rounds', 'setup-reps', 'scale', 'scale-reps', 'burst', 'burst-kib', 'burst-reps', 'slow-seconds', 'slow-concurrent', 'paths', 'only', 'out', 'name'];
+  const known = ['quick', 'profile', 'size-mib', 'reps', 'rounds', 'setup-reps', 'scale', 'scale-reps', 'burst', 'burst-kib', 'burst-reps', 'slow-seconds', 'slow-concurrent', 'udp-datagrams', 'udp-window', 'paths', 'only', 'out', 'name'];
   const unknown = [...flags.keys()].find((flag) => !known.includes(flag));
   if (unknown) throw new Error(`unknown option --${unknown} (try --help)`);
   return {
@@ -101,6 +104,8 @@ function parseSettings(argv: string[]): Settings {
     burstReps: Math.round(num('burst-reps', 2, 1)),
     slowSeconds: num('slow-seconds', 10, 6),
     slowConcurrent: Math.round(num('slow-concurrent', 200, 200)),
+    udpDatagrams: Math.round(num('udp-datagrams', 50_000, 10_000)),
+    udpWindow: Math.round(num('udp-window', 32, 32)),
     paths: list<PathId>('paths', ALL_PATHS, ALL_PATHS),
     sections,
     out: env('out') ?? join(repoRoot, 'bench', 'results'),
@@ -173,6 +178,7 @@ async function main(): Promise<void> {
     burst: undefined,
     burstPeaks: [],
     slow: undefined,
+    udp: undefined,
     errors: [],
   };
   // What the machine does without us, over one second: anything else running skews every figure.
@@ -300,6 +306,45 @@ async function main(): Promise<void> {
       for (const [id, ms] of Object.entries(times)) {
         result.startup[id] = { medianMs: median(ms), p90Ms: percentile(ms, 0.9), runs: ms.length };
         log(`startup ${id.padEnd(11)} median ${fmt(median(ms), 1)} ms  p90 ${fmt(percentile(ms, 0.9), 1)} ms`);
+      }
+    }
+
+    if (has('udp')) {
+      // burrow udp against the same UDP echo reached directly, interleaved, in this run.
+      const burrow = await attempt('udp: start burrow udp', () => startBurrowUdp(servers));
+      if (burrow) {
+        const ports = { direct: servers.udpEchoPort, burrow: burrow.port };
+        const pids = { direct: undefined, burrow: burrow.child.pid };
+        const rates: Record<'direct' | 'burrow', UdpRateRun[]> = { direct: [], burrow: [] };
+        const trips: Record<'direct' | 'burrow', number[][]> = { direct: [], burrow: [] };
+        try {
+          for (let rep = 0; rep < settings.reps; rep++) {
+            for (const id of rep % 2 === 0 ? (['direct', 'burrow'] as const) : (['burrow', 'direct'] as const)) {
+              const rate = await attempt(`udp rate ${id}`, () => udpRate(ports[id], settings.udpDatagrams, settings.udpWindow, { client: pids[id], proxy: helperPid }));
+              if (rate) rates[id].push(rate);
+              const rtt = await attempt(`udp round trips ${id}`, () => udpRoundTrips(ports[id], settings.rounds));
+              if (rtt) trips[id].push(rtt);
+              log(
+                `udp ${rep + 1}/${settings.reps} ${id.padEnd(7)} ${fmt(rate?.perSecond ?? Number.NaN, 0).padStart(7)} datagrams/s (${rate?.lost ?? '–'} lost)  ` +
+                  `round trip median ${fmt(rtt ? percentile(rtt, 0.5) : Number.NaN, 0)} µs  p99 ${fmt(rtt ? percentile(rtt, 0.99) : Number.NaN, 0)} µs`,
+              );
+            }
+          }
+        } finally {
+          await burrow.stop();
+        }
+        const row = (id: 'direct' | 'burrow') => ({
+          perSecond: median(rates[id].map((r) => r.perSecond)),
+          lost: rates[id].reduce((sum, r) => sum + r.lost, 0),
+          cpuUsPerDatagram: median(rates[id].map((r) => (r.clientCpu / r.datagrams) * 1e6)),
+          clientUtil: median(rates[id].map((r) => r.clientCpu / r.seconds)),
+          proxyUtil: median(rates[id].map((r) => r.proxyCpu / r.seconds)),
+          loadgenUtil: median(rates[id].map((r) => r.loadgenCpu / r.seconds)),
+          medianUs: median(trips[id].map((r) => percentile(r, 0.5))),
+          p99Us: median(trips[id].map((r) => percentile(r, 0.99))),
+          runs: rates[id].length,
+        });
+        result.udp = { datagrams: settings.udpDatagrams, window: settings.udpWindow, rounds: settings.rounds, direct: row('direct'), burrow: row('burrow') };
       }
     }
 

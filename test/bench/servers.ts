@@ -9,13 +9,14 @@
  * download N bytes, or echo. Nothing ends a connection but the client, so a stdio-mode client
  * stays alive until the load generator has read its CPU counters.
  */
+import { createSocket } from 'node:dgram';
 import { connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { startTcpServer } from '../helpers/echo-server.js';
 import { startFakePomerium } from '../helpers/fake-pomerium.js';
 import { readFixture } from '../helpers/fixtures.js';
-import { ACK, BENCH_DEST, GREETING, HEADER_BYTES, Op, WS_PATH, type ServersReady } from './protocol.js';
+import { ACK, BENCH_DEST, GREETING, HEADER_BYTES, Op, UDP_BENCH_DEST, WS_PATH, type ServersReady } from './protocol.js';
 
 /** What the download side writes from: one buffer, sent again and again (no per-chunk work). */
 const CHUNK = Buffer.alloc(1024 * 1024, 0x5a);
@@ -111,16 +112,23 @@ async function startTlsTerminator(targetPort: number): Promise<{ port: number; c
 async function main(): Promise<void> {
   const bench = await startTcpServer(serve);
   const terminator = await startTlsTerminator(bench.port);
+  // The UDP echo: every datagram straight back to its sender.
+  const udpEcho = createSocket('udp4');
+  udpEcho.on('message', (message, peer) => udpEcho.send(message, peer.port, peer.address));
+  await new Promise<void>((resolve) => udpEcho.bind(0, '127.0.0.1', resolve));
+  const udpEchoPort = udpEcho.address().port;
   const proxy = await startFakePomerium({
     routes: [
       { from: `tcp+https://${BENCH_DEST}`, to: `tcp://${bench.address}` },
       { from: `wss://localhost${WS_PATH}`, to: `tcp://${bench.address}` },
+      { from: `udp+https://${UDP_BENCH_DEST}`, to: `udp://127.0.0.1:${udpEchoPort}` },
     ],
   });
   const token = proxy.mintToken({ ttlSeconds: 6 * 3600 });
   const ready: ServersReady = {
     benchPort: bench.port,
     tlsPort: terminator.port,
+    udpEchoPort,
     proxyUrl: proxy.url,
     proxyPort: proxy.port,
     caPath: proxy.caPath,
@@ -131,6 +139,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     terminator.close();
+    udpEcho.close();
     await proxy.close();
     await bench.close();
     process.exit(0);

@@ -21,15 +21,8 @@ import { fixture, readFixture } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/processes.js';
 import { requireSquid, type Squid, startSquid, stopAllSquid } from '../helpers/squid.js';
 import { DEST, startWorld, type World } from '../helpers/world.js';
+import type { StepJson } from '../../src/cli/commands/doctor.js';
 
-interface StepJson {
-  step: string;
-  ok: boolean;
-  skipped?: true;
-  detail: string;
-  code?: string;
-  hint?: string;
-}
 interface DoctorJson {
   ok: boolean;
   proxy: string;

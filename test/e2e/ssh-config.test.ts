@@ -14,8 +14,9 @@
  * (never skip).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
@@ -77,7 +78,7 @@ describe('burrow ssh-config output with ssh -F and git clone (real OpenSSH, git,
       NO_COLOR: '1',
       ...browserEnv({ log: browserLog }),
     };
-    knownHosts = sshd.knownHostsFor(['ws-git.corp.test', 'fixed-git.corp.test', 'gw-git.corp.test', 'slow-ws.corp.test', 'slow-fixed.corp.test']);
+    knownHosts = sshd.knownHostsFor(['ws-git.corp.test', 'fixed-git.corp.test', 'gw-git.corp.test', 'slow-ws.corp.test', 'slow-fixed.corp.test', 'mux-git.corp.test']);
     mkdirSync(join(work, 'srv'));
     repo = await createBareRepo(join(work, 'srv'), { bigFileBytes: 8 * MiB });
   });
@@ -109,7 +110,7 @@ describe('burrow ssh-config output with ssh -F and git clone (real OpenSSH, git,
    * ssh's own options besides the file: only the test's safety options (key, known hosts, no
    * prompts or agents); the User and the ProxyCommand come from the file.
    */
-  function sshArgs(file: string): string[] {
+  function sshArgs(file: string, own: { controlPath: boolean } = { controlPath: false }): string[] {
     return [
       '-F', file,
       '-i', sshd.clientKey,
@@ -119,7 +120,8 @@ describe('burrow ssh-config output with ssh -F and git clone (real OpenSSH, git,
       '-o', 'IdentitiesOnly=yes',
       '-o', 'IdentityAgent=none',
       '-o', 'BatchMode=yes',
-      '-o', 'ControlPath=none',
+      // The file's ControlPath (--multiplex), or none: no test shares another's connection.
+      ...(own.controlPath ? [] : ['-o', 'ControlPath=none']),
     ];
   }
 
@@ -236,6 +238,102 @@ describe('burrow ssh-config output with ssh -F and git clone (real OpenSSH, git,
       assert.ok(!r.stderr.includes(API_KEY), r.stderr);
     });
   }
+
+  it('--multiplex: one ssh connection, one burrow and one tunnel for a burst of git and ssh sessions; ssh -O exit ends it', { timeout: 180_000 }, async () => {
+    const destination = `tcp+https://localhost:${proxy.port}/git.corp.test:22`;
+    const { file, block } = await sshConfigFile('multiplex', [
+      destination, '--host', 'mux-git.corp.test', '--user', sshd.user, '--multiplex', '--control-persist', '2m',
+      '--alternate-ca-path', proxy.caPath, '--browser-cmd', followBrowser,
+    ]);
+    const sockets = join(env.XDG_CACHE_HOME!, 'burrow', 'ssh');
+    assert.match(block, /^ {2}ControlMaster auto$/m);
+    assert.ok(block.includes(`\n  ControlPath ${sockets}/%C\n`), block);
+    assert.match(block, /^ {2}ControlPersist 2m$/m);
+    assert.match(block, /^# One ssh connection per host/m);
+    assert.equal(statSync(sockets).mode & 0o777, 0o700, 'the control socket directory is private');
+    const args = sshArgs(file, { controlPath: true });
+    // Not sshd.ts's run(): it kills the command's process group when the command exits, and the
+    // master that ControlPersist leaves behind is in that group. This one waits for the exit only;
+    // the master is stopped below with ssh -O exit, or killed by its pid.
+    const muxSsh = (rest: string[], timeoutMs = 60_000) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn('ssh', [...args, ...rest], { env: { ...env, LANG: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          // What the pipes still hold arrives within a moment; the master never writes to them.
+          setTimeout(() => resolve({ code: code ?? 255, stdout, stderr }), 50);
+        });
+      });
+    let masterPid: number | undefined;
+    const from = proxy.requests.length;
+    const opened = proxy.stats.connectsByStatus[200] ?? 0;
+    try {
+      const first = await muxSsh(['mux-git.corp.test', 'echo one']);
+      assert.equal(first.code, 0, diag(first.stderr, block));
+      assert.equal(first.stdout, 'one\n');
+      const check = await muxSsh(['-O', 'check', 'mux-git.corp.test']);
+      assert.equal(check.code, 0, `a master runs after the first session ended: ${check.stderr}`);
+      masterPid = Number(/Master running \(pid=(\d+)\)/.exec(check.stderr)?.[1]);
+      assert.ok(masterPid > 0, check.stderr);
+      // What the guide says: under a persisted master, ssh gives the ProxyCommand (burrow) /dev/null for stderr.
+      // (The first ssh started it and then became a client of the master it forked: find it by its command line.)
+      const burrows = readdirSync('/proc')
+        .filter((pid) => /^\d+$/.test(pid))
+        .filter((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(destination);
+          } catch {
+            return false;
+          }
+        });
+      assert.equal(burrows.length, 1, `one burrow runs for the master: ${burrows.join(' ')}`);
+      assert.equal(readlinkSync(`/proc/${burrows[0]}/fd/2`), '/dev/null');
+      // A burst: sessions and git operations, all over the one connection.
+      const results = await Promise.all([1, 2, 3].map((n) => muxSsh(['mux-git.corp.test', `echo ${n}`])));
+      for (const [i, r] of results.entries()) assert.equal(r.stdout, `${i + 1}\n`, diag(r.stderr, block));
+      const sshCommand = ['ssh', ...args].map(shQuote).join(' ');
+      for (let i = 0; i < 2; i++) {
+        const refs = await git(['ls-remote', `mux-git.corp.test:${repo.path}`, 'HEAD'], { env: { ...env, GIT_SSH_COMMAND: sshCommand }, timeoutMs: 60_000 });
+        assert.ok(refs.startsWith(repo.head), refs);
+      }
+      // The first burrow may have signed in first (a CONNECT answered 302, then the retry).
+      assert.equal((proxy.stats.connectsByStatus[200] ?? 0) - opened, 1, 'one tunnel for every session and git run');
+      assert.ok(requestsFor('git.corp.test:22', from).length <= 2, 'and no other CONNECT than a sign-in\'s first one');
+    } finally {
+      const exit = await muxSsh(['-O', 'exit', 'mux-git.corp.test']);
+      if (exit.code !== 0 && masterPid) process.kill(masterPid, 'SIGKILL');
+    }
+    const after = await muxSsh(['-O', 'check', 'mux-git.corp.test']);
+    assert.notEqual(after.code, 0, 'no master after ssh -O exit');
+    // The master's burrow ends with it (its stdin closes): nothing of the burst is left running.
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && alive(masterPid!)) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!alive(masterPid!), 'the master is gone');
+  });
+
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('--multiplex refusals: --control-persist alone, a bad time', async () => {
+    const alone = await runBurrow(['ssh-config', 'git.corp.test', '--control-persist', '10m'], { env });
+    assert.equal(alone.code, 2);
+    assert.equal(alone.stderr, 'burrow: error: --control-persist only means something with --multiplex — add --multiplex, or leave out --control-persist\n');
+    const bad = await runBurrow(['ssh-config', 'git.corp.test', '--multiplex', '--control-persist', '10 minutes'], { env });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^burrow: error: invalid --control-persist "10 minutes": it must be ssh's time format — for example/);
+    assert.equal(bad.stdout.length, 0);
+  });
 
   it('one browser sign-in in total: every burrow above reused the cached token', () => {
     assert.equal(browserLaunches(browserLog).length, 1, readFileSync(browserLog, 'utf8'));

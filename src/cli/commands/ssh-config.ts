@@ -10,15 +10,21 @@
  *   wss://gw/ssh, tcp+https://proxy/db:5432, host:port --host PATTERN
  *                                                    every host of PATTERN goes to that one destination
  */
-import { resolve } from 'node:path';
+import { chmod } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.js';
+import { OutputError, UsageError } from '../../errors.js';
 import { parseForwardProxy, type ProxySettingValues } from '../../net/proxy-env.js';
 import { buildTls, type TlsFlags } from '../../net/tls.js';
 import { text } from '../../output/messages.js';
-import { parseProxyUrl, parseTarget } from '../destination.js';
+import type { PortalRoute } from '../../net/routes-api.js';
+import { parseProxyOrigin, parseProxyUrl, parseTarget } from '../destination.js';
 import { addFlags, checkValues, defaultValues, flagsOf, optionOf } from '../flags.js';
-import { parseHostPattern, parseServerAliveInterval, type SessionLimitValues } from '../options.js';
+import { parseControlPersist, parseHostPattern, parseServerAliveInterval, serviceAccountToken, type SessionLimitValues } from '../options.js';
+import { cacheDir } from '../../store/cache-dir.js';
+import { ensureDir } from '../../store/ensure-dir.js';
+import { commandLogger, proxyAccess, type ProxyAccessValues } from '../proxy-access.js';
+import { routesSignedIn } from './routes.js';
 import { resolveTransport, type TransportChoice } from '../../tunnel/transports.js';
 import type { CommandName } from '../command-table.js';
 import type { Runtime } from '../runtime.js';
@@ -35,17 +41,42 @@ export interface SshConfigValues extends TlsFlags, Partial<SignInValues>, Sessio
   transport?: TransportChoice;
   pingInterval?: string;
   header?: string[];
+  multiplex?: boolean;
+  controlPersist?: string;
+  /** `--from-routes`: the argument is a proxy; one block per tcp+https://host:22 route it lists. */
+  fromRoutes?: boolean;
 }
 
+/** ssh's ControlPersist when --multiplex is given without --control-persist. */
+export const DEFAULT_CONTROL_PERSIST = '10m';
+
 /**
- * This command's sentences that output/messages.ts does not have yet (src/output is being
- * restructured on another branch; they move there after the merge).
+ * The longest control socket directory: a Unix socket path holds 107 bytes on Linux (103 on
+ * macOS and the BSDs) before its NUL, and ssh binds `<dir>/%C` (40 hex) plus a 17-character
+ * temporary suffix before renaming it into place.
  */
-const say = {
-  needsHost: (destination: string) => `with a destination (${destination}), say which ssh hosts go to it`,
-  lineBreak: (flag: string) => `${flag} cannot be written into an ssh config: its value has a line break`,
-  lineBreakHint: 'give the value on one line',
-};
+export const CONTROL_DIR_MAX = (process.platform === 'linux' ? 107 : 103) - 1 - 40 - 17;
+
+/** The 0700 directory of ssh's control sockets for `--multiplex`: burrow's, in its cache directory. */
+export function controlDir(env: NodeJS.ProcessEnv): string {
+  return join(cacheDir(env), 'ssh');
+}
+
+/** Creates the control socket directory, or makes an existing one 0700 again (it is burrow's own). */
+async function ensureControlDir(dir: string): Promise<void> {
+  try {
+    await ensureDir(dir, 0o700);
+    await chmod(dir, 0o700);
+  } catch (error) {
+    throw new OutputError(text.controlDirFailed(dir, (error as NodeJS.ErrnoException).code ?? String(error)), { hint: text.controlDirFailedHint });
+  }
+}
+
+/** The ControlPath line's value: the directory with `%` doubled (ssh expands %-tokens), then ssh's `%C`; quoted when it has a space. */
+function controlPathValue(dir: string): string {
+  const path = `${dir.replace(/%/g, '%%')}/%C`;
+  return /[\s"]/.test(path) ? `"${path.replace(/"/g, '\\"')}"` : path;
+}
 
 /** Quotes one argument for the /bin/sh that ssh runs ProxyCommand with, and escapes ssh's %. */
 export function proxyCommandArg(value: string): string {
@@ -70,10 +101,14 @@ Examples:
   $ burrow ssh-config https://proxy.corp.example.com --host '*.corp.example.com' >> ~/.ssh/config
   $ burrow ssh-config wss://gateway.corp.example.com/ssh --host gitlab --header "PRIVATE-TOKEN: …" >> ~/.ssh/config
   $ burrow ssh-config tcp+https://proxy.corp.example.com/db.internal:22 --host db >> ~/.ssh/config
+  $ burrow ssh-config --from-routes https://proxy.corp.example.com --user git >> ~/.ssh/config
 `,
   );
-  command.action((argument: string, values: SshConfigValues) => {
-    runtime.stdout.write(sshConfigBlock(argument, values, runtime));
+  command.action(async (argument: string, values: SshConfigValues) => {
+    const block = values.fromRoutes ? await sshConfigFromRoutes(argument, values, runtime) : sshConfigBlock(argument, values, runtime);
+    // ssh does not create the ControlPath's directory: a missing one fails every connection.
+    if (values.multiplex === true) await ensureControlDir(controlDir(runtime.env));
+    runtime.stdout.write(block);
   });
 }
 
@@ -85,7 +120,11 @@ function argumentKind(argument: string): 'proxy-url' | 'destination' | 'pattern'
   return scheme !== undefined || argument.includes(':') || argument.trim().startsWith('[') ? 'destination' : 'pattern';
 }
 
-export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime): string {
+/**
+ * The block for `argument` (a Host pattern, a proxy URL or a destination) and the flags given;
+ * `shown` is what its comment says to run again (the argument itself, unless told otherwise).
+ */
+export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime, shown = argument): string {
   const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & Record<string, unknown>;
   const kind = argumentKind(argument);
   let pattern = values.host;
@@ -98,7 +137,7 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
     values.pomeriumUrl = argument;
     if (pattern === undefined) throw new UsageError(text.sshConfigNeedsHost(argument), { hint: text.sshConfigNeedsHostHint });
   } else if (kind === 'destination') {
-    if (pattern === undefined) throw new UsageError(say.needsHost(argument), { hint: text.sshConfigNeedsHostHint });
+    if (pattern === undefined) throw new UsageError(text.sshConfigNeedsHostForDestination(argument), { hint: text.sshConfigNeedsHostHint });
     // As tcp will parse it (--pomerium-url included: it may not go with wss://).
     const target = parseTarget(argument, values.pomeriumUrl);
     destination = argument.trim();
@@ -117,19 +156,83 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   const forward = typeof values.proxy === 'string' ? parseForwardProxy(values.proxy, '--proxy') : undefined;
   if (proxyScheme === 'https' || forward?.scheme === 'https') buildTls(values, runtime.env);
   const interval = parseServerAliveInterval(values.serverAliveInterval ?? '30');
+  if (values.controlPersist !== undefined && values.multiplex !== true) {
+    throw new UsageError(text.controlPersistWithoutMultiplex, { hint: text.controlPersistWithoutMultiplexHint });
+  }
+  const persist = values.multiplex === true ? parseControlPersist(values.controlPersist ?? DEFAULT_CONTROL_PERSIST) : undefined;
+  const sockets = controlDir(runtime.env);
+  if (persist !== undefined && Buffer.byteLength(sockets) > CONTROL_DIR_MAX) {
+    throw new UsageError(text.controlPathTooLong(sockets, CONTROL_DIR_MAX), { hint: text.controlPathTooLongHint });
+  }
 
   // %h:%p are ssh's tokens and stay unquoted; everything else is quoted for sh and ssh.
   const args = ['tcp', '--listen', '-', destination, ...passedOn(values)];
   const command = [...runtime.selfCommand(), ...args].map((a) => (a === '%h:%p' ? a : proxyCommandArg(a))).join(' ');
   const lines = [
     `# burrow ${runtime.version}: ssh to ${pattern} through the identity-aware proxy.`,
-    `# Append to ~/.ssh/config, e.g.: burrow ssh-config ${argument} >> ~/.ssh/config`,
+    `# Append to ~/.ssh/config, e.g.: burrow ssh-config ${shown} >> ~/.ssh/config`,
+    ...(persist === undefined ? [] : text.sshConfigMultiplexNote(persist).split('\n').map((line) => `# ${line}`)),
     `Host ${pattern}`,
     `  ProxyCommand ${command}`,
   ];
   if (interval > 0) lines.push(`  ServerAliveInterval ${interval}`, '  ServerAliveCountMax 4');
   if (values.user !== undefined) lines.push(`  User ${values.user}`);
+  if (persist !== undefined) lines.push('  ControlMaster auto', `  ControlPath ${controlPathValue(sockets)}`, `  ControlPersist ${persist}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `--from-routes`: one block, as {@link sshConfigBlock} writes it for a Host pattern, per
+ * `tcp+https://host:22` route the proxy lists (routes.ts asks, signing in if needed), with
+ * `--pomerium-url` passed on when the proxy is not the host's own https on 443. Other routes,
+ * and a host listed twice, are skipped and counted on stderr. Every flag is checked before the
+ * proxy is asked.
+ */
+export async function sshConfigFromRoutes(argument: string, given: SshConfigValues, runtime: Runtime): Promise<string> {
+  if (given.host !== undefined) throw new UsageError(text.conflictingFlags('--from-routes', '--host'), { hint: text.fromRoutesHostHint });
+  if (given.pomeriumUrl !== undefined) throw new UsageError(text.conflictingFlags('--from-routes', '--pomerium-url'), { hint: text.fromRoutesProxyHint });
+  const proxy = parseProxyOrigin(argument, 'proxy');
+  const shown = `--from-routes ${proxy.origin}`;
+  // A block for a stand-in host checks every flag now, before any sign-in.
+  sshConfigBlock('routes.invalid', { ...given, pomeriumUrl: proxy.origin }, runtime, shown);
+  const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & ProxyAccessValues;
+  const logger = commandLogger({}, runtime, 'info');
+  const access = proxyAccess(proxy, values, runtime, logger, serviceAccountToken(values, runtime.env));
+  const stop = new AbortController();
+  const off = runtime.onSignal(() => stop.abort());
+  let routes;
+  try {
+    routes = await routesSignedIn(access, stop.signal);
+  } finally {
+    off();
+  }
+  const blocks: string[] = [];
+  const written = new Set<string>();
+  for (const route of routes) {
+    const host = sshHostOf(route);
+    if (host === undefined || written.has(host.name)) continue;
+    try {
+      blocks.push(sshConfigBlock(host.name, { ...given, pomeriumUrl: host.proxy === proxy.origin ? undefined : proxy.origin }, runtime, shown));
+      written.add(host.name);
+    } catch (error) {
+      // A host no Host line can name (an IPv6 literal): skipped like the others.
+      if (!(error instanceof UsageError)) throw error;
+    }
+  }
+  if (blocks.length === 0) logger.info(text.routesNoSsh(proxy.origin));
+  if (blocks.length < routes.length) logger.info(text.routesSshSkipped(routes.length - blocks.length, routes.length, proxy.origin));
+  return blocks.join('\n');
+}
+
+/** The host of a `tcp+https://host:22` route and the proxy its `from` implies, else undefined. */
+function sshHostOf(route: PortalRoute): { name: string; proxy: string } | undefined {
+  if (route.type !== 'tcp' || !/^tcp\+https:\/\//i.test(route.from)) return undefined;
+  try {
+    const target = parseTarget(route.from);
+    return target.destination.port === 22 ? { name: target.destination.host, proxy: target.proxy.origin } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -153,7 +256,7 @@ export function passedOn(values: Record<string, unknown>, command: CommandName =
       for (const raw of given) {
         if (raw.trim() === entry.default) continue;
         const written = entry.passOn === 'value' ? raw : entry.passOn === 'path' ? resolve(raw) : entry.passOn(raw);
-        if (/[\r\n]/.test(written)) throw new UsageError(say.lineBreak(flag), { hint: say.lineBreakHint });
+        if (/[\r\n]/.test(written)) throw new UsageError(text.sshConfigLineBreak(flag), { hint: text.sshConfigLineBreakHint });
         args.push(flag, written);
       }
     }

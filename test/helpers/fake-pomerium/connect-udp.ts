@@ -71,7 +71,8 @@ export async function handleConnectUdp(ctx: ProxyContext, req: IncomingMessage, 
   const answer =
     ctx.settings.udpAnswer === 101 ? 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: connect-udp\r\nCapsule-Protocol: ?1\r\n\r\n' : 'HTTP/1.1 200 OK\r\nCapsule-Protocol: ?1\r\n\r\n';
   count(ctx.settings.udpAnswer ?? 200);
-  socket.write(answer);
+  const after = ctx.settings.udpAfterAnswer?.({ method, url: target, headers: req.headers, upgrade: true });
+  socket.write(after ? Buffer.concat([Buffer.from(answer), after]) : answer);
   relay(socket, udp, ctx.openTunnel());
   if (head.length > 0) socket.unshift(head);
 }

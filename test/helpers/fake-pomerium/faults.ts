@@ -30,18 +30,21 @@ export type CannedResponse =
 export interface FaultOptions {
   respond?: (request: FakeRequest) => CannedResponse | undefined;
   onConnectDelayMs?: number;
+  delayRequest?: (request: FakeRequest) => number | undefined;
   stallConnect?: boolean;
 }
 
 /**
- * The delay and stall faults of a tunnel request (CONNECT or upgrade): waits `onConnectDelayMs`,
- * then says whether to go on. False when the proxy went down while waiting, or with
- * `stallConnect` (the socket then stays open until the client or close() ends it).
+ * The delay and stall faults of a tunnel request (CONNECT or upgrade): waits `onConnectDelayMs`
+ * plus what `delayRequest` says for this request, then says whether to go on. False when the
+ * proxy went down while waiting, or with `stallConnect` (the socket then stays open until the
+ * client or close() ends it).
  */
-export async function proceedAfterFaults(options: FaultOptions, closing: AbortSignal): Promise<boolean> {
-  if (options.onConnectDelayMs) {
+export async function proceedAfterFaults(options: FaultOptions, closing: AbortSignal, request: FakeRequest): Promise<boolean> {
+  const ms = (options.onConnectDelayMs ?? 0) + (options.delayRequest?.(request) ?? 0);
+  if (ms > 0) {
     try {
-      await delay(options.onConnectDelayMs, undefined, { signal: closing });
+      await delay(ms, undefined, { signal: closing });
     } catch {
       return false; // close() was called while we waited
     }

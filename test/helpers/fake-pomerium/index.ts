@@ -62,6 +62,12 @@ export interface FakePomeriumOptions {
    * sign-in page without one); `false` answers 404, as an older proxy without it.
    */
   routesApi?: boolean;
+  /**
+   * The `routes` list the routes API answers with, as given (any JSON values, for hostile names
+   * and `connect_command`s); default one entry per route of the table (id, name, type, from).
+   * {@link FakePomerium.setPortalRoutes} changes it on a running proxy.
+   */
+  portalRoutes?: unknown[];
   /** Email pre-filled in the sign-in form and used by `?submit=1` without `email`; default alice@corp.test. */
   signInEmail?: string;
   /** Answer to a CONNECT without a valid token: 302 (default, with Location), 401, 307… */
@@ -71,12 +77,19 @@ export interface FakePomeriumOptions {
   /** Bytes sent in the same write as the `200` head, as if the upstream spoke first. */
   greeting?: Buffer;
   /**
+   * Raw bytes a CONNECT-UDP tunnel writes to the client right after its answer head, where
+   * capsules go (for malformed capsule streams); the tunnel then relays as usual.
+   */
+  udpAfterAnswer?: (request: FakeRequest) => Buffer | undefined;
+  /**
    * When it returns something, that answer replaces the normal handling of the request (CONNECT,
    * WebSocket upgrade or plain request).
    */
   respond?: (request: FakeRequest) => CannedResponse | undefined;
   /** Wait this long before handling each CONNECT (and each WebSocket upgrade). */
   onConnectDelayMs?: number;
+  /** Wait this many more ms before handling this one CONNECT or upgrade (e.g. one destination's first). */
+  delayRequest?: (request: FakeRequest) => number | undefined;
   /** Accept CONNECTs (and WebSocket upgrades) and never answer them (for client timeouts). */
   stallConnect?: boolean;
   /** How long to wait for the route's upstream before answering 503; default 5000. */
@@ -173,6 +186,8 @@ export interface FakePomerium {
   /** The claims of `jwt` if this proxy signed it and it has not expired, else `null`. */
   verifyToken(jwt: string): TokenClaims | null;
   addRoute(route: FakeRoute): void;
+  /** Replaces the list the routes API answers with ({@link FakePomeriumOptions.portalRoutes}); `undefined`: the route table's. */
+  setPortalRoutes(routes: unknown[] | undefined): void;
   /**
    * Destroys every socket (open tunnels, WebSocket ones included), then closes the server;
    * bounded, idempotent.
@@ -356,6 +371,9 @@ export async function startFakePomerium(options: FakePomeriumOptions = {}): Prom
     mintToken: tokens.mintToken,
     verifyToken: tokens.verifyToken,
     addRoute: (route) => routes.add(route),
+    setPortalRoutes(list) {
+      settings.portalRoutes = list;
+    },
     close(closeOptions = {}) {
       closed ??= shutdown(closeOptions, true);
       return closed;

@@ -75,7 +75,7 @@ export async function admitTunnel<D extends Destination, U = Socket>(ctx: ProxyC
     writeAnswer(socket, status, headers, body);
   };
 
-  if (!(await proceedAfterFaults(ctx.settings, ctx.closing))) return undefined;
+  if (!(await proceedAfterFaults(ctx.settings, ctx.closing, request.hook))) return undefined;
   const raw = (data: Buffer | string): void => {
     count(0);
     endSoon(socket, data);
