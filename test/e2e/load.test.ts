@@ -186,9 +186,10 @@ describe('burrow tcp: load, proxy in its own process', () => {
     assert.ok(limits.soft >= needed, `this test needs ${needed} file descriptors, the limit is ${limits.soft} (hard ${limits.hard}): raise it (ulimit -Hn ${needed}; ulimit -n ${needed})`);
     const echo = await startEchoServer();
     const proxy = await startProxyProcess({ routes: [{ from: `tcp+https://${DEST}`, to: `tcp://${echo.address}` }] });
+    let burrow: Awaited<ReturnType<typeof startListener>> | undefined;
     try {
       assert.ok(fdLimits(proxy.pid).soft >= needed, `the proxy's fd limit: ${JSON.stringify(fdLimits(proxy.pid))}`);
-      const burrow = await startListener(proxy.tcpArgs(DEST).slice(1), { env: proxy.env });
+      burrow = await startListener(proxy.tcpArgs(DEST).slice(1), { env: proxy.env });
       const pid = burrow.child.pid!;
       assert.ok(fdLimits(pid).soft >= 2 * CONNECTIONS + 100, `burrow's own fd limit: ${JSON.stringify(fdLimits(pid))}`);
       const warm = await echoBurst(burrow.port, 20, () => 64 * 1024, 1, 30_000);
@@ -207,6 +208,8 @@ describe('burrow tcp: load, proxy in its own process', () => {
       assert.ok(peak <= 150 * MiB, `burrow's peak RSS ${mib(peak)} (idle ${mib(idle)}) with ${CONNECTIONS} busy tunnels; the bound is 150 MiB`);
       assert.equal(await burrow.stop(), 0);
     } finally {
+      // A failed assertion must not leave the listener running (and the test process waiting on it).
+      if (burrow && burrow.child.exitCode === null && burrow.child.signalCode === null) burrow.child.kill('SIGKILL');
       await proxy.stop();
       await echo.close();
     }
