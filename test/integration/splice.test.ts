@@ -106,6 +106,47 @@ describe('splice', () => {
     }
   });
 
+  it('with a reused read buffer (stdio), every downloaded byte reaches a local output that is slow now and then, in order', { timeout: 30_000 }, async () => {
+    const data = payload(16 * MB + 777, 13);
+    const server = createServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem'), allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      s.resume();
+      // Odd-sized writes, so that records and reads do not line up with the buffer.
+      for (let at = 0; at < data.length; at += 100_003) s.write(data.subarray(at, at + 100_003));
+      s.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const tcp = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
+      const socket = connect({ socket: tcp, servername: 'localhost', ca: readFixture('ca.pem') });
+      await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+      socket.pause();
+      // Bytes are hashed when the output gets to them, not when written: a buffer used again
+      // while the output still held it would change the digest.
+      const hash = createHash('sha256');
+      let writes = 0;
+      const output = new Writable({
+        highWaterMark: 32 * 1024,
+        write(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          if (++writes % 7 === 0) setTimeout(callback, 2);
+          else callback();
+        },
+      });
+      const input = new PassThrough();
+      input.end();
+      const done = splice({ input, output }, socketTunnel(socket, 0), { reuseReadBuffer: true });
+      assert.equal(socket.listenerCount('data'), 0, 'read into the buffer, not piped');
+      const result = await done;
+      assert.equal(result.error, undefined);
+      assert.ok(output.writableFinished, 'the remote end reached the local output');
+      assert.equal(hash.digest('hex'), sha256(data));
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   /** A tunnel over an in-memory stream; `finished` counts calls of `finish`. */
   function memoryTunnel(stream: Duplex): Tunnel & { finished: number } {
     const tunnel = {
