@@ -21,6 +21,7 @@ import { addFlags, checkValues, defaultValues, flagsOf, optionOf } from '../flag
 import { parseHostPattern, parseServerAliveInterval, type SessionLimitValues } from '../options.js';
 import { resolveTransport, type TransportChoice } from '../../tunnel/transports.js';
 import type { CommandName } from '../command-table.js';
+import { inheritedValues } from '../config.js';
 import type { Runtime } from '../runtime.js';
 import type { SignInValues } from '../sign-in.js';
 
@@ -72,8 +73,8 @@ Examples:
   $ burrow ssh-config tcp+https://proxy.corp.example.com/db.internal:22 --host db >> ~/.ssh/config
 `,
   );
-  command.action((argument: string, values: SshConfigValues) => {
-    runtime.stdout.write(sshConfigBlock(argument, values, runtime));
+  command.action((argument: string, values: SshConfigValues, self: Command) => {
+    runtime.stdout.write(sshConfigBlock(argument, values, runtime, inheritedValues(self, runtime.env)));
   });
 }
 
@@ -85,7 +86,12 @@ function argumentKind(argument: string): 'proxy-url' | 'destination' | 'pattern'
   return scheme !== undefined || argument.includes(':') || argument.trim().startsWith('[') ? 'destination' : 'pattern';
 }
 
-export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime): string {
+/**
+ * `inherited`: the option values (attribute names) the ProxyCommand's burrow will find by itself
+ * when ssh runs it, from the environment or the default config file (config.ts,
+ * inheritedValues): they are not written, so editing the file changes every host's ProxyCommand.
+ */
+export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime, inherited: ReadonlySet<string> = new Set()): string {
   const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & Record<string, unknown>;
   const kind = argumentKind(argument);
   let pattern = values.host;
@@ -119,7 +125,7 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   const interval = parseServerAliveInterval(values.serverAliveInterval ?? '30');
 
   // %h:%p are ssh's tokens and stay unquoted; everything else is quoted for sh and ssh.
-  const args = ['tcp', '--listen', '-', destination, ...passedOn(values)];
+  const args = ['tcp', '--listen', '-', destination, ...passedOn(values, 'ssh-config', inherited)];
   const command = [...runtime.selfCommand(), ...args].map((a) => (a === '%h:%p' ? a : proxyCommandArg(a))).join(' ');
   const lines = [
     `# burrow ${runtime.version}: ssh to ${pattern} through the identity-aware proxy.`,
@@ -134,14 +140,16 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
 
 /**
  * The `burrow tcp` flags for `values`, generically from the flag table: each flag ssh-config
- * passes on whose value is not its default, as the table says (flags.ts, {@link PassOn}).
+ * passes on whose value is not its default, as the table says (flags.ts, {@link PassOn}), but
+ * those in `inherited` (what the written command finds by itself).
  * `burrow k8s kubeconfig` passes its flags on to the exec-credential it writes the same way.
  */
-export function passedOn(values: Record<string, unknown>, command: CommandName = 'ssh-config'): string[] {
+export function passedOn(values: Record<string, unknown>, command: CommandName = 'ssh-config', inherited: ReadonlySet<string> = new Set()): string[] {
   const args: string[] = [];
   for (const entry of flagsOf(command)) {
     if (entry.passOn === false) continue;
     const option = optionOf(entry, command);
+    if (inherited.has(option.attributeName())) continue;
     const flag = option.long!;
     const value = values[option.attributeName()];
     if (option.negate) {
