@@ -231,7 +231,7 @@ class ConfigReader {
 
   /** The pairs of a mapping at `where` (`defaults`, `tunnels.gitlab`), duplicate keys refused. */
   private mapping(node: YamlNode | null, where: string, line: number): Entry[] {
-    if (!this.yaml.isMap(node)) throw this.fail(this.lineOf(node, line), text.configWrongType(where, text.configKindMapping, this.kind(node)));
+    if (!this.yaml.isMap(node)) throw this.fail(this.lineOf(node, line), text.configWrongType(where || 'the file', text.configKindMapping, this.kind(node)));
     const seen = new Map<string, number>();
     const entries: Entry[] = [];
     for (const pair of node.items) {
@@ -318,10 +318,6 @@ class ConfigReader {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw this.fail(line, text.configTunnelName(name));
     const entries = this.mapping(node, where, line);
     const destinationEntry = entries.find((e) => e.key === 'destination');
-    if (destinationEntry === undefined) throw this.fail(line, text.configNeedsDestination(where));
-    const dest = this.yaml.isScalar(destinationEntry.node) ? destinationEntry.node.value : undefined;
-    if (typeof dest !== 'string') throw this.fail(destinationEntry.line, text.configWrongType(`${where}.destination`, text.configKindString, this.kind(destinationEntry.node)));
-    const family: DestinationFamily = /^\s*udp\+https?:\/\//i.test(dest) ? 'udp' : 'tcp';
     // What a tunnel may carry: the configurable flags of tcp or udp, and its own listen and transport.
     const allowed = (entry: FlagEntry) =>
       (entry.commands.includes('tcp') || entry.commands.includes('udp')) && (entry.configurable || entry.flags.startsWith('--listen') || entry.flags.startsWith('--transport'));
@@ -330,6 +326,10 @@ class ConfigReader {
       where,
       allowed,
     );
+    if (destinationEntry === undefined) throw this.fail(line, text.configNeedsDestination(where));
+    const dest = this.yaml.isScalar(destinationEntry.node) ? destinationEntry.node.value : undefined;
+    if (typeof dest !== 'string') throw this.fail(destinationEntry.line, text.configWrongType(`${where}.destination`, text.configKindString, this.kind(destinationEntry.node)));
+    const family: DestinationFamily = /^\s*udp\+https?:\/\//i.test(dest) ? 'udp' : 'tcp';
     for (const setting of settings) {
       if (!ENTRIES.get(setting.key)!.commands.includes(family)) throw this.fail(setting.line, text.configNotForFamily(`${where}.${setting.key}`, family));
     }
