@@ -201,7 +201,7 @@ class ConfigReader {
   }
 
   private fail(line: number, message: string, hint?: string, cause?: unknown): UsageError {
-    return new UsageError(text.configAt(this.path, line, message), { code: 'BURROW_CONFIG', hint, cause });
+    return new UsageError(text.configAt(this.path, line, message), { code: 'BURROW_CONFIG', hint: hint ?? text.configFixHint, cause });
   }
 
   private lineOf(node: { range?: readonly number[] | null | undefined } | null | undefined, fallback = 1): number {
@@ -353,6 +353,12 @@ class ConfigReader {
   }
 }
 
+/**
+ * Variables the layers below read themselves (store/select.ts takes BURROW_CREDENTIAL_STORE,
+ * `auto` and any case included): here they only hide the file's value, and are checked there.
+ */
+const READ_BELOW: ReadonlySet<string> = new Set(['credential-store']);
+
 /** Where an effective default comes from: the flag's own default, the environment, or the file. */
 export type SettingSource = 'default' | 'env' | 'file';
 
@@ -381,10 +387,10 @@ export function effectiveDefaults(config: BurrowConfig | undefined, env: NodeJS.
     const fromEnv = variable === undefined ? undefined : env[variable];
     if (variable !== undefined && fromEnv !== undefined && fromEnv !== '') {
       try {
-        checkValue(entry, key, fromEnv.trim());
+        if (!READ_BELOW.has(key)) checkValue(entry, key, fromEnv.trim());
       } catch (error) {
         if (!(error instanceof BurrowError)) throw error;
-        throw new UsageError(text.configBadEnv(variable, error.message), { hint: error.hint, cause: error });
+        throw new UsageError(text.configBadEnv(variable, error.message), { hint: error.hint ?? text.configEnvHint(variable), cause: error });
       }
       result.push({ key, entry, value: fromEnv.trim(), source: 'env', env: variable });
       continue;
@@ -447,6 +453,7 @@ export async function applyDefaults(command: Command, name: CommandName, env: No
   for (const entry of flags) {
     const setting = effective.get(settingKey(entry));
     if (setting === undefined || setting.source === 'default' || setting.value === undefined) continue;
+    if (setting.source === 'env' && READ_BELOW.has(setting.key)) continue;
     const attribute = optionOf(entry, name).attributeName();
     if (command.getOptionValueSource(attribute) === 'cli') continue;
     if (setting.key === 'log-level' && command.getOptionValueSource('verbose') === 'cli') continue;

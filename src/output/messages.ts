@@ -526,6 +526,8 @@ export const text = {
   configNotForFamily: (key: string, family: 'tcp' | 'udp') => `${key} is not a setting of a ${family} tunnel (burrow ${family} does not take it)`,
   configTunnelStdio: (key: string) => `${key} must be a local address: a named tunnel cannot use stdin/stdout`,
   configBadEnv: (variable: string, reason: string) => `${variable}: ${reason}`,
+  configEnvHint: (variable: string) => `set ${variable} to one of those, or unset it`,
+  configFixHint: 'fix that line, then run "burrow config check"',
   configChecked: (path: string, defaults: number, tunnels: number) =>
     `${path}: ok (${defaults} ${defaults === 1 ? 'default' : 'defaults'}, ${tunnels} ${tunnels === 1 ? 'tunnel' : 'tunnels'})`,
   configNone: (path: string) => `no config file at ${path}: every command uses its built-in defaults`,

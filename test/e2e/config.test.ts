@@ -62,7 +62,7 @@ describe('the config file', () => {
   it('a bad file is one line naming the file, line and key, exit 2, no stack trace', async () => {
     const cases: Array<[string, RegExp]> = [
       ['defaults:\n  pomerium-url: {proxy}\n\n  conect-timeout: 5\n', /:4: defaults\.conect-timeout is not a setting — did you mean connect-timeout\?$/],
-      ['defaults:\n  connect-timeout: [5]\n', /:2: defaults\.connect-timeout must be a string or a number, not a list$/],
+      ['defaults:\n  connect-timeout: [5]\n', /:2: defaults\.connect-timeout must be a string or a number, not a list — fix that line, then run "burrow config check"$/],
       ['defaults:\n  service-account: eyJhbGciOiJub25lIn0.e30.\n', /:2: defaults\.service-account cannot be set in a config file: it is a secret/],
       ['defaults:\n  a: 1\n  a: 2\n', /:3: defaults\.a is set twice/],
       ['defaults:\n  x: [\n', /: not valid YAML: /],
