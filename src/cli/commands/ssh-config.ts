@@ -3,7 +3,9 @@
  * block whose ProxyCommand runs this very burrow (absolute paths, so ssh's PATH does not matter),
  * with every tunnel flag given here that differs from its default passed on (the flag table,
  * flags.ts, says which and how), plus keepalives so idle sessions survive NAT and load balancers.
- * Every value is checked now, so a bad one fails here rather than at every ssh.
+ * Every value is checked now, so a bad one fails here rather than at every ssh. What the
+ * ProxyCommand's burrow finds by itself when ssh runs it (the environment, the default config
+ * file) is not written, so editing the file changes every host; a BURROW_CONFIG file's values are.
  *
  *   git.corp.example.com, "*.corp.example.com"       the Host pattern; each host's %h:%p is tunnelled to
  *   https://proxy.corp.example.com --host PATTERN    the same through that proxy (as --pomerium-url)
