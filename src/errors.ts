@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'BURROW_INVALID_URL'
   | 'BURROW_FILE_UNREADABLE'
   | 'BURROW_EXEC_INFO'
+  | 'BURROW_CONFIG'
   | 'BURROW_LISTEN_FAILED'
   | 'BURROW_AUTH_REQUIRED'
   | 'BURROW_ACCESS_DENIED'
@@ -91,7 +92,7 @@ export class BurrowError extends Error {
   }
 }
 
-/** Bad flags, destinations, addresses or files given on the command line. */
+/** Bad flags, destinations, addresses or files given on the command line, or a bad config file (`BURROW_CONFIG`). */
 export class UsageError extends BurrowError {
   override readonly name = 'UsageError';
   constructor(
@@ -99,7 +100,7 @@ export class UsageError extends BurrowError {
     options: BurrowErrorOptions & {
       code?: Extract<
         ErrorCode,
-        'BURROW_USAGE' | 'BURROW_INVALID_DESTINATION' | 'BURROW_INVALID_LISTEN' | 'BURROW_INVALID_URL' | 'BURROW_FILE_UNREADABLE' | 'BURROW_EXEC_INFO'
+        'BURROW_USAGE' | 'BURROW_INVALID_DESTINATION' | 'BURROW_INVALID_LISTEN' | 'BURROW_INVALID_URL' | 'BURROW_FILE_UNREADABLE' | 'BURROW_EXEC_INFO' | 'BURROW_CONFIG'
       >;
     } = {},
   ) {

@@ -20,6 +20,7 @@ export const COMMANDS = {
   'k8s exec-credential': { tunnels: false },
   'k8s flush-credentials': { tunnels: false },
   'k8s kubeconfig': { tunnels: false },
+  'config show': { tunnels: false },
 } as const satisfies Record<string, { tunnels: boolean }>;
 
 export type CommandName = keyof typeof COMMANDS;

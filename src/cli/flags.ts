@@ -63,11 +63,16 @@ export interface FlagEntry {
   readonly commands: readonly CommandName[];
   readonly passOn: PassOn;
   /**
-   * A config file may set it (for a later feature; there is none yet): settings of the user or
-   * the machine, not of one invocation (a destination, a listen address), never a secret
-   * itself (a token, header values) nor a safety switch (--disable-tls-verification).
+   * The config file's `defaults:` may set it (config.ts): settings of the user or the machine,
+   * not of one invocation (a destination, a listen address), never a secret itself (a token,
+   * header values) nor a safety switch (--disable-tls-verification).
    */
   readonly configurable: boolean;
+  /**
+   * The environment variable that sets its default, above the config file and below the command
+   * line (config.ts, {@link applyDefaults} in main.ts's preAction hook).
+   */
+  readonly env?: string;
 }
 
 /** kubectl's credential plugin, and the kubeconfig that runs it: they reach the proxy and sign in as login does. */
@@ -176,12 +181,14 @@ export const FLAGS: readonly FlagEntry[] = [
   },
   {
     flags: '--pomerium-url <url>',
-    description: 'the proxy to use instead of the one derived from <destination>',
+    description: 'the proxy to use instead of the one derived from <destination> (env BURROW_POMERIUM_URL)',
     describedFor: { 'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443' },
     parse: (value) => parseProxyUrl(value, '--pomerium-url'),
     commands: [...ANY_TUNNEL, 'doctor'],
     passOn: (value) => parseProxyUrl(value, '--pomerium-url').origin,
-    configurable: false,
+    // A user's own proxy, the same for every destination that does not name one: a default.
+    configurable: true,
+    env: 'BURROW_POMERIUM_URL',
   },
   {
     flags: '--connect-timeout <seconds>',
@@ -340,6 +347,7 @@ export const FLAGS: readonly FlagEntry[] = [
     commands: STORE,
     passOn: 'value',
     configurable: true,
+    env: 'BURROW_CREDENTIAL_STORE',
   },
   {
     flags: '--service-account <jwt>',
@@ -409,11 +417,12 @@ export const FLAGS: readonly FlagEntry[] = [
   },
   {
     flags: '--log-level <level>',
-    description: 'how much to print on stderr',
+    description: 'how much to print on stderr (env BURROW_LOG_LEVEL)',
     choices: LOG_LEVELS,
     commands: ['tcp', 'udp', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: true,
+    env: 'BURROW_LOG_LEVEL',
   },
   {
     flags: '--json',
@@ -426,8 +435,9 @@ export const FLAGS: readonly FlagEntry[] = [
       doctor: 'print the steps as one JSON document on stdout, for a support ticket (warnings and errors as JSON lines on stderr)',
       routes: 'print the routes as a JSON array on stdout, each object as the proxy sent it (warnings and errors as JSON lines on stderr)',
       'k8s flush-credentials': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
+      'config show': 'print the defaults and tunnels as JSON on stdout',
     },
-    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials'],
+    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials', 'config show'],
     passOn: false,
     configurable: false,
   },

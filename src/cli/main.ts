@@ -6,7 +6,9 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, OutputError, UsageError, toBurrowError } from '../errors.js';
 import { createLogger, type Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
-import { TUNNEL_COMMANDS } from './command-table.js';
+import { COMMANDS, type CommandName, TUNNEL_COMMANDS } from './command-table.js';
+import { registerConfig } from './commands/config.js';
+import { applyDefaults } from './config.js';
 import { registerCache } from './commands/cache.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -63,6 +65,12 @@ export function program(runtime: ProcessRuntime): Command {
   registerK8s(root, runtime);
   registerVersion(root, runtime);
   registerCompletion(root, runtime);
+  registerConfig(root, runtime);
+  // The one place flag values left out on the command line come from the environment and the config file.
+  root.hook('preAction', async (_root, action) => {
+    const name = actionPath(action).join(' ');
+    if (Object.hasOwn(COMMANDS, name)) await applyDefaults(action, name as CommandName, runtime.env);
+  });
   root.addHelpText(
     'after',
     `

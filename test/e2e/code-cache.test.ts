@@ -134,7 +134,7 @@ describe('start-up: the V8 code cache', () => {
     writeFileSync(join(cache, 'burrow', 'code-cache', 'burrow-0123abcd.bin'), 'an older cache\n');
     const versionOf = () => {
       const r = spawnSync(process.execPath, [join(app, 'bin', 'burrow.js'), '--version'], {
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache },
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: cache },
         encoding: 'utf8',
         timeout: 20_000,
       });
