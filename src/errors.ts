@@ -70,6 +70,8 @@ export type ErrorCode =
   | 'BURROW_FORWARD_PROXY_UPSTREAM'
   | 'BURROW_OUTPUT'
   | 'BURROW_CLOCK_SKEW'
+  | 'BURROW_PROXY_REQUEST'
+  | 'BURROW_DESTINATION_REFUSED'
   | 'BURROW_INTERNAL';
 
 export interface BurrowErrorOptions {
@@ -273,6 +275,20 @@ export class ClockSkewError extends BurrowError {
   override readonly name = 'ClockSkewError';
   constructor(message: string, options: BurrowErrorOptions = {}) {
     super('BURROW_CLOCK_SKEW', ExitCode.clockSkew, message, options);
+  }
+}
+
+/**
+ * `burrow proxy` turned a local client's request down without contacting anyone: a request it
+ * cannot read or does not serve (`BURROW_PROXY_REQUEST`: malformed, too large or too slow, not
+ * CONNECT, a SOCKS method or command it does not offer), or a destination outside its
+ * `--domain` list (`BURROW_DESTINATION_REFUSED`). The listener keeps serving.
+ */
+export class ProxyRequestError extends BurrowError {
+  override readonly name = 'ProxyRequestError';
+  constructor(message: string, options: BurrowErrorOptions & { code?: 'BURROW_PROXY_REQUEST' | 'BURROW_DESTINATION_REFUSED' } = {}) {
+    const code = options.code ?? 'BURROW_PROXY_REQUEST';
+    super(code, code === 'BURROW_DESTINATION_REFUSED' ? ExitCode.accessDenied : ExitCode.usage, message, options);
   }
 }
 

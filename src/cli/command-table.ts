@@ -8,6 +8,8 @@ export const COMMANDS = {
   tcp: { tunnels: true },
   /** Relays UDP datagrams: a long-running command like tcp. */
   udp: { tunnels: true },
+  /** A local HTTP CONNECT and SOCKS5 proxy: a tunnel per request, long-running like tcp. */
+  proxy: { tunnels: true },
   login: { tunnels: false },
   logout: { tunnels: false },
   status: { tunnels: false },

@@ -33,8 +33,8 @@ import { parseListen } from './listen-address.js';
 export interface ConfigSetting {
   /** The long flag's name, as written: `connect-timeout`, `no-proxy`. */
   readonly key: string;
-  /** A value flag's value (a path made absolute), or a switch's `true`/`false`. */
-  readonly value: string | boolean;
+  /** A value flag's value (a path made absolute), a repeatable flag's values, or a switch's `true`/`false`. */
+  readonly value: string | boolean | readonly string[];
   readonly line: number;
 }
 
@@ -297,9 +297,21 @@ class ConfigReader {
       if (typeof scalar !== 'boolean') throw this.fail(this.lineOf(node, line), text.configWrongType(name, 'true or false', this.kind(node)));
       return { key, value: scalar, line };
     }
+    if (entry.repeatable) {
+      // A list, as the flag given once per item; a single value is a list of one.
+      const items = this.yaml.isSeq(node) ? (node.items as (YamlNode | null)[]) : [node];
+      const values = items.map((item) => this.value(entry, key, name, item, line, text.configKindValues));
+      return { key, value: values, line };
+    }
+    return { key, value: this.value(entry, key, name, node, line, text.configKindValue), line };
+  }
+
+  /** One scalar value of `entry`, checked with its flag's parser (a path made absolute). */
+  private value(entry: FlagEntry, key: string, name: string, node: YamlNode | null, line: number, expected: string): string {
+    const scalar = this.yaml.isScalar(node) ? node.value : undefined;
     const pathLike = entry.passOn === 'path';
     if (typeof scalar !== 'string' && (pathLike || typeof scalar !== 'number' || !Number.isFinite(scalar))) {
-      throw this.fail(this.lineOf(node, line), text.configWrongType(name, pathLike ? text.configKindPath : text.configKindValue, this.kind(node)));
+      throw this.fail(this.lineOf(node, line), text.configWrongType(name, pathLike ? text.configKindPath : expected, this.kind(node)));
     }
     let value = String(scalar);
     // `~` is the home directory; a relative path is relative to this file, not to wherever burrow runs.
@@ -310,7 +322,7 @@ class ConfigReader {
       if (!(error instanceof BurrowError)) throw error;
       throw this.fail(this.lineOf(node, line), text.configBadValue(name, error.message), error.hint, error);
     }
-    return { key, value, line };
+    return value;
   }
 
   private tunnel({ key: name, node, line }: Entry): TunnelConfig {
@@ -366,7 +378,7 @@ export interface EffectiveSetting {
   readonly key: string;
   readonly entry: FlagEntry;
   /** undefined: not set anywhere, and the flag has no default. */
-  readonly value: string | boolean | undefined;
+  readonly value: string | boolean | readonly string[] | undefined;
   readonly source: SettingSource;
   /** The variable, for `env`; the line, for `file`. */
   readonly env?: string;
@@ -415,9 +427,10 @@ export function namesProxy(destination: string): boolean {
 }
 
 /** The commander option value a setting stands for (a negated switch set to true is `false`), or undefined for none. */
-function optionValue(entry: FlagEntry, command: CommandName, value: string | boolean): unknown {
+function optionValue(entry: FlagEntry, command: CommandName, value: string | boolean | readonly string[]): unknown {
   const option = optionOf(entry, command);
   if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return [...(value as readonly string[])];
   if (!value) return undefined;
   return option.negate ? false : true;
 }

@@ -14,8 +14,9 @@ import { ROUTE_TYPES } from '../net/routes-api.js';
 import { LOG_LEVELS } from '../output/log.js';
 import type { CommandName } from './command-table.js';
 import { parseProxyUrl } from './destination.js';
+import { parseDomain } from './domains.js';
 import { parseKubeName } from './kubernetes.js';
-import { DEFAULT_LISTEN, parseListen } from './listen-address.js';
+import { DEFAULT_LISTEN, DEFAULT_PROXY_LISTEN, parseListen } from './listen-address.js';
 import {
   connectTimeout,
   DEFAULT_IDLE_TIMEOUT,
@@ -50,6 +51,8 @@ export interface FlagEntry {
   readonly describedFor?: Partial<Record<CommandName, string>>;
   /** The default, as typed on the command line; `[]` for a repeatable flag. */
   readonly default?: string | readonly string[];
+  /** Another default for some commands. */
+  readonly defaultFor?: Partial<Record<CommandName, string>>;
   readonly choices?: readonly string[];
   /** May be given more than once; the values are kept in order. */
   readonly repeatable?: boolean;
@@ -78,17 +81,17 @@ export interface FlagEntry {
 /** kubectl's credential plugin, and the kubeconfig that runs it: they reach the proxy and sign in as login does. */
 const K8S: readonly CommandName[] = ['k8s exec-credential', 'k8s kubeconfig'];
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'routes', ...K8S];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'login', 'ssh-config', 'token', 'routes', ...K8S];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'routes', 'doctor', ...K8S, 'k8s flush-credentials'];
+const STORE: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'routes', 'doctor', ...K8S, 'k8s flush-credentials'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
-const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'routes', 'doctor', ...K8S];
+const REACH: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'login', 'ssh-config', 'token', 'routes', 'doctor', ...K8S];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
-/** …and those of them that carry UDP too. */
-const ANY_TUNNEL: readonly CommandName[] = ['tcp', 'udp', 'ssh-config'];
+/** …and every command that opens tunnels, UDP and `burrow proxy`'s included. */
+const ANY_TUNNEL: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'ssh-config'];
 
 /** A PEM is several lines; a ProxyCommand is one. `--ca-cert` takes base64 of the PEM as well. */
 function oneLineCaCert(value: string): string {
@@ -171,18 +174,36 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--listen <addr>',
     description: 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout',
-    describedFor: { udp: 'local UDP address: ":PORT" (loopback) or "HOST:PORT"' },
+    describedFor: {
+      udp: 'local UDP address: ":PORT" (loopback) or "HOST:PORT"',
+      proxy: 'local address for HTTP CONNECT and SOCKS5 clients: ":PORT" (loopback) or "HOST:PORT"',
+    },
     default: DEFAULT_LISTEN,
+    defaultFor: { proxy: DEFAULT_PROXY_LISTEN },
     parse: parseListen,
-    commands: ['tcp', 'udp'],
+    commands: ['tcp', 'udp', 'proxy'],
     // ssh-config always writes --listen -.
     passOn: false,
     configurable: false,
   },
   {
+    flags: '--domain <domain>',
+    description:
+      'tunnel host:port requests for this name and every name under it, e.g. corp.example.com (repeatable); everything else is refused',
+    default: [],
+    repeatable: true,
+    parse: parseDomain,
+    commands: ['proxy'],
+    passOn: false,
+    configurable: true,
+  },
+  {
     flags: '--pomerium-url <url>',
     description: 'the proxy to use instead of the one derived from <destination> (env BURROW_POMERIUM_URL)',
-    describedFor: { 'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443' },
+    describedFor: {
+      'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443',
+      proxy: 'the proxy for every destination, instead of https://<host>:443 for each',
+    },
     parse: (value) => parseProxyUrl(value, '--pomerium-url'),
     commands: [...ANY_TUNNEL, 'doctor'],
     passOn: (value) => parseProxyUrl(value, '--pomerium-url').origin,
@@ -213,7 +234,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'close a tunnel when data waiting for the proxy does not move, or nothing comes back after the local side finished, for this long (0 = off)',
     default: DEFAULT_STALL_TIMEOUT,
     parse: (value) => stallTimeout({ stallTimeout: value }),
-    commands: TUNNEL,
+    commands: [...TUNNEL, 'proxy'],
     passOn: (value) => value.trim(),
     configurable: true,
   },
@@ -352,7 +373,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--service-account <jwt>',
     description: 'a service account token (visible to other local users in the process list: prefer the file or env var)',
-    commands: ['tcp', 'udp'],
+    commands: ['tcp', 'udp', 'proxy'],
     // A token is never written into an ssh config: ssh-config takes --service-account-file.
     passOn: false,
     configurable: false,
@@ -411,7 +432,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '-v, --verbose',
     description: "say more on stderr: every connection's steps (same as --log-level debug)",
-    commands: ['tcp', 'udp', 'login', 'k8s exec-credential'],
+    commands: ['tcp', 'udp', 'proxy', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: false,
   },
@@ -419,7 +440,7 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--log-level <level>',
     description: 'how much to print on stderr (env BURROW_LOG_LEVEL)',
     choices: LOG_LEVELS,
-    commands: ['tcp', 'udp', 'login', 'k8s exec-credential'],
+    commands: ['tcp', 'udp', 'proxy', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: true,
     env: 'BURROW_LOG_LEVEL',
@@ -437,7 +458,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'k8s flush-credentials': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
       'config show': 'print the defaults and tunnels as JSON on stdout',
     },
-    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials', 'config show'],
+    commands: ['tcp', 'udp', 'proxy', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials', 'config show'],
     passOn: false,
     configurable: false,
   },
@@ -457,7 +478,8 @@ export function optionOf(entry: FlagEntry, command: CommandName): Option {
   const option = new Option(entry.flags, entry.describedFor?.[command] ?? entry.description);
   if (entry.choices) option.choices(entry.choices);
   if (entry.repeatable) option.argParser(collect);
-  if (entry.default !== undefined) option.default(typeof entry.default === 'string' ? entry.default : [...entry.default]);
+  const value = entry.defaultFor?.[command] ?? entry.default;
+  if (value !== undefined) option.default(typeof value === 'string' ? value : [...value]);
   return option;
 }
 

@@ -15,6 +15,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerK8s } from './commands/k8s.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
+import { registerProxy } from './commands/proxy.js';
 import { registerRoutes } from './commands/routes.js';
 import { registerSshConfig } from './commands/ssh-config.js';
 import { registerStatus } from './commands/status.js';
@@ -54,6 +55,7 @@ export function program(runtime: ProcessRuntime): Command {
     });
   registerTcp(root, runtime);
   registerUdp(root, runtime);
+  registerProxy(root, runtime);
   registerLogin(root, runtime);
   registerLogout(root, runtime);
   registerCache(root, runtime);

@@ -70,9 +70,12 @@ export function formatFailure(
   color?: ChalkInstance | boolean,
   /** Which connection failed (listener mode): `#3 127.0.0.1:50312: `. */
   prefix = '',
+  /** A refused request is a warning: the client's, not burrow's. */
+  level: 'error' | 'warning' = 'error',
 ): string {
   const c = color === true ? stderrChalk({ FORCE_COLOR: '1' }, true) : color || undefined;
-  const head = `${prefix && c ? c.dim(prefix) : prefix}${c ? c.red.bold('error:') : 'error:'}`;
+  const word = `${level}:`;
+  const head = `${prefix && c ? c.dim(prefix) : prefix}${c ? (level === 'error' ? c.red.bold(word) : c.yellow(word)) : word}`;
   const message = printableLine(error.message);
   const hintText = error.hint === undefined ? undefined : printableLine(error.hint);
   const hint = hintText ? ` ${c ? c.dim('—') : '—'} ${c ? c.yellow(hintText) : hintText}` : '';
@@ -93,7 +96,11 @@ export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
   };
   switch (event.event) {
     case 'listening':
-      return text.listening(event.address, event.dest, event.proxy);
+      return 'domains' in event
+        ? text.proxyListening(event.address, event.domains.join(', '), event.proxy)
+        : text.listening(event.address, event.dest, event.proxy);
+    case 'refused':
+      return `${prefix(event)}${printableLine(event.message)}`;
     case 'connecting':
       return `${prefix(event)}${text.connecting(event.dest, event.proxy, event.transport)}`;
     case 'sign_in_required':
@@ -168,6 +175,7 @@ export function createLogger(options: LoggerOptions): Logger {
       const which = 'conn' in e && e.peer !== 'stdio' ? text.connectionPrefix(e.conn, e.peer) : '';
       return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c, which));
     }
+    if (e.event === 'refused') return write(formatFailure({ message: e.message, hint: e.hint }, c, text.connectionPrefix(e.conn, e.peer), 'warning'));
     const level = eventLevel(e);
     const head = level === 'notice' || level === 'info' ? '' : label(level);
     write(redact(`burrow: ${head}${formatEvent(e, c)}`));

@@ -228,6 +228,37 @@ export const text = {
     'burrow uses two file descriptors per open tunnel: raise the open-files limit (ulimit -Hn / ulimit -n, or LimitNOFILE= for a service), or open fewer connections at once',
   connectionFailed: (peer: string) => `connection from ${peer} failed`,
 
+  // --- burrow proxy ------------------------------------------------------------------------------
+  invalidDomain: (input: string, reason: string) => `invalid --domain ${q(input)}: ${reason}`,
+  domainForm: 'give a DNS name such as corp.example.com: it covers that name and every name under it',
+  domainRequired: 'burrow proxy needs at least one --domain: it tunnels only names under the domains it is given',
+  domainRequiredHint: 'name the domains the identity-aware proxy routes, for example --domain corp.example.com (repeatable)',
+  proxyNoStdio: 'burrow proxy has no stdin/stdout mode',
+  proxyNoStdioHint: 'listen on a local port: --listen :PORT (the default is 127.0.0.1:1080)',
+  proxyListening: (address: string, domains: string, proxy: string | null) =>
+    `listening on ${address} (HTTP CONNECT and SOCKS5), tunnelling names under ${domains} via ${proxy ?? "each host's own proxy (https://host:443)"}`,
+  destinationRefused: (dest: string, domains: string) => `refused a tunnel to ${dest}: it is not under --domain ${domains}`,
+  destinationRefusedHint:
+    'burrow proxy tunnels names under its --domain list and passes nothing else on (it is not an open proxy): add a --domain if the identity-aware proxy routes that name',
+  addressRefused: (dest: string) => `refused a tunnel to ${dest}: it is an IP address, and only names under --domain are tunnelled`,
+  addressRefusedHint:
+    'have the client send the host name instead of resolving it (curl --socks5-hostname or socks5h://, ncat --proxy-dns remote, an HTTPS proxy setting)',
+  badRequestTarget: (input: string, reason: string) => `invalid destination ${q(input)} in the request: ${reason}`,
+  socksNoMethods: 'the SOCKS5 greeting offers no authentication method',
+  socksAuthOnly: 'the SOCKS5 client offers only authentication methods burrow does not accept (it accepts "no authentication" only)',
+  socksAuthHint: 'configure the client for SOCKS5 without a user name or password: who you are is what the identity-aware proxy checks',
+  malformedSocks: (what: string) => `malformed SOCKS request: ${what}`,
+  socksAddressType: (type: number) => `unsupported SOCKS5 address type ${type} (1 IPv4, 3 domain name and 4 IPv6 are)`,
+  socksCommand: (command: string) => `the SOCKS command ${command} is not supported: burrow proxy opens CONNECT tunnels only`,
+  socksCommandHint: "use the client's plain connect mode (no BIND, no UDP ASSOCIATE)",
+  malformedHttp: (line: string) => `malformed HTTP request: ${q(line)} is not "CONNECT host:port HTTP/1.1"`,
+  httpMethod: (method: string) => `${method} requests are not proxied: burrow proxy is a tunnel proxy that answers CONNECT host:port only`,
+  httpMethodHint: 'use it as an HTTPS proxy (clients send CONNECT for https:// URLs) or as a SOCKS5 proxy; plain http:// URLs are not forwarded',
+  httpHeadTooLarge: (kib: number) => `the HTTP request head is larger than ${kib} KiB`,
+  requestCutOff: 'the connection ended before the request was complete',
+  handshakeTimeout: (seconds: number) => `no complete request within ${seconds} s of connecting`,
+  proxyClientHint: 'point an HTTP CONNECT or SOCKS5 client at this port, for example curl --proxy http://HOST:PORT or ncat --proxy HOST:PORT --proxy-type socks5',
+
   // --- per-connection events (events.ts; info level unless said) --------------------------------
   connectionPrefix: (conn: number, peer: string) => `#${conn} ${peer}: `,
   connecting: (dest: string, proxy: string, transport: string) => `connecting to ${dest} via ${proxy} (${transport})`,
@@ -571,6 +602,7 @@ export const text = {
   configKindOther: 'that',
   configKindPath: 'a path',
   configKindValue: 'a string or a number',
+  configKindValues: 'a string, a number or a list of them',
   configBadValue: (key: string, reason: string) => `${key}: ${reason}`,
   configConflict: (a: string, b: string) => `${a} and ${b} cannot both be set`,
   configTunnelName: (name: string) => `the tunnel name ${q(name)} must be letters, digits, ".", "_" or "-"`,

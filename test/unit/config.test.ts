@@ -95,6 +95,16 @@ describe('config file: parsing and checking', () => {
     assert.match(await failure('defaults:\n  zzzzzzzz: 1\n'), /:2: defaults\.zzzzzzzz is not a setting — the settings are the long flags/);
   });
 
+  it('a repeatable flag takes a list (or one value); each item is checked on its line', async () => {
+    const config = await parseConfig('defaults:\n  domain:\n    - corp.test\n    - example.org\n', PATH, env);
+    assert.deepEqual(config.defaults, [{ key: 'domain', value: ['corp.test', 'example.org'], line: 2 }]);
+    assert.deepEqual(optionValues(config.defaults, 'proxy'), { domain: ['corp.test', 'example.org'] });
+    const one = await parseConfig('defaults:\n  domain: corp.test\n', PATH, env);
+    assert.deepEqual(one.defaults[0]!.value, ['corp.test']);
+    assert.match(await failure('defaults:\n  domain:\n    - corp.test\n    - "not a name"\n'), /:4: defaults\.domain: invalid --domain "not a name"/);
+    assert.equal(await failure('defaults:\n  domain:\n    - [a, b]\n'), `${PATH}:3: defaults.domain must be a string, a number or a list of them, not a list`);
+  });
+
   it('wrong types, bad values, duplicate keys and bad YAML are errors on their line', async () => {
     assert.equal(await failure('defaults:\n  connect-timeout: [1, 2]\n'), `${PATH}:2: defaults.connect-timeout must be a string or a number, not a list`);
     assert.equal(await failure('defaults:\n  alternate-ca-path: 3\n'), `${PATH}:2: defaults.alternate-ca-path must be a path, not a number`);

@@ -11,6 +11,11 @@ import { addFlags } from '../flags.js';
 import { commandLogger } from '../proxy-access.js';
 import type { Runtime } from '../runtime.js';
 
+/** A setting's value as `show` prints it: a list's items separated by commas. */
+function shown(value: string | boolean | readonly string[]): string {
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
 /** Where a setting's value comes from, as `show` says it. */
 function from(setting: EffectiveSetting, path: string): string {
   if (setting.source === 'env') return setting.env!;
@@ -59,11 +64,11 @@ export function registerConfig(program: Command, runtime: Runtime): void {
       runtime.stdout.write(`${JSON.stringify(json)}\n`);
       return;
     }
-    const rows = [['SETTING', 'VALUE', 'FROM'], ...settings.map((s) => [s.key, s.value === undefined ? '-' : String(s.value), from(s, path)])];
+    const rows = [['SETTING', 'VALUE', 'FROM'], ...settings.map((s) => [s.key, s.value === undefined ? '-' : shown(s.value), from(s, path)])];
     let out = table(rows);
     const tunnels = file?.tunnels ?? [];
     if (tunnels.length > 0) {
-      const extra = (t: TunnelConfig) => t.settings.map((s) => (s.value === true ? s.key : `${s.key}=${String(s.value)}`)).join(' ');
+      const extra = (t: TunnelConfig) => t.settings.map((s) => (s.value === true ? s.key : `${s.key}=${shown(s.value)}`)).join(' ');
       out += `\n${table([['TUNNEL', 'DESTINATION', 'LISTEN', 'SETTINGS'], ...tunnels.map((t) => [t.name, t.destination, t.listen ?? '-', extra(t)])])}`;
     }
     runtime.stdout.write(out);
