@@ -386,7 +386,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'k8s kubeconfig': 'pass --service-account-file (never a token itself: the kubeconfig is a plain file)',
     },
     parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
-    commands: [...ANY_TUNNEL, 'routes', 'doctor', ...K8S],
+    commands: [...ANY_TUNNEL, 'token', 'routes', 'doctor', ...K8S],
     passOn: 'path',
     configurable: true,
   },

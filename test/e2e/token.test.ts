@@ -116,6 +116,36 @@ describe('burrow token', () => {
     }
   });
 
+  it('a service account (BURROW_SERVICE_ACCOUNT, --service-account-file) is printed as is; --check with one the proxy refuses: exit 3, never a browser', async () => {
+    const other = await startFakePomerium();
+    try {
+      const u = user();
+      const machine = world.proxy.mintToken();
+      const fromEnv = await runBurrow(['token', world.proxy.url, '--browser-cmd', followBrowser], { env: { ...u.env, BURROW_SERVICE_ACCOUNT: machine } });
+      assert.equal(fromEnv.code, 0, fromEnv.stderr);
+      assert.equal(fromEnv.stdout.toString(), `${machine}\n`);
+      const file = join(tempDir('burrow-token-sa-'), 'token');
+      writeFileSync(file, `${machine}\n`, { mode: 0o600 });
+      const checked = await runBurrow(['token', world.proxy.url, '--check', '--service-account-file', file, '--alternate-ca-path', world.proxy.caPath], { env: u.env });
+      assert.equal(checked.code, 0, checked.stderr);
+      assert.equal(checked.stdout.toString(), `${machine}\n`);
+      assert.deepEqual(storedTokens(u.cache), [], 'a service account is never stored');
+
+      const foreign = other.mintToken();
+      const refused = await runBurrow(['token', world.proxy.url, '--check', '--browser-cmd', followBrowser, '--alternate-ca-path', world.proxy.caPath], {
+        env: { ...u.env, BURROW_SERVICE_ACCOUNT: foreign },
+      });
+      assert.equal(refused.code, ExitCode.authRequired, refused.stderr);
+      assert.equal(refused.stdout.length, 0);
+      const line = oneLineFailure(refused.stderr, foreign);
+      assert.ok(line.includes(text.serviceAccountRejected(world.proxy.url, 401)), line);
+      assert.ok(line.endsWith(text.serviceAccountRejectedHint), line);
+      assert.deepEqual(browserLaunches(u.log), []);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('no token and no way to sign in (no browser, no terminal): one line, exit 3, nothing on stdout', async () => {
     const u = user();
     const r = await runBurrow(['token', world.proxy.url, '--no-browser', '--alternate-ca-path', world.proxy.caPath], { env: u.env, wrapper: ['setsid', '-w'] });
