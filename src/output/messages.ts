@@ -535,6 +535,7 @@ export const text = {
   cachedSignInRejected: (proxy: string, status: number) => `${proxy} refuses the cached sign-in (HTTP ${status})`,
   serviceAccountRejected: (proxy: string, status: number) => `${proxy} refuses the service account token (HTTP ${status})`,
   cachedSignInDamaged: (proxy: string, problem: string) => `the token for ${proxy} is ${problem}`,
+  doctorUdpTransportHint: 'a udp+https:// route is always checked with CONNECT-UDP: leave out --transport',
   tunnelOpened: (kind: string, dest: string) => `the proxy opened the ${kind} tunnel to ${dest} (closed again at once)`,
   clockInStep: (seconds: number) => `within ${seconds} s of the proxy's`,
   clockNoDate: 'not checked: the proxy sent no Date header',

@@ -83,6 +83,9 @@ describe('burrow doctor', () => {
       ],
     });
     world.proxy.addRoute({ from: 'wss://ws.corp.test/echo', to: `tcp://${world.echo.address}` });
+    // CONNECT-UDP routes (the tunnel step opens and closes at once: nothing need listen there).
+    world.proxy.addRoute({ from: 'udp+https://dns.corp.test:53', to: 'udp://127.0.0.1:9' });
+    world.proxy.addRoute({ from: 'udp+https://bob-dns.corp.test:53', to: 'udp://127.0.0.1:9', allow: ['bob@corp.test'] });
   });
   after(async () => {
     await stopAll();
@@ -128,6 +131,20 @@ describe('burrow doctor', () => {
     const r = await doctorJson([`wss://localhost:${world.proxy.port}/echo`, '--alternate-ca-path', world.proxy.caPath], world.env, [world.token]);
     assert.equal(r.code, ExitCode.ok, JSON.stringify(r.doc));
     assert.equal(r.step('tunnel').detail, text.tunnelOpened('WebSocket', `wss://localhost:${world.proxy.port}/echo`));
+  });
+
+  it('a udp+https:// destination: the CONNECT-UDP request is the tunnel step; a policy refusal fails it (exit 4); --transport does not go with it', async () => {
+    const dest = (host: string) => `udp+https://${host}:53`;
+    const ok = await doctorJson(args(dest('dns.corp.test')), world.env, [world.token]);
+    assert.equal(ok.code, ExitCode.ok, JSON.stringify(ok.doc));
+    assert.equal(ok.doc.dest, 'dns.corp.test:53');
+    assert.equal(ok.step('tunnel').detail, text.tunnelOpened('CONNECT-UDP', 'dns.corp.test:53'));
+    const denied = await doctorJson(args(dest('bob-dns.corp.test')), world.env, [world.token]);
+    assert.equal(denied.code, ExitCode.accessDenied, JSON.stringify(denied.doc));
+    assert.equal(denied.step('tunnel').code, 'BURROW_ACCESS_DENIED');
+    const mixed = await runBurrow(['doctor', ...args(dest('dns.corp.test'), '--transport', 'websocket')], { env: world.env });
+    assert.equal(mixed.code, ExitCode.usage);
+    assert.equal(mixed.stderr, `burrow: error: ${text.conflictingFlags('a udp+https:// destination', '--transport')} — ${text.doctorUdpTransportHint}\n`);
   });
 
   it('unknown host (a name under .invalid): the name lookup fails (exit 7, BURROW_DNS), what needs it is skipped', async () => {
