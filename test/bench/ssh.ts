@@ -10,7 +10,7 @@
  *   proxytunnel   proxytunnel -E as ProxyCommand (C: the cheapest per-process ProxyCommand)
  *   go            the Go stand-in for pomerium-cli as ProxyCommand
  *   proxycommand  burrow tcp --listen - as ProxyCommand (one Node process per ssh)
- *   up            ssh to the local port of one long-running burrow (HostKeyAlias), as burrow up serves it
+ *   up            ssh to the local port of one long-running burrow listener (HostKeyAlias)
  *   proxy-nc      nc -X 5 (OpenBSD's; else ncat) as ProxyCommand through one running burrow proxy
  *   multiplex     ssh-config --multiplex's options: the first ssh starts a master, the rest reuse it
  *
@@ -35,7 +35,7 @@ export const SSH_PATH_LABELS: Record<SshPathId, string> = {
   proxytunnel: 'proxytunnel -E as ProxyCommand',
   go: 'Go client (pomerium-cli stand-in) as ProxyCommand',
   proxycommand: 'burrow tcp --listen - as ProxyCommand',
-  up: 'one running burrow listener (burrow up), ssh to its port',
+  up: 'one running burrow listener (burrow tcp --listen), ssh to its port',
   'proxy-nc': 'one running burrow proxy, nc SOCKS5 as ProxyCommand',
   multiplex: 'ssh-config --multiplex (ControlMaster, burrow ProxyCommand)',
 };
