@@ -21,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BURROW_BIN, startListener, tempDir, type BurrowProcess } from '../helpers/burrow.js';
+import { BURROW_BIN, startListener, tempDir } from '../helpers/burrow.js';
 import { shQuote, type Sshd } from '../helpers/sshd.js';
 import { benchCacheDir, cleanEnv, goClientBinary } from './clients.js';
 import { median } from './measure.js';
@@ -114,7 +114,6 @@ async function startSshPaths(
   const none = async (): Promise<void> => {};
   const paths: SshPath[] = [];
   const skipped: Partial<Record<SshPathId, string>> = {};
-  const listeners: BurrowProcess[] = [];
   for (const id of ids) {
     const simple = (args: string[], host = SSH_BENCH_HOST) => paths.push({ id, args: [...args, ...common], host, afterBurst: none, stop: none });
     switch (id) {
@@ -162,7 +161,6 @@ async function startSshPaths(
           [`${SSH_BENCH_HOST}:22`, '--listen', '127.0.0.1:0', '--pomerium-url', servers.proxyUrl, '--alternate-ca-path', servers.caPath],
           { env: { BURROW_SERVICE_ACCOUNT: servers.token } },
         );
-        listeners.push(listener);
         paths.push({ id, args: ['-p', String(listener.port), ...common], host: '127.0.0.1', afterBurst: none, stop: async () => void (await listener.stop()) });
         break;
       }
@@ -180,7 +178,6 @@ async function startSshPaths(
           { env: { BURROW_SERVICE_ACCOUNT: servers.token } },
           'proxy',
         );
-        listeners.push(listener);
         const command =
           nc === 'openbsd' ? `${NC_OPENBSD} -X 5 -x 127.0.0.1:${listener.port} %h %p` : `${NCAT} --proxy 127.0.0.1:${listener.port} --proxy-type socks5 --proxy-dns remote %h %p`;
         ncUsed = nc === 'openbsd' ? 'nc.openbsd -X 5' : 'ncat --proxy-type socks5';

@@ -293,6 +293,23 @@ describe('burrow routes and ssh-config --from-routes (the routes API of the loca
     assert.equal(browserLaunches(u.log).length, 1, 'ssh and git reused the sign-in');
   });
 
+  it('ssh-config --from-routes with a default config file: its pomerium-url does not conflict and every block names the proxy; what it gives is left out', async () => {
+    const u = user();
+    const config = tempDir('burrow-routes-config-');
+    mkdirSync(join(config, 'burrow'));
+    writeFileSync(join(config, 'burrow', 'config.yaml'), `defaults:\n  pomerium-url: https://elsewhere.corp.test\n  alternate-ca-path: ${proxy.caPath}\n`);
+    const r = await runBurrow(['ssh-config', '--from-routes', proxy.url], { env: { ...u.env, XDG_CONFIG_HOME: config, BURROW_SERVICE_ACCOUNT: proxy.mintToken() } });
+    assert.equal(r.code, 0, r.stderr);
+    const blocks = r.stdout.toString().split('\n\n');
+    assert.equal(blocks.length, 2, r.stdout.toString());
+    for (const block of blocks) {
+      const command = proxyCommand(block);
+      assert.ok(command.includes(` tcp --listen - %h:%p --pomerium-url ${proxy.url}`), block);
+      assert.ok(!command.includes('elsewhere'), block);
+      assert.ok(!command.includes('--alternate-ca-path'), `the default file gives it to the ProxyCommand's burrow: ${block}`);
+    }
+  });
+
   it('ssh-config --from-routes refuses --host and --pomerium-url, and checks its flags before asking the proxy', async () => {
     const u = user();
     const withHost = await runBurrow(['ssh-config', '--from-routes', proxy.url, '--host', 'x'], { env: u.env });
