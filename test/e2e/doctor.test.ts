@@ -7,19 +7,16 @@
  * in the lines or in the JSON; and doctor never opens a browser.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { tokenInfo } from '../../src/auth/jwt.js';
 import { ExitCode } from '../../src/errors.js';
 import { text } from '../../src/output/messages.js';
-import { encodeCredential, entryName } from '../../src/store/file.js';
-import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
-import { runBurrow, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
+import { browserLaunches, followBrowser } from '../helpers/browsers/index.js';
+import { runBurrow, stopAll, storedTokens } from '../helpers/burrow.js';
 import { startFakePomerium } from '../helpers/fake-pomerium.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/processes.js';
 import { requireSquid, type Squid, startSquid, stopAllSquid } from '../helpers/squid.js';
+import { cacheToken, testUser } from '../helpers/user.js';
 import { DEST, startWorld, type World } from '../helpers/world.js';
 import type { StepJson } from '../../src/cli/commands/doctor.js';
 
@@ -32,23 +29,6 @@ interface DoctorJson {
 }
 
 const STEPS = ['dns', 'forward-proxy', 'tcp', 'tls', 'credential-store', 'sign-in', 'tunnel', 'clock'];
-
-/** A fresh user: own cache directory, own browser log (a launch would be written there). */
-function user() {
-  const cache = tempDir('burrow-doctor-');
-  const log = join(cache, 'browser.log');
-  return { cache, log, env: { XDG_CACHE_HOME: cache, BROWSER: followBrowser, ...browserEnv({ log }) } };
-}
-
-/** Puts `token` in the file store as the cached sign-in for `origin`. */
-function cacheToken(cache: string, origin: string, token: string): void {
-  const dir = join(cache, 'burrow', 'credentials');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const info = tokenInfo(token);
-  writeFileSync(join(dir, entryName(origin)), encodeCredential({ proxy: origin, token, user: info.user, expiresAt: info.expiresAt, storedAt: Date.now() }), {
-    mode: 0o600,
-  });
-}
 
 /** `burrow doctor … --json`, parsed; asserts the JSON is one document on stdout with the exit code in it, and never a token. */
 async function doctorJson(args: string[], env: NodeJS.ProcessEnv, secrets: string[] = []) {
@@ -70,6 +50,8 @@ async function doctorJson(args: string[], env: NodeJS.ProcessEnv, secrets: strin
 
 /** The steps as [step, ok, skipped] for comparison. */
 const shape = (doc: DoctorJson) => doc.steps.map((s) => `${s.step}:${s.skipped ? 'skipped' : s.ok ? 'ok' : 'FAILED'}`);
+
+const user = () => testUser('burrow-doctor-', { BROWSER: followBrowser });
 
 describe('burrow doctor', () => {
   let world: World;

@@ -6,37 +6,22 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { tokenInfo } from '../../src/auth/jwt.js';
 import { ExitCode } from '../../src/errors.js';
 import { text } from '../../src/output/messages.js';
-import { encodeCredential, entryName } from '../../src/store/file.js';
 import { oneLineFailure } from '../helpers/assertions.js';
-import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
+import { browserLaunches, followBrowser } from '../helpers/browsers/index.js';
 import { BURROW_BIN, runBurrow, storedTokens, tempDir } from '../helpers/burrow.js';
 import { startFakePomerium } from '../helpers/fake-pomerium.js';
+import { cacheToken, testUser } from '../helpers/user.js';
 import { suiteWorld } from '../helpers/world.js';
 
 const run = promisify(execFile);
 
-function user() {
-  const cache = tempDir('burrow-token-');
-  const log = join(cache, 'browser.log');
-  return { cache, log, env: { XDG_CACHE_HOME: cache, ...browserEnv({ log }) } };
-}
-
-/** Puts `token` in the file store as the cached sign-in for `origin`. */
-function cacheToken(cache: string, origin: string, token: string): void {
-  const dir = join(cache, 'burrow', 'credentials');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const info = tokenInfo(token);
-  writeFileSync(join(dir, entryName(origin)), encodeCredential({ proxy: origin, token, user: info.user, expiresAt: info.expiresAt, storedAt: Date.now() }), {
-    mode: 0o600,
-  });
-}
+const user = () => testUser('burrow-token-');
 
 describe('burrow token', () => {
   const world = suiteWorld();
