@@ -25,6 +25,7 @@ import { BURROW_BIN, startListener, tempDir } from '../helpers/burrow.js';
 import { shQuote, type Sshd } from '../helpers/sshd.js';
 import { benchCacheDir, cleanEnv, goClientBinary } from './clients.js';
 import { median } from './measure.js';
+import { proxytunnelVersion } from './proc.js';
 import { SSH_BENCH_HOST, type ServersReady } from './protocol.js';
 
 export type SshPathId = 'direct' | 'direct-pipe' | 'proxytunnel' | 'go' | 'proxycommand' | 'up' | 'proxy-nc' | 'multiplex';
@@ -130,12 +131,7 @@ async function startSshPaths(
         break;
       }
       case 'proxytunnel': {
-        const which = spawn('proxytunnel', ['--version'], { stdio: 'ignore' });
-        const found = await new Promise<boolean>((resolve) => {
-          which.once('error', () => resolve(false));
-          which.once('exit', () => resolve(true));
-        });
-        if (!found) {
+        if (proxytunnelVersion() === undefined) {
           skipped[id] = 'proxytunnel is not installed (apt-get install proxytunnel)';
           break;
         }
