@@ -10,6 +10,8 @@ export const COMMANDS = {
   udp: { tunnels: true },
   /** A local HTTP CONNECT and SOCKS5 proxy: a tunnel per request, long-running like tcp. */
   proxy: { tunnels: true },
+  /** Every tunnel of the config file in one process: long-running like tcp. */
+  up: { tunnels: true },
   login: { tunnels: false },
   logout: { tunnels: false },
   status: { tunnels: false },

@@ -26,8 +26,8 @@ import { text } from '../output/messages.js';
 import { resolveTransport, type TransportChoice } from '../tunnel/transports.js';
 import type { CommandName } from './command-table.js';
 import { type DestinationFamily, parseTarget } from './destination.js';
-import { FLAGS, type FlagEntry, flagsOf, optionOf } from './flags.js';
-import { parseListen } from './listen-address.js';
+import { defaultValues, FLAGS, type FlagEntry, flagsOf, optionOf } from './flags.js';
+import { DEFAULT_LISTEN, parseListen } from './listen-address.js';
 
 /** One `key: value` of the file: a flag's long name and its value as the command line would have it. */
 export interface ConfigSetting {
@@ -48,6 +48,8 @@ export interface TunnelConfig {
   readonly destination: string;
   /** As `--listen` takes it; undefined = the command's default (a free loopback port). */
   readonly listen: string | undefined;
+  /** The line of its `listen:` (the tunnel's own line when it has none). */
+  readonly listenLine: number;
   /** The entry's other keys (transport, pomerium-url, max-duration, …), each a flag the family's command takes. */
   readonly settings: readonly ConfigSetting[];
 }
@@ -262,12 +264,32 @@ class ConfigReader {
         defaults = this.settings(this.mapping(node, 'defaults', line), 'defaults', (entry) => entry.configurable);
       } else if (key === 'tunnels') {
         if (node === null || (this.yaml.isScalar(node) && node.value === null)) continue;
-        for (const tunnel of this.mapping(node, 'tunnels', line)) tunnels.push(this.tunnel(tunnel));
+        for (const tunnel of this.mapping(node, 'tunnels', line)) {
+          const read = this.tunnel(tunnel);
+          this.checkListenFree(read, tunnels);
+          tunnels.push(read);
+        }
       } else {
         throw this.fail(line, text.configNotASetting(key), text.configTopHint(closest(key, ['defaults', 'tunnels'])));
       }
     }
     return { path: this.path, defaults, tunnels };
+  }
+
+  /**
+   * Two tunnels of one family cannot listen on one port of one address (or of every address):
+   * the second would fail to bind whenever `burrow up` starts. Port 0 (a free port) never clashes.
+   */
+  private checkListenFree(tunnel: TunnelConfig, earlier: readonly TunnelConfig[]): void {
+    const bound = listenOf(tunnel);
+    if (bound === undefined) return;
+    for (const other of earlier) {
+      const taken = other.family === tunnel.family ? listenOf(other) : undefined;
+      if (taken === undefined || taken.port !== bound.port) continue;
+      if (taken.host === bound.host || WILDCARDS.has(taken.host) || WILDCARDS.has(bound.host)) {
+        throw this.fail(tunnel.listenLine, text.configListenTaken(`tunnels.${tunnel.name}.listen`, tunnel.listen!, `tunnels.${other.name}`, other.listenLine), text.configListenTakenHint);
+      }
+    }
   }
 
   /** A mapping's pairs as flag settings; `allowed` says which flags may appear at `where`. */
@@ -361,8 +383,19 @@ class ConfigReader {
     });
     const listenLine = settings.find((s) => s.key === 'listen')?.line ?? line;
     if (listen !== undefined && parseListen(listen).kind === 'stdio') throw this.fail(listenLine, text.configTunnelStdio(`${where}.listen`));
-    return { name, line, family, destination: dest.trim(), listen, settings: settings.filter((s) => s.key !== 'listen') };
+    return { name, line, family, destination: dest.trim(), listen, listenLine, settings: settings.filter((s) => s.key !== 'listen') };
   }
+}
+
+/** Hosts a listener binds on every address of (of its family, and on most systems both). */
+const WILDCARDS: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]']);
+
+/** The host and port a tunnel binds, `localhost` as the address it binds; undefined for a free port. */
+function listenOf(tunnel: TunnelConfig): { host: string; port: number } | undefined {
+  const listen = parseListen(tunnel.listen ?? DEFAULT_LISTEN);
+  if (listen.kind !== 'tcp' || listen.port === 0) return undefined;
+  const host = listen.host.toLowerCase();
+  return { host: host === 'localhost' ? '127.0.0.1' : host, port: listen.port };
 }
 
 /**
@@ -448,6 +481,29 @@ export function optionValues(settings: readonly ConfigSetting[], command: Comman
     if (value !== undefined) values[optionOf(entry, command).attributeName()] = value;
   }
   return values;
+}
+
+/**
+ * The option values `burrow up` starts `tunnel` with, as `burrow tcp` or `burrow udp` would take
+ * them: the flags' defaults, under the file's `defaults:` and the environment (as for any
+ * command; a default --pomerium-url not for a destination that names its proxy), under the
+ * tunnel's own keys, under `overrides` (what `burrow up`'s own command line gave).
+ */
+export function tunnelValues(tunnel: TunnelConfig, config: BurrowConfig, env: NodeJS.ProcessEnv, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const command = tunnel.family;
+  const values = defaultValues(command);
+  for (const setting of effectiveDefaults(config, env)) {
+    if (setting.source === 'default' || setting.value === undefined || !setting.entry.commands.includes(command)) continue;
+    if (setting.source === 'env' && READ_BELOW.has(setting.key)) continue;
+    if (setting.key === 'pomerium-url' && namesProxy(tunnel.destination)) continue;
+    const value = optionValue(setting.entry, command, setting.value);
+    if (value !== undefined) values[optionOf(setting.entry, command).attributeName()] = value;
+  }
+  Object.assign(values, optionValues(tunnel.settings, command));
+  if (tunnel.listen !== undefined) values.listen = tunnel.listen;
+  // --verbose given to `burrow up` beats a --log-level from anywhere else, as for any command.
+  if (overrides.verbose === true && overrides.logLevel === undefined) delete values.logLevel;
+  return { ...values, ...overrides };
 }
 
 /**

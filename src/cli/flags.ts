@@ -12,6 +12,7 @@ import { Command, Option } from 'commander';
 import { parseForwardProxy } from '../net/proxy-env.js';
 import { ROUTE_TYPES } from '../net/routes-api.js';
 import { LOG_LEVELS } from '../output/log.js';
+import { SERVICE_KINDS } from './service.js';
 import type { CommandName } from './command-table.js';
 import { parseProxyUrl } from './destination.js';
 import { parseDomain } from './domains.js';
@@ -81,11 +82,11 @@ export interface FlagEntry {
 /** kubectl's credential plugin, and the kubeconfig that runs it: they reach the proxy and sign in as login does. */
 const K8S: readonly CommandName[] = ['k8s exec-credential', 'k8s kubeconfig'];
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'login', 'ssh-config', 'token', 'routes', ...K8S];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'up', 'login', 'ssh-config', 'token', 'routes', ...K8S];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'routes', 'doctor', ...K8S, 'k8s flush-credentials'];
+const STORE: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'up', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'routes', 'doctor', ...K8S, 'k8s flush-credentials'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
 const REACH: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'login', 'ssh-config', 'token', 'routes', 'doctor', ...K8S];
 /** …and those that open tunnels, or write the command that will. */
@@ -156,6 +157,16 @@ export const FLAGS: readonly FlagEntry[] = [
     description: 'the name of the cluster, user and context (default: the server\'s host[:port])',
     parse: parseKubeName,
     commands: ['k8s kubeconfig'],
+    passOn: false,
+    configurable: false,
+  },
+
+  // --- up's own -----------------------------------------------------------------------------------
+  {
+    flags: '--print-service <kind>',
+    description: 'print a user service that runs "burrow up" at login (a systemd unit or a launchd agent) instead of running it',
+    choices: SERVICE_KINDS,
+    commands: ['up'],
     passOn: false,
     configurable: false,
   },
@@ -432,7 +443,7 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '-v, --verbose',
     description: "say more on stderr: every connection's steps (same as --log-level debug)",
-    commands: ['tcp', 'udp', 'proxy', 'login', 'k8s exec-credential'],
+    commands: ['tcp', 'udp', 'proxy', 'up', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: false,
   },
@@ -440,7 +451,7 @@ export const FLAGS: readonly FlagEntry[] = [
     flags: '--log-level <level>',
     description: 'how much to print on stderr (env BURROW_LOG_LEVEL)',
     choices: LOG_LEVELS,
-    commands: ['tcp', 'udp', 'proxy', 'login', 'k8s exec-credential'],
+    commands: ['tcp', 'udp', 'proxy', 'up', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: true,
     env: 'BURROW_LOG_LEVEL',
@@ -458,7 +469,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'k8s flush-credentials': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
       'config show': 'print the defaults and tunnels as JSON on stdout',
     },
-    commands: ['tcp', 'udp', 'proxy', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials', 'config show'],
+    commands: ['tcp', 'udp', 'proxy', 'up', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials', 'config show'],
     passOn: false,
     configurable: false,
   },

@@ -22,6 +22,7 @@ import { registerStatus } from './commands/status.js';
 import { registerTcp } from './commands/tcp.js';
 import { registerToken } from './commands/token.js';
 import { registerUdp } from './commands/udp.js';
+import { registerUp } from './commands/up.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
 
@@ -56,6 +57,7 @@ export function program(runtime: ProcessRuntime): Command {
   registerTcp(root, runtime);
   registerUdp(root, runtime);
   registerProxy(root, runtime);
+  registerUp(root, runtime);
   registerLogin(root, runtime);
   registerLogout(root, runtime);
   registerCache(root, runtime);
@@ -79,6 +81,7 @@ export function program(runtime: ProcessRuntime): Command {
 Examples:
   $ burrow tcp git.corp.example.com:22 --listen :2202
   $ ssh -o ProxyCommand='burrow tcp --listen - %h:%p' git@git.corp.example.com
+  $ burrow up
   $ burrow ssh-config git.corp.example.com --user git >> ~/.ssh/config
   $ burrow login https://git.corp.example.com
   $ burrow routes https://proxy.corp.example.com

@@ -50,6 +50,11 @@ interface CommonLoggerOptions {
   json?: boolean | undefined;
   /** The clock for JSON `time` fields and the spinner. */
   now?: () => number;
+  /**
+   * The tunnel of `burrow up` this logger speaks for: a `tunnel` field in every JSON line, and
+   * `name: ` after `burrow: ` in every human one.
+   */
+  tunnel?: string | undefined;
 }
 
 /**
@@ -82,10 +87,11 @@ export function formatFailure(
   return redact(`burrow: ${head} ${message}${hint}`);
 }
 
-/** One event as a JSON line: `event` and `time` first, then the event's own fields. */
-export function formatJson(event: BurrowEvent, nowMs: number): string {
+/** One event as a JSON line: `event`, `time` (and `tunnel`, in `burrow up`) first, then the event's own fields. */
+export function formatJson(event: BurrowEvent, nowMs: number, tunnel?: string): string {
   const { event: name, ...fields } = event;
-  return redact(JSON.stringify({ event: name, time: new Date(nowMs).toISOString(), ...fields }));
+  const time = new Date(nowMs).toISOString();
+  return redact(JSON.stringify(tunnel === undefined ? { event: name, time, ...fields } : { event: name, time, tunnel, ...fields }));
 }
 
 /** One event as human text (without the `burrow: ` prefix and level label). */
@@ -153,6 +159,8 @@ export function createLogger(options: LoggerOptions): Logger {
   const c = stream && !options.json ? stderrChalk(env, tty) : undefined;
   const json = options.json === true;
   const now = options.now ?? Date.now;
+  const tunnel = options.tunnel;
+  const tag = tunnel === undefined ? '' : `${tunnel}: `;
   let spinning = false;
   const write =
     options.write ??
@@ -169,16 +177,16 @@ export function createLogger(options: LoggerOptions): Logger {
 
   const event = (e: BurrowEvent) => {
     if (!enabled(eventLevel(e))) return;
-    if (json) return write(formatJson(e, now()));
+    if (json) return write(formatJson(e, now(), tunnel));
     if (e.event === 'failed' || e.event === 'error' || (e.event === 'closed' && (e.reason === 'broken' || e.reason === 'session_limit') && e.message !== undefined)) {
       // A listener's failures name their connection, as its other lines do; stdio has only one.
       const which = 'conn' in e && e.peer !== 'stdio' ? text.connectionPrefix(e.conn, e.peer) : '';
-      return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c, which));
+      return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c, `${tag}${which}`));
     }
-    if (e.event === 'refused') return write(formatFailure({ message: e.message, hint: e.hint }, c, text.connectionPrefix(e.conn, e.peer), 'warning'));
+    if (e.event === 'refused') return write(formatFailure({ message: e.message, hint: e.hint }, c, `${tag}${text.connectionPrefix(e.conn, e.peer)}`, 'warning'));
     const level = eventLevel(e);
     const head = level === 'notice' || level === 'info' ? '' : label(level);
-    write(redact(`burrow: ${head}${formatEvent(e, c)}`));
+    write(redact(`burrow: ${tag}${head}${formatEvent(e, c)}`));
   };
   const log = (level: 'error' | 'warn' | 'info' | 'debug' | 'notice') => (message: string) => event({ event: 'log', level, message });
 

@@ -609,6 +609,27 @@ export const text = {
   configTunnelName: (name: string) => `the tunnel name ${q(name)} must be letters, digits, ".", "_" or "-"`,
   configNeedsDestination: (key: string) => `${key} needs a destination`,
   configNotForFamily: (key: string, family: 'tcp' | 'udp') => `${key} is not a setting of a ${family} tunnel (burrow ${family} does not take it)`,
+  upNoTunnels: (path: string) => `no tunnels to run: ${path} has no tunnels: section`,
+  upNoConfig: (path: string) => `no tunnels to run: there is no config file at ${path}`,
+  upNoTunnelsHint: 'add a tunnels: section (name: { destination: host:port, listen: :PORT }) to the file "burrow config path" prints',
+  upUnknownTunnel: (name: string, path: string, known: string) => `no tunnel named ${q(name)} in ${path} (it has ${known})`,
+  upUnknownTunnelHint: 'name tunnels as they are under tunnels: ("burrow config show" lists them), or give no name to run every one',
+  upStarted: (running: number, total: number) =>
+    running === total ? `${running} ${running === 1 ? 'tunnel' : 'tunnels'} up` : `${running} of ${total} tunnels up (the others could not start: see above)`,
+  upNothingStarted: 'no tunnel could start (see above)',
+  upReloading: (path: string) => `reloading ${path}`,
+  upReloadFailed: (reason: string, running: number) => `not reloaded: ${reason}; the ${running} running ${running === 1 ? 'tunnel is' : 'tunnels are'} left as they were`,
+  upReloaded: (path: string, counts: { started: number; stopped: number; restarted: number; unchanged: number; failed: number }) =>
+    `reloaded ${path}: ${counts.started} started, ${counts.stopped} stopped, ${counts.restarted} restarted, ${counts.unchanged} unchanged` +
+    (counts.failed > 0 ? ` (${counts.failed} could not start: see above)` : ''),
+  upStopping: 'stopping: it is no longer in the config file',
+  upRestarting: 'restarting: its settings changed',
+  upServiceWritten: (kind: 'systemd' | 'launchd') =>
+    kind === 'systemd'
+      ? 'save it as ~/.config/systemd/user/burrow.service, then: systemctl --user daemon-reload && systemctl --user enable --now burrow.service (reload after editing the config file: systemctl --user reload burrow.service)'
+      : 'save it as ~/Library/LaunchAgents/burrow.up.plist, then: launchctl bootstrap gui/$(id -u) ~/Library/LaunchAgents/burrow.up.plist (reload after editing the config file: launchctl kill HUP gui/$(id -u)/burrow.up)',
+  configListenTaken: (key: string, listen: string, other: string, line: number) => `${key} ${listen} is the address ${other} (line ${line}) listens on`,
+  configListenTakenHint: 'give each tunnel its own port (or leave listen out for a free one)',
   configTunnelStdio: (key: string) => `${key} must be a local address: a named tunnel cannot use stdin/stdout`,
   configBadEnv: (variable: string, reason: string) => `${variable}: ${reason}`,
   configEnvHint: (variable: string) => `set ${variable} to one of those, or unset it`,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Command } from 'commander';
-import { applyDefaults, closest, configLocation, effectiveDefaults, inheritedValues, namesProxy, optionValues, parseConfig } from '../../src/cli/config.js';
+import { applyDefaults, closest, configLocation, effectiveDefaults, inheritedValues, namesProxy, optionValues, parseConfig, tunnelValues } from '../../src/cli/config.js';
 import { addFlags } from '../../src/cli/flags.js';
 import type { CommandName } from '../../src/cli/command-table.js';
 import { BurrowError } from '../../src/errors.js';
@@ -65,8 +65,8 @@ describe('config file: parsing and checking', () => {
       { key: 'no-proxy', value: true, line: 6 },
     ]);
     assert.deepEqual(config.tunnels, [
-      { name: 'gitlab', line: 8, family: 'tcp', destination: 'git.corp.example.com:22', listen: '127.0.0.1:2202', settings: [{ key: 'max-duration', value: '8h', line: 11 }] },
-      { name: 'dns', line: 12, family: 'udp', destination: 'udp+https://dns.corp.example.com:53', listen: '127.0.0.1:5353', settings: [{ key: 'idle-timeout', value: '30s', line: 15 }] },
+      { name: 'gitlab', line: 8, family: 'tcp', destination: 'git.corp.example.com:22', listen: '127.0.0.1:2202', listenLine: 10, settings: [{ key: 'max-duration', value: '8h', line: 11 }] },
+      { name: 'dns', line: 12, family: 'udp', destination: 'udp+https://dns.corp.example.com:53', listen: '127.0.0.1:5353', listenLine: 14, settings: [{ key: 'idle-timeout', value: '30s', line: 15 }] },
     ]);
     assert.deepEqual(optionValues(config.defaults, 'tcp'), {
       pomeriumUrl: 'https://pomerium.corp.example.com',
@@ -138,6 +138,20 @@ describe('config file: parsing and checking', () => {
     assert.match(await failure('tunnels:\n  a:\n    destination: x:22\n    listen: "-"\n'), /:4: tunnels\.a\.listen must be a local address/);
     assert.match(await failure('tunnels:\n  "a b":\n    destination: x:22\n'), /:2: the tunnel name "a b"/);
     assert.match(await failure('tunnels:\n  a: x:22\n'), /:2: tunnels\.a must be a mapping/);
+  });
+
+  it('two tunnels of one family cannot listen on one address and port (a free port never clashes)', async () => {
+    const two = (a: string, b: string, familyB = 'x:22') => `tunnels:\n  a:\n    destination: x:22\n    listen: "${a}"\n  b:\n    destination: ${familyB}\n    listen: "${b}"\n`;
+    assert.equal(
+      await failure(two(':2202', '127.0.0.1:2202')),
+      `${PATH}:7: tunnels.b.listen 127.0.0.1:2202 is the address tunnels.a (line 4) listens on — ${text.configListenTakenHint}`,
+    );
+    assert.match(await failure(two('0.0.0.0:2202', 'localhost:2202')), /:7: tunnels\.b\.listen localhost:2202 is the address tunnels\.a \(line 4\)/);
+    assert.match(await failure(two('127.0.0.2:53', '[::]:53')), /:7: tunnels\.b\.listen \[::\]:53 is the address tunnels\.a/);
+    // Other addresses, a free port each, or TCP beside UDP on one port: no clash.
+    for (const source of [two('127.0.0.1:2202', '127.0.0.2:2202'), two(':0', ':0'), two(':5353', ':5353', 'udp+https://dns.corp.test:53')]) {
+      assert.equal((await parseConfig(source, PATH, env)).tunnels.length, 2, source);
+    }
   });
 
   it('closest suggests only near misses', () => {
@@ -214,6 +228,47 @@ describe('config file: where it is and where values come from', () => {
       assert.match(error.message, /^BURROW_LOG_LEVEL: invalid --log-level "loud"/);
       return true;
     });
+  });
+
+  it("a tunnel's values: its own keys over the environment over the file's defaults; up's command line over all", async () => {
+    const config = await parseConfig(
+      [
+        'defaults:',
+        '  pomerium-url: https://pomerium.corp.test',
+        '  connect-timeout: 5',
+        '  log-level: warn',
+        'tunnels:',
+        '  git:',
+        '    destination: git.corp.test:22',
+        '    listen: :2202',
+        '    connect-timeout: 7',
+        '  gw:',
+        '    destination: wss://gw.corp.test/ssh',
+        '  dns:',
+        '    destination: udp+https://dns.corp.test:53',
+        '',
+      ].join('\n'),
+      PATH,
+      env,
+    );
+    const [git, gw, dns] = config.tunnels;
+    const plain = tunnelValues(git!, config, env);
+    assert.equal(plain.listen, ':2202');
+    assert.equal(plain.connectTimeout, '7');
+    assert.equal(plain.pomeriumUrl, 'https://pomerium.corp.test');
+    assert.equal(plain.logLevel, 'warn');
+    assert.equal(plain.transport, 'auto');
+    // The environment beats the file's defaults, not the tunnel's own keys.
+    const fromEnv = tunnelValues(git!, config, { ...env, BURROW_POMERIUM_URL: 'https://other.corp.test', BURROW_LOG_LEVEL: 'debug' });
+    assert.equal(fromEnv.pomeriumUrl, 'https://other.corp.test');
+    assert.equal(fromEnv.logLevel, 'debug');
+    // A destination naming its proxy takes no default proxy; a udp tunnel gets udp's flags.
+    assert.equal(tunnelValues(gw!, config, env).pomeriumUrl, undefined);
+    assert.equal(tunnelValues(dns!, config, env).idleTimeout, '2m');
+    assert.equal(tunnelValues(dns!, config, env).listen, '127.0.0.1:0');
+    // `burrow up -v` beats a log-level from the file; `up --log-level` beats both.
+    assert.equal(tunnelValues(git!, config, env, { verbose: true }).logLevel, undefined);
+    assert.equal(tunnelValues(git!, config, env, { verbose: true, logLevel: 'error' }).logLevel, 'error');
   });
 
   it('show lists every configurable flag with its source', async () => {
