@@ -41,8 +41,8 @@ interface Up extends BurrowProcess {
   port(name: string): number;
 }
 
-function spawnUp(args: string[], env: NodeJS.ProcessEnv): Up {
-  const proc = spawnBurrow(['up', ...args], { env });
+function spawnUp(args: string[], env: NodeJS.ProcessEnv, wrapper?: string[]): Up {
+  const proc = spawnBurrow(['up', ...args], { env, wrapper });
   const addresses = () => new Map(proc.stdoutText().split('\n').filter(Boolean).map((line) => line.split(' ') as [string, string]));
   return Object.assign(proc, {
     addresses,
@@ -92,6 +92,23 @@ async function holdOpen(port: number): Promise<{ socket: Socket; echo(data: stri
       return buffered;
     },
   };
+}
+
+/** Connects through a tunnel and echoes one byte: the socket held open, or null when the listener closed it (bounded). */
+async function tryHold(port: number): Promise<Socket | null> {
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  return new Promise<Socket | null>((resolve) => {
+    const done = (held: boolean) => {
+      clearTimeout(timer);
+      if (!held) socket.destroy();
+      resolve(held ? socket : null);
+    };
+    const timer = setTimeout(() => done(false), 10_000);
+    socket.once('connect', () => socket.write('x'));
+    socket.once('data', () => done(true));
+    socket.once('close', () => done(false));
+  });
 }
 
 describe('burrow up: every tunnel of the config file in one process', () => {
@@ -242,6 +259,40 @@ describe('burrow up: every tunnel of the config file in one process', () => {
     assert.match(up.stderr(), /1 started, 0 stopped, 0 restarted, 1 unchanged/);
     assert.equal(String(await echoThrough(taken, Buffer.from('now it works'))), 'now it works');
     assert.equal(await up.stop('SIGTERM'), 0);
+  });
+
+  it('one open-files budget for every listener: when one tunnel has taken it all, the next one refuses too, with a line', { timeout: 60_000 }, async () => {
+    const user = testUser('burrow-up-budget-');
+    cacheToken(user.cache, world.proxy.url, world.token);
+    const config = configFile(['tunnels:', '  a:', `    destination: ${DEST}`, '  b:', `    destination: ${DEST}`]);
+    const up = spawnUp([], { ...user.env, BURROW_CONFIG: config }, ['prlimit', '--nofile=64:64', '--']);
+    const held: Socket[] = [];
+    try {
+      await eventually(() => up.addresses().size === 2, 15_000, () => `two addresses; stderr: ${up.stderr()}`);
+      // Tunnels through a until the budget is spent (bounded: 64 descriptors hold fewer than 32 tunnels).
+      for (let i = 0; i < 32; i++) {
+        const socket = await tryHold(up.port('a'));
+        if (socket === null) break;
+        held.push(socket);
+      }
+      assert.ok(held.length >= 1 && held.length < 32, `a held ${held.length} tunnels under a limit of 64`);
+      assert.equal(await tryHold(up.port('b')), null, 'b has no room left either');
+      await eventually(() => /burrow: b: #\d+ 127\.0\.0\.1:\d+: |burrow: b: error: refused the connection/.test(up.stderr()), 5000, () => `b's refusal; ${up.stderr()}`);
+      assert.match(up.stderr(), new RegExp(`burrow: b: error: refused the connection from 127\\.0\\.0\\.1:\\d+: ${held.length} tunnels are open, all that the open-files limit of 64 leaves room for`));
+      assert.doesNotMatch(up.stderr(), /too many open files|EMFILE|\n\s+at /);
+      // One tunnel of a closes: b has room again.
+      held.pop()!.destroy();
+      let socket: Socket | null = null;
+      for (let i = 0; i < 50 && socket === null; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        socket = await tryHold(up.port('b'));
+      }
+      assert.ok(socket, 'b gets a tunnel once one of a closed');
+      held.push(socket);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await up.stop('SIGTERM');
+    }
   });
 
   it('refuses to start without tunnels, with an unknown name, with two tunnels on one port, or when none can listen', async () => {
