@@ -10,7 +10,7 @@
  *   proxytunnel   proxytunnel -E as ProxyCommand (C: the cheapest per-process ProxyCommand)
  *   go            the Go stand-in for pomerium-cli as ProxyCommand
  *   proxycommand  burrow tcp --listen - as ProxyCommand (one Node process per ssh)
- *   up            ssh to the local port of one long-running burrow listener (HostKeyAlias)
+ *   up            ssh to the local port of a tunnel of one long-running `burrow up` (HostKeyAlias)
  *   proxy-nc      nc -X 5 (OpenBSD's; else ncat) as ProxyCommand through one running burrow proxy
  *   multiplex     ssh-config --multiplex's options: the first ssh starts a master, the rest reuse it
  *
@@ -19,7 +19,7 @@
  * times. The proxy's CONNECT count says how many tunnels each path opened. Medians of the bursts.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BURROW_BIN, startListener, tempDir } from '../helpers/burrow.js';
 import { shQuote, type Sshd } from '../helpers/sshd.js';
@@ -36,7 +36,7 @@ export const SSH_PATH_LABELS: Record<SshPathId, string> = {
   proxytunnel: 'proxytunnel -E as ProxyCommand',
   go: 'Go client (pomerium-cli stand-in) as ProxyCommand',
   proxycommand: 'burrow tcp --listen - as ProxyCommand',
-  up: 'one running burrow listener (burrow tcp --listen), ssh to its port',
+  up: 'one running burrow up (a tunnel of its config file), ssh to its port',
   'proxy-nc': 'one running burrow proxy, nc SOCKS5 as ProxyCommand',
   multiplex: 'ssh-config --multiplex (ControlMaster, burrow ProxyCommand)',
 };
@@ -153,10 +153,11 @@ async function startSshPaths(
         simple(proxyCommand(burrowCommand));
         break;
       case 'up': {
-        const listener = await startListener(
-          [`${SSH_BENCH_HOST}:22`, '--listen', '127.0.0.1:0', '--pomerium-url', servers.proxyUrl, '--alternate-ca-path', servers.caPath],
-          { env: { BURROW_SERVICE_ACCOUNT: servers.token } },
-        );
+        const config = join(tempDir('burrow-bench-up-'), 'config.yaml');
+        const tunnel = [`  pomerium-url: ${servers.proxyUrl}`, `  alternate-ca-path: ${servers.caPath}`, 'tunnels:', '  ssh:', `    destination: ${SSH_BENCH_HOST}:22`];
+        writeFileSync(config, ['defaults:', ...tunnel, ''].join('\n'));
+        // Its stdout's first line is `ssh 127.0.0.1:PORT`.
+        const listener = await startListener([], { env: { BURROW_SERVICE_ACCOUNT: servers.token, BURROW_CONFIG: config } }, 'up');
         paths.push({ id, args: ['-p', String(listener.port), ...common], host: '127.0.0.1', afterBurst: none, stop: async () => void (await listener.stop()) });
         break;
       }
