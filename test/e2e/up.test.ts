@@ -131,6 +131,7 @@ describe('burrow up: every tunnel of the config file in one process', () => {
       extraRoutes: [{ from: 'tcp+https://ssh.corp.test:22', to: `tcp://${sshd.address}` }],
     });
     world.proxy.addRoute({ from: 'udp+https://echo.corp.test:7', to: `udp://127.0.0.1:${udpPort}` });
+    world.proxy.addRoute({ from: 'wss://ws.corp.test/echo', to: `tcp://${world.echo.address}` });
   });
   after(async () => {
     await stopAllCommands();
@@ -151,7 +152,7 @@ describe('burrow up: every tunnel of the config file in one process', () => {
     writeFileSync(path, [...defaults, ...body, ''].join('\n'));
   }
 
-  it('git clone, a TCP echo and a UDP echo through three tunnels, one sign-in for all; every event names its tunnel', { timeout: 180_000 }, async () => {
+  it('git clone, TCP, WebSocket and UDP echoes through four tunnels, one sign-in for all; every event names its tunnel', { timeout: 180_000 }, async () => {
     const user = testUser('burrow-up-user-');
     const config = configFile([
       'tunnels:',
@@ -162,19 +163,26 @@ describe('burrow up: every tunnel of the config file in one process', () => {
       '    max-duration: 1h',
       '  dns:',
       '    destination: udp+https://echo.corp.test:7',
+      '  ws:',
+      `    destination: ${world.proxy.url.replace(/^https:/, 'wss:')}/echo`,
     ]);
     const signIns = world.proxy.stats.signIns;
     const up = spawnUp(['--json'], { ...user.env, BURROW_CONFIG: config });
-    await eventually(() => up.addresses().size === 3, 15_000, () => `three addresses on stdout; stderr: ${up.stderr()}`);
-    assert.deepEqual([...up.addresses().keys()], ['git', 'echo', 'dns']);
+    await eventually(() => up.addresses().size === 4, 15_000, () => `four addresses on stdout; stderr: ${up.stderr()}`);
+    assert.deepEqual([...up.addresses().keys()], ['git', 'echo', 'dns', 'ws']);
     for (const address of up.addresses().values()) assert.match(address, /^127\.0\.0\.1:\d+$/);
 
-    // The TCP and UDP tunnels need a token at the same moment: one sign-in serves both.
+    // The TCP, WebSocket and UDP tunnels need a token at the same moment: one sign-in serves all three.
     const data = payload(256 * 1024, 3);
-    const [echoed, reply] = await Promise.all([echoThrough(up.port('echo'), data, 60_000), udpExchange(up.port('dns'), Buffer.from('datagram one'), 60_000)]);
+    const [echoed, wsEchoed, reply] = await Promise.all([
+      echoThrough(up.port('echo'), data, 60_000),
+      echoThrough(up.port('ws'), data, 60_000),
+      udpExchange(up.port('dns'), Buffer.from('datagram one'), 60_000),
+    ]);
     assert.equal(sha256(echoed), sha256(data));
+    assert.equal(sha256(wsEchoed), sha256(data));
     assert.equal(reply.toString(), 'datagram one');
-    assert.equal(world.proxy.stats.signIns - signIns, 1, 'one sign-in for both tunnels');
+    assert.equal(world.proxy.stats.signIns - signIns, 1, 'one sign-in for the three tunnels');
     assert.equal(browserLaunches(user.log).length, 1);
 
     // git clone over ssh through the third, with the same token.
@@ -190,15 +198,15 @@ describe('burrow up: every tunnel of the config file in one process', () => {
 
     const all = events(up.stderr());
     const listening = all.filter((e) => e.event === 'listening');
-    assert.deepEqual(listening.map((e) => e.tunnel), ['git', 'echo', 'dns']);
-    assert.deepEqual(listening.map((e) => e.transport), ['connect', 'connect', 'connect-udp']);
+    assert.deepEqual(listening.map((e) => e.tunnel), ['git', 'echo', 'dns', 'ws']);
+    assert.deepEqual(listening.map((e) => e.transport), ['connect', 'connect', 'connect-udp', 'websocket']);
     for (const e of all.filter((e) => ['connecting', 'connected', 'closed', 'failed'].includes(String(e.event)))) {
-      assert.ok(['git', 'echo', 'dns'].includes(String(e.tunnel)), `a tunnel's event names it: ${JSON.stringify(e)}`);
+      assert.ok(['git', 'echo', 'dns', 'ws'].includes(String(e.tunnel)), `a tunnel's event names it: ${JSON.stringify(e)}`);
     }
-    assert.ok(all.some((e) => e.event === 'connected' && e.tunnel === 'git'));
-    assert.ok(all.some((e) => e.event === 'log' && e.message === text.upStarted(3, 3) && e.tunnel === undefined));
+    for (const name of ['git', 'echo', 'dns', 'ws']) assert.ok(all.some((e) => e.event === 'connected' && e.tunnel === name), `${name} connected`);
+    assert.ok(all.some((e) => e.event === 'log' && e.message === text.upStarted(4, 4) && e.tunnel === undefined));
     assert.equal(await up.stop('SIGTERM'), 0);
-    assert.deepEqual(events(up.stderr()).filter((e) => e.event === 'shutdown').map((e) => e.tunnel).sort(), ['dns', 'echo', 'git']);
+    assert.deepEqual(events(up.stderr()).filter((e) => e.event === 'shutdown').map((e) => e.tunnel).sort(), ['dns', 'echo', 'git', 'ws']);
   });
 
   it('SIGHUP: removed tunnels stop (their connections closed), new ones start, changed ones restart, the rest keep their connections', { timeout: 120_000 }, async () => {
