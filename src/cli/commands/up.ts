@@ -226,14 +226,17 @@ export async function runUp(names: string[], values: UpOptionValues, overrides: 
     );
   };
 
-  let reloads: Promise<void> = Promise.resolve();
+  // Start-up and every reload run one after another: a SIGHUP while tunnels start waits its turn.
+  const starting = apply(initial, first!);
+  let reloads: Promise<void> = starting.then(() => {});
   const offSignals = runtime.onSignal((signal) => {
     if (signal === 'SIGHUP') reloads = reloads.then(reload);
     else stopping.abort();
   });
   try {
-    const { failed } = await apply(initial, first!);
+    const { failed } = await starting;
     if (running.size === 0 && !stopping.signal.aborted) {
+      stopping.abort();
       logger.error(text.upNothingStarted);
       return failed.values().next().value?.exitCode ?? ExitCode.usage;
     }
