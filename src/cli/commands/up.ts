@@ -108,7 +108,6 @@ function fingerprint(tunnel: TunnelConfig, values: Record<string, unknown>): str
 /** A tunnel serving: what it runs with, and how to stop it (after saying why). */
 interface RunningTunnel {
   fingerprint: string;
-  logger: Logger;
   stop(why?: string): Promise<void>;
 }
 
@@ -175,7 +174,6 @@ export async function runUp(names: string[], values: UpOptionValues, overrides: 
     }
     const entry: RunningTunnel = {
       fingerprint: fingerprint(tunnel, options),
-      logger: tunnelLogger,
       async stop(why) {
         if (why !== undefined) tunnelLogger.info(why);
         stop.abort();
