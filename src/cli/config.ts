@@ -211,7 +211,7 @@ class ConfigReader {
     return offset === undefined ? fallback : this.lines.linePos(offset).line;
   }
 
-  /** What a node is, in words, for "must be …, not …". */
+  /** What a node is, in words, for "must be ..., not ...". */
   private kind(node: YamlNode | null): string {
     const { isMap, isScalar, isSeq } = this.yaml;
     if (node === null) return text.configKindEmpty;
