@@ -24,7 +24,7 @@ const TUNNEL_DESCRIPTORS = 2;
  * Binds `host:port` and serves connections until closed. Refusals after start-up are reported to
  * `onRefused`: accept failures (EMFILE: libuv then accepts and closes the pending connection,
  * so the client sees it closed) and connections the descriptor budget has no room for (closed at
- * once). `budget` is shared with the process's other listeners (`burrow up`); without one, the
+ * once). `shared` is the budget of all the process's listeners (`burrow up`); without one, the
  * listener measures its own once bound.
  */
 export async function listenTcp(host: string, port: number, shared?: DescriptorBudget): Promise<TcpListener> {

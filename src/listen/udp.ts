@@ -36,7 +36,7 @@ const MAX_SEND_QUEUE = 1024;
 const SOCKET_BUFFER = 4 * 1024 * 1024;
 
 /**
- * Binds `host:port`. `budget` is shared with the process's other listeners (`burrow up`);
+ * Binds `host:port`. `shared` is the budget of all the process's listeners (`burrow up`);
  * without one, the listener measures its own once bound.
  */
 export async function listenUdp(host: string, port: number, shared?: DescriptorBudget): Promise<UdpListener> {
