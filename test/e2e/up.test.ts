@@ -7,7 +7,6 @@
  * and the service files it prints, checked by systemd's own verifier and by plistlib.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
@@ -20,7 +19,7 @@ import { payload, sha256 } from '../helpers/data.js';
 import { echoThrough } from '../helpers/echo-server.js';
 import { type BareRepo, createBareRepo, git } from '../helpers/git-repo.js';
 import { freePort } from '../helpers/processes.js';
-import { type Sshd, shQuote, startSshd, stopAllCommands } from '../helpers/sshd.js';
+import { run, type Sshd, shQuote, startSshd, stopAllCommands } from '../helpers/sshd.js';
 import { cacheToken, testUser } from '../helpers/user.js';
 import { DEST, eventually, startWorld, type World } from '../helpers/world.js';
 
@@ -132,14 +131,14 @@ describe('burrow up: every tunnel of the config file in one process', () => {
     });
     world.proxy.addRoute({ from: 'udp+https://echo.corp.test:7', to: `udp://127.0.0.1:${udpPort}` });
     world.proxy.addRoute({ from: 'wss://ws.corp.test/echo', to: `tcp://${world.echo.address}` });
-  });
+  }, { timeout: 120_000 });
   after(async () => {
     await stopAllCommands();
     await stopAll();
     await world?.close();
     await sshd?.stop();
     await new Promise<void>((resolve) => (udpEcho ? udpEcho.close(() => resolve()) : resolve()));
-  });
+  }, { timeout: 60_000 });
 
   /** A config file in its own directory; `body` follows defaults pointing at the local proxy. */
   function configFile(body: string[], name = 'config.yaml'): string {
@@ -303,7 +302,7 @@ describe('burrow up: every tunnel of the config file in one process', () => {
     }
   });
 
-  it('refuses to start without tunnels, with an unknown name, with two tunnels on one port, or when none can listen', async () => {
+  it('refuses to start without tunnels, with an unknown name, with two tunnels on one port, or when none can listen', { timeout: 90_000 }, async () => {
     const user = testUser('burrow-up-refusals-');
     const cases: Array<{ body?: string[]; args?: string[]; line: RegExp }> = [
       { line: /^burrow: error: no tunnels to run: there is no config file at .*config\.yaml — add a tunnels: section/ },
@@ -344,7 +343,7 @@ describe('burrow up: every tunnel of the config file in one process', () => {
     }
   });
 
-  it('--print-service: a systemd user unit systemd-analyze accepts, a launchd agent plistlib reads', async () => {
+  it('--print-service: a systemd user unit systemd-analyze accepts, a launchd agent plistlib reads', { timeout: 90_000 }, async () => {
     for (const [path, pkg] of [
       [SYSTEMD_ANALYZE, 'systemd'],
       [PYTHON, 'python3'],
@@ -357,17 +356,18 @@ describe('burrow up: every tunnel of the config file in one process', () => {
     assert.match(systemd.stderr, /systemctl --user enable --now burrow\.service/);
     const unit = join(tempDir('burrow-up-unit-'), 'burrow.service');
     writeFileSync(unit, systemd.stdout);
-    const verified = spawnSync(SYSTEMD_ANALYZE, ['verify', unit], { encoding: 'utf8', timeout: 30_000 });
-    assert.equal(verified.status, 0, `${verified.stderr}\n${systemd.stdout}`);
+    // Run asynchronously, in its own process group, killed (with whatever it forked) if it hangs.
+    const verified = await run(SYSTEMD_ANALYZE, ['verify', unit], { timeoutMs: 30_000 });
+    assert.equal(verified.code, 0, `${verified.stderr}\n${systemd.stdout}`);
     assert.equal(verified.stderr.trim(), '', 'no warnings');
     assert.match(systemd.stdout.toString(), new RegExp(`^ExecStart=${process.execPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\S+burrow\\S* up git$`, 'm'));
     assert.match(systemd.stdout.toString(), new RegExp(`^Environment="BURROW_CONFIG=${config.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"$`, 'm'));
 
     const launchd = await runBurrow(['up', '--print-service', 'launchd'], { env: { BURROW_CONFIG: config, HOME: '/Users/alice' } });
     assert.equal(launchd.code, 0, launchd.stderr);
-    const read = spawnSync(PYTHON, ['-c', 'import json, plistlib, sys; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))'], { input: launchd.stdout, encoding: 'utf8', timeout: 30_000 });
-    assert.equal(read.status, 0, read.stderr);
-    const plist = JSON.parse(read.stdout) as Record<string, unknown>;
+    const read = await run(PYTHON, ['-c', 'import json, plistlib, sys; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))'], { input: launchd.stdout, timeoutMs: 30_000 });
+    assert.equal(read.code, 0, read.stderr);
+    const plist = JSON.parse(read.stdout.toString('utf8')) as Record<string, unknown>;
     assert.equal(plist.Label, 'burrow.up');
     assert.deepEqual((plist.ProgramArguments as string[]).slice(-1), ['up']);
     assert.equal(plist.RunAtLoad, true);
