@@ -4,7 +4,9 @@
  * code cache). One file to load instead of dozens of modules, because every ssh ProxyCommand
  * pays the start-up again (docs/performance.md). Dependencies with native parts or rarely used
  * (@napi-rs/keyring, ws, undici, open) stay external and are loaded on demand; everything else (chalk,
- * commander, env-paths) is inlined, so those are devDependencies (docs/architecture.md).
+ * commander, env-paths, yaml) is inlined, so those are devDependencies (docs/architecture.md). yaml is
+ * reached only through a dynamic import, which esbuild turns into a lazy module wrapper: it runs only
+ * when there is a config file to parse.
  *
  * Two values are fixed at build time: package.json's version goes into burrow.cjs (no
  * package.json is read at run time, whatever the package is named), and the

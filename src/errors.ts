@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'BURROW_INVALID_URL'
   | 'BURROW_FILE_UNREADABLE'
   | 'BURROW_EXEC_INFO'
+  | 'BURROW_CONFIG'
   | 'BURROW_LISTEN_FAILED'
   | 'BURROW_AUTH_REQUIRED'
   | 'BURROW_ACCESS_DENIED'
@@ -69,6 +70,8 @@ export type ErrorCode =
   | 'BURROW_FORWARD_PROXY_UPSTREAM'
   | 'BURROW_OUTPUT'
   | 'BURROW_CLOCK_SKEW'
+  | 'BURROW_PROXY_REQUEST'
+  | 'BURROW_DESTINATION_REFUSED'
   | 'BURROW_INTERNAL';
 
 export interface BurrowErrorOptions {
@@ -91,7 +94,7 @@ export class BurrowError extends Error {
   }
 }
 
-/** Bad flags, destinations, addresses or files given on the command line. */
+/** Bad flags, destinations, addresses or files given on the command line, or a bad config file (`BURROW_CONFIG`). */
 export class UsageError extends BurrowError {
   override readonly name = 'UsageError';
   constructor(
@@ -99,7 +102,7 @@ export class UsageError extends BurrowError {
     options: BurrowErrorOptions & {
       code?: Extract<
         ErrorCode,
-        'BURROW_USAGE' | 'BURROW_INVALID_DESTINATION' | 'BURROW_INVALID_LISTEN' | 'BURROW_INVALID_URL' | 'BURROW_FILE_UNREADABLE' | 'BURROW_EXEC_INFO'
+        'BURROW_USAGE' | 'BURROW_INVALID_DESTINATION' | 'BURROW_INVALID_LISTEN' | 'BURROW_INVALID_URL' | 'BURROW_FILE_UNREADABLE' | 'BURROW_EXEC_INFO' | 'BURROW_CONFIG'
       >;
     } = {},
   ) {
@@ -272,6 +275,20 @@ export class ClockSkewError extends BurrowError {
   override readonly name = 'ClockSkewError';
   constructor(message: string, options: BurrowErrorOptions = {}) {
     super('BURROW_CLOCK_SKEW', ExitCode.clockSkew, message, options);
+  }
+}
+
+/**
+ * `burrow proxy` turned a local client's request down without contacting anyone: a request it
+ * cannot read or does not serve (`BURROW_PROXY_REQUEST`: malformed, too large or too slow, not
+ * CONNECT, a SOCKS method or command it does not offer), or a destination outside its
+ * `--domain` list (`BURROW_DESTINATION_REFUSED`). The listener keeps serving.
+ */
+export class ProxyRequestError extends BurrowError {
+  override readonly name = 'ProxyRequestError';
+  constructor(message: string, options: BurrowErrorOptions & { code?: 'BURROW_PROXY_REQUEST' | 'BURROW_DESTINATION_REFUSED' } = {}) {
+    const code = options.code ?? 'BURROW_PROXY_REQUEST';
+    super(code, code === 'BURROW_DESTINATION_REFUSED' ? ExitCode.accessDenied : ExitCode.usage, message, options);
   }
 }
 

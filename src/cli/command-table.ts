@@ -8,6 +8,10 @@ export const COMMANDS = {
   tcp: { tunnels: true },
   /** Relays UDP datagrams: a long-running command like tcp. */
   udp: { tunnels: true },
+  /** A local HTTP CONNECT and SOCKS5 proxy: a tunnel per request, long-running like tcp. */
+  proxy: { tunnels: true },
+  /** Every tunnel of the config file in one process: long-running like tcp. */
+  up: { tunnels: true },
   login: { tunnels: false },
   logout: { tunnels: false },
   status: { tunnels: false },
@@ -20,6 +24,7 @@ export const COMMANDS = {
   'k8s exec-credential': { tunnels: false },
   'k8s flush-credentials': { tunnels: false },
   'k8s kubeconfig': { tunnels: false },
+  'config show': { tunnels: false },
 } as const satisfies Record<string, { tunnels: boolean }>;
 
 export type CommandName = keyof typeof COMMANDS;

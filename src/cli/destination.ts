@@ -34,6 +34,11 @@ export function parsePort(value: string, min = 1): number | undefined {
   return port >= min && port <= 65535 ? port : undefined;
 }
 
+/** True for a DNS name (trailing dot allowed), as destinations take them; IP addresses are not. */
+export function isHostName(host: string): boolean {
+  return HOSTNAME.test(host) && !/^[0-9.]+$/.test(host) && isIP(host) === 0;
+}
+
 /** Validates a host as a DNS name, an IPv4 address, or an IPv6 address (brackets stripped). */
 function checkHost(host: string): string | undefined {
   if (host === '') return 'the host is empty';

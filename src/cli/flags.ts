@@ -12,10 +12,12 @@ import { Command, Option } from 'commander';
 import { parseForwardProxy } from '../net/proxy-env.js';
 import { ROUTE_TYPES } from '../net/routes-api.js';
 import { LOG_LEVELS } from '../output/log.js';
+import { SERVICE_KINDS } from './service.js';
 import type { CommandName } from './command-table.js';
 import { parseProxyUrl } from './destination.js';
+import { parseDomain } from './domains.js';
 import { parseKubeName } from './kubernetes.js';
-import { DEFAULT_LISTEN, parseListen } from './listen-address.js';
+import { DEFAULT_LISTEN, DEFAULT_PROXY_LISTEN, parseListen } from './listen-address.js';
 import {
   connectTimeout,
   DEFAULT_IDLE_TIMEOUT,
@@ -50,6 +52,8 @@ export interface FlagEntry {
   readonly describedFor?: Partial<Record<CommandName, string>>;
   /** The default, as typed on the command line; `[]` for a repeatable flag. */
   readonly default?: string | readonly string[];
+  /** Another default for some commands. */
+  readonly defaultFor?: Partial<Record<CommandName, string>>;
   readonly choices?: readonly string[];
   /** May be given more than once; the values are kept in order. */
   readonly repeatable?: boolean;
@@ -63,27 +67,32 @@ export interface FlagEntry {
   readonly commands: readonly CommandName[];
   readonly passOn: PassOn;
   /**
-   * A config file may set it (for a later feature; there is none yet): settings of the user or
-   * the machine, not of one invocation (a destination, a listen address), never a secret
-   * itself (a token, header values) nor a safety switch (--disable-tls-verification).
+   * The config file's `defaults:` may set it (config.ts): settings of the user or the machine,
+   * not of one invocation (a destination, a listen address), never a secret itself (a token,
+   * header values) nor a safety switch (--disable-tls-verification).
    */
   readonly configurable: boolean;
+  /**
+   * The environment variable that sets its default, above the config file and below the command
+   * line (config.ts, {@link applyDefaults} in main.ts's preAction hook).
+   */
+  readonly env?: string;
 }
 
 /** kubectl's credential plugin, and the kubeconfig that runs it: they reach the proxy and sign in as login does. */
 const K8S: readonly CommandName[] = ['k8s exec-credential', 'k8s kubeconfig'];
 /** Commands that may sign in with a browser (ssh-config: that write the command that will). */
-const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'routes', ...K8S];
+const SIGN_IN: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'up', 'login', 'ssh-config', 'token', 'routes', ...K8S];
 /** …and every command that may open a browser (logout: the proxy's sign-out page). */
 const BROWSER: readonly CommandName[] = [...SIGN_IN, 'logout'];
 /** …and every command that opens the credential store, including those that only read or forget sign-ins. */
-const STORE: readonly CommandName[] = ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'routes', 'doctor', ...K8S, 'k8s flush-credentials'];
+const STORE: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'up', 'login', 'logout', 'status', 'cache location', 'cache clear', 'ssh-config', 'token', 'routes', 'doctor', ...K8S, 'k8s flush-credentials'];
 /** Commands that reach the proxy (TLS, forward proxy, --connect-timeout)… */
-const REACH: readonly CommandName[] = ['tcp', 'udp', 'login', 'ssh-config', 'token', 'routes', 'doctor', ...K8S];
+const REACH: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'login', 'ssh-config', 'token', 'routes', 'doctor', ...K8S];
 /** …and those that open tunnels, or write the command that will. */
 const TUNNEL: readonly CommandName[] = ['tcp', 'ssh-config'];
-/** …and those of them that carry UDP too. */
-const ANY_TUNNEL: readonly CommandName[] = ['tcp', 'udp', 'ssh-config'];
+/** …and every command that opens tunnels, UDP and `burrow proxy`'s included. */
+const ANY_TUNNEL: readonly CommandName[] = ['tcp', 'udp', 'proxy', 'ssh-config'];
 
 /** A PEM is several lines; a ProxyCommand is one. `--ca-cert` takes base64 of the PEM as well. */
 function oneLineCaCert(value: string): string {
@@ -152,6 +161,16 @@ export const FLAGS: readonly FlagEntry[] = [
     configurable: false,
   },
 
+  // --- up's own -----------------------------------------------------------------------------------
+  {
+    flags: '--print-service <kind>',
+    description: 'print a user service that runs "burrow up" at login (a systemd unit or a launchd agent) instead of running it',
+    choices: SERVICE_KINDS,
+    commands: ['up'],
+    passOn: false,
+    configurable: false,
+  },
+
   // --- routes' own --------------------------------------------------------------------------------
   {
     flags: '--type <kind>',
@@ -166,22 +185,42 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '--listen <addr>',
     description: 'local address: ":PORT" (loopback), "HOST:PORT", or "-" for stdin/stdout',
-    describedFor: { udp: 'local UDP address: ":PORT" (loopback) or "HOST:PORT"' },
+    describedFor: {
+      udp: 'local UDP address: ":PORT" (loopback) or "HOST:PORT"',
+      proxy: 'local address for HTTP CONNECT and SOCKS5 clients: ":PORT" (loopback) or "HOST:PORT"',
+    },
     default: DEFAULT_LISTEN,
+    defaultFor: { proxy: DEFAULT_PROXY_LISTEN },
     parse: parseListen,
-    commands: ['tcp', 'udp'],
+    commands: ['tcp', 'udp', 'proxy'],
     // ssh-config always writes --listen -.
     passOn: false,
     configurable: false,
   },
   {
+    flags: '--domain <domain>',
+    description:
+      'tunnel host:port requests for this name and every name under it, e.g. corp.example.com (repeatable); everything else is refused',
+    default: [],
+    repeatable: true,
+    parse: parseDomain,
+    commands: ['proxy'],
+    passOn: false,
+    configurable: true,
+  },
+  {
     flags: '--pomerium-url <url>',
-    description: 'the proxy to use instead of the one derived from <destination>',
-    describedFor: { 'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443' },
+    description: 'the proxy to use instead of the one derived from <destination> (env BURROW_POMERIUM_URL)',
+    describedFor: {
+      'ssh-config': 'pass --pomerium-url: the proxy, when it is not each host on port 443',
+      proxy: 'the proxy for every destination, instead of https://<host>:443 for each',
+    },
     parse: (value) => parseProxyUrl(value, '--pomerium-url'),
     commands: [...ANY_TUNNEL, 'doctor'],
     passOn: (value) => parseProxyUrl(value, '--pomerium-url').origin,
-    configurable: false,
+    // A user's own proxy, the same for every destination that does not name one: a default.
+    configurable: true,
+    env: 'BURROW_POMERIUM_URL',
   },
   {
     flags: '--connect-timeout <seconds>',
@@ -206,7 +245,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'close a tunnel when data waiting for the proxy does not move, or nothing comes back after the local side finished, for this long (0 = off)',
     default: DEFAULT_STALL_TIMEOUT,
     parse: (value) => stallTimeout({ stallTimeout: value }),
-    commands: TUNNEL,
+    commands: [...TUNNEL, 'proxy'],
     passOn: (value) => value.trim(),
     configurable: true,
   },
@@ -340,11 +379,12 @@ export const FLAGS: readonly FlagEntry[] = [
     commands: STORE,
     passOn: 'value',
     configurable: true,
+    env: 'BURROW_CREDENTIAL_STORE',
   },
   {
     flags: '--service-account <jwt>',
     description: 'a service account token (visible to other local users in the process list: prefer the file or env var)',
-    commands: ['tcp', 'udp'],
+    commands: ['tcp', 'udp', 'proxy'],
     // A token is never written into an ssh config: ssh-config takes --service-account-file.
     passOn: false,
     configurable: false,
@@ -357,7 +397,7 @@ export const FLAGS: readonly FlagEntry[] = [
       'k8s kubeconfig': 'pass --service-account-file (never a token itself: the kubeconfig is a plain file)',
     },
     parse: (value) => serviceAccountToken({ serviceAccountFile: value }, {}),
-    commands: [...ANY_TUNNEL, 'routes', 'doctor', ...K8S],
+    commands: [...ANY_TUNNEL, 'token', 'routes', 'doctor', ...K8S],
     passOn: 'path',
     configurable: true,
   },
@@ -403,17 +443,18 @@ export const FLAGS: readonly FlagEntry[] = [
   {
     flags: '-v, --verbose',
     description: "say more on stderr: every connection's steps (same as --log-level debug)",
-    commands: ['tcp', 'udp', 'login', 'k8s exec-credential'],
+    commands: ['tcp', 'udp', 'proxy', 'up', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: false,
   },
   {
     flags: '--log-level <level>',
-    description: 'how much to print on stderr',
+    description: 'how much to print on stderr (env BURROW_LOG_LEVEL)',
     choices: LOG_LEVELS,
-    commands: ['tcp', 'udp', 'login', 'k8s exec-credential'],
+    commands: ['tcp', 'udp', 'proxy', 'up', 'login', 'k8s exec-credential'],
     passOn: false,
     configurable: true,
+    env: 'BURROW_LOG_LEVEL',
   },
   {
     flags: '--json',
@@ -426,8 +467,9 @@ export const FLAGS: readonly FlagEntry[] = [
       doctor: 'print the steps as one JSON document on stdout, for a support ticket (warnings and errors as JSON lines on stderr)',
       routes: 'print the routes as a JSON array on stdout, each object as the proxy sent it (warnings and errors as JSON lines on stderr)',
       'k8s flush-credentials': 'print what was forgotten as JSON on stdout (warnings and errors as JSON lines on stderr)',
+      'config show': 'print the defaults and tunnels as JSON on stdout',
     },
-    commands: ['tcp', 'udp', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials'],
+    commands: ['tcp', 'udp', 'proxy', 'up', 'login', 'logout', 'status', 'cache location', 'cache clear', 'routes', 'doctor', 'k8s flush-credentials', 'config show'],
     passOn: false,
     configurable: false,
   },
@@ -447,7 +489,8 @@ export function optionOf(entry: FlagEntry, command: CommandName): Option {
   const option = new Option(entry.flags, entry.describedFor?.[command] ?? entry.description);
   if (entry.choices) option.choices(entry.choices);
   if (entry.repeatable) option.argParser(collect);
-  if (entry.default !== undefined) option.default(typeof entry.default === 'string' ? entry.default : [...entry.default]);
+  const value = entry.defaultFor?.[command] ?? entry.default;
+  if (value !== undefined) option.default(typeof value === 'string' ? value : [...value]);
   return option;
 }
 

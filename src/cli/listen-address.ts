@@ -13,6 +13,8 @@ import { parsePort, splitHostPort } from './destination.js';
 export type ListenAddress = { kind: 'stdio' } | { kind: 'tcp'; host: string; port: number; loopback: boolean };
 
 export const DEFAULT_LISTEN = '127.0.0.1:0';
+/** `burrow proxy`'s default: the port SOCKS clients assume. */
+export const DEFAULT_PROXY_LISTEN = '127.0.0.1:1080';
 
 export function parseListen(input: string): ListenAddress {
   const value = input.trim();

@@ -6,19 +6,23 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, OutputError, UsageError, toBurrowError } from '../errors.js';
 import { createLogger, type Logger } from '../output/log.js';
 import { text } from '../output/messages.js';
-import { TUNNEL_COMMANDS } from './command-table.js';
+import { COMMANDS, type CommandName, TUNNEL_COMMANDS } from './command-table.js';
+import { registerConfig } from './commands/config.js';
+import { applyDefaults } from './config.js';
 import { registerCache } from './commands/cache.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerK8s } from './commands/k8s.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
+import { registerProxy } from './commands/proxy.js';
 import { registerRoutes } from './commands/routes.js';
 import { registerSshConfig } from './commands/ssh-config.js';
 import { registerStatus } from './commands/status.js';
 import { registerTcp } from './commands/tcp.js';
 import { registerToken } from './commands/token.js';
 import { registerUdp } from './commands/udp.js';
+import { registerUp } from './commands/up.js';
 import { registerVersion } from './commands/version.js';
 import { type ProcessRuntime, processRuntime } from './runtime.js';
 
@@ -52,6 +56,8 @@ export function program(runtime: ProcessRuntime): Command {
     });
   registerTcp(root, runtime);
   registerUdp(root, runtime);
+  registerProxy(root, runtime);
+  registerUp(root, runtime);
   registerLogin(root, runtime);
   registerLogout(root, runtime);
   registerCache(root, runtime);
@@ -63,12 +69,19 @@ export function program(runtime: ProcessRuntime): Command {
   registerK8s(root, runtime);
   registerVersion(root, runtime);
   registerCompletion(root, runtime);
+  registerConfig(root, runtime);
+  // The one place flag values left out on the command line come from the environment and the config file.
+  root.hook('preAction', async (_root, action) => {
+    const name = actionPath(action).join(' ');
+    if (Object.hasOwn(COMMANDS, name)) await applyDefaults(action, name as CommandName, runtime.env);
+  });
   root.addHelpText(
     'after',
     `
 Examples:
   $ burrow tcp git.corp.example.com:22 --listen :2202
   $ ssh -o ProxyCommand='burrow tcp --listen - %h:%p' git@git.corp.example.com
+  $ burrow up
   $ burrow ssh-config git.corp.example.com --user git >> ~/.ssh/config
   $ burrow login https://git.corp.example.com
   $ burrow routes https://proxy.corp.example.com

@@ -12,7 +12,7 @@ import { isLoopback, type ProxyEndpoint } from '../target.js';
 import type { ProxyAccess } from '../tunnel/access.js';
 import { connectTimeout, logLevel, parseHeaders } from './options.js';
 import type { Runtime } from './runtime.js';
-import { createCredentials, type SignInValues, signInSettings } from './sign-in.js';
+import { createCredentials, type CredentialsPool, type SignInValues, signInSettings } from './sign-in.js';
 
 export interface LogValues {
   verbose?: boolean;
@@ -20,9 +20,12 @@ export interface LogValues {
   json?: boolean;
 }
 
-/** The command's logger on the runtime's stderr, at the level its flags ask for (else `fallback`). */
-export function commandLogger(values: LogValues, runtime: Runtime, fallback: LogLevel): Logger {
-  return createLogger({ level: logLevel(values, fallback), json: values.json, stream: runtime.stderr, env: runtime.env });
+/**
+ * The command's logger on the runtime's stderr, at the level its flags ask for (else `fallback`);
+ * `tunnel` names the tunnel of `burrow up` it speaks for.
+ */
+export function commandLogger(values: LogValues, runtime: Runtime, fallback: LogLevel, tunnel?: string): Logger {
+  return createLogger({ level: logLevel(values, fallback), json: values.json, stream: runtime.stderr, env: runtime.env, tunnel });
 }
 
 export interface ProxyAccessValues extends TlsFlags, SignInValues, ProxySettingValues {
@@ -33,7 +36,8 @@ export interface ProxyAccessValues extends TlsFlags, SignInValues, ProxySettingV
 
 /**
  * Validates the flags that say how to reach `proxy` and builds its access. `serviceAccount`
- * is the machine token, if the command takes one and one was given.
+ * is the machine token, if the command takes one and one was given. With a `pool` (`burrow up`),
+ * sign-ins come from the pool's token source for the proxy, shared with the process's other tunnels.
  */
 export function proxyAccess(
   proxy: ProxyEndpoint,
@@ -41,6 +45,7 @@ export function proxyAccess(
   runtime: Runtime,
   logger: Logger,
   serviceAccount: string | undefined = undefined,
+  pool: CredentialsPool | undefined = undefined,
 ): ProxyAccess {
   const connectTimeoutMs = connectTimeout(values.connectTimeout);
   const signIn = signInSettings(values);
@@ -49,7 +54,9 @@ export function proxyAccess(
   const tls = proxy.scheme === 'https' || forward?.scheme === 'https' ? buildTls(values, runtime.env) : undefined;
   const headers = parseHeaders(values.header ?? []);
   const route: RouteOptions = { tls, forward, connectTimeoutMs, userAgent: `burrow/${runtime.version}`, headers };
-  return { proxy, route, logger, tokens: createCredentials({ serviceAccount, settings: signIn, route, runtime, logger }) };
+  const make = (says: Logger) => createCredentials({ serviceAccount, settings: signIn, route, runtime, logger: says });
+  const tokens = pool && serviceAccount === undefined ? pool.for(proxy.origin, make) : make(logger);
+  return { proxy, route, logger, tokens };
 }
 
 /**

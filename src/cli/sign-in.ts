@@ -81,6 +81,26 @@ export function storeOpener(
   return (peek) => (store ??= open(peek));
 }
 
+/**
+ * One token source per proxy, shared by every tunnel of one process (`burrow up`): a sign-in
+ * started for one tunnel serves every other tunnel to the same proxy, and their tokens are the
+ * same. (The sign-in lock only keeps other processes from prompting; within a process only one
+ * `Credentials` per proxy keeps two tunnels from prompting at once.) The first tunnel to reach
+ * a proxy decides how its sign-ins run (browser, time allowed, TLS); they speak on `logger`.
+ */
+export class CredentialsPool {
+  readonly #byOrigin = new Map<string, Credentials>();
+
+  constructor(readonly logger: Logger) {}
+
+  /** The proxy's token source, made by `make` (given the pool's logger) on first use. */
+  for(origin: string, make: (logger: Logger) => Credentials): Credentials {
+    let credentials = this.#byOrigin.get(origin);
+    if (credentials === undefined) this.#byOrigin.set(origin, (credentials = make(this.logger)));
+    return credentials;
+  }
+}
+
 export function createCredentials(options: {
   serviceAccount: string | undefined;
   settings: SignInSettings;

@@ -17,14 +17,15 @@ import { text } from '../output/messages.js';
 import type { CredentialStore } from '../store/store.js';
 import { formatAuthority, type Target } from '../target.js';
 import { answerErrors } from '../tunnel/connect.js';
+import type { DatagramTransport } from '../tunnel/datagram.js';
 import type { Transport } from '../tunnel/transport.js';
 import { type ClockReading, judgeClock, runSteps, type StepResult, type StepSpec } from './steps.js';
 
 export interface DoctorRequest {
   target: Target;
   route: RouteOptions;
-  /** The transport `burrow tcp` would open the tunnel with. */
-  transport: Transport;
+  /** The transport `burrow tcp` (or, for a udp+https:// destination, `burrow udp`) would open the tunnel with. */
+  transport: Transport | DatagramTransport;
   /** Opens the credential store as a tunnel would; `fallback` is why the keychain is not used, when files are. */
   openStore(): Promise<{ store: CredentialStore; fallback: string | undefined }>;
   /** A service account token, when one was given: then it is what the tunnel presents. */
@@ -148,7 +149,8 @@ export function doctorSteps(request: DoctorRequest): StepSpec[] {
       async run() {
         try {
           const tunnel = await request.transport.open({ target, token: found.token, signal });
-          tunnel.stream.destroy();
+          if ('stream' in tunnel) tunnel.stream.destroy();
+          else tunnel.close();
         } catch (error) {
           // 302/401: what fixes it is a sign-in (doctor never signs in itself).
           if (error instanceof AuthRequiredError) {
@@ -157,7 +159,8 @@ export function doctorSteps(request: DoctorRequest): StepSpec[] {
           }
           throw error;
         }
-        return { detail: text.tunnelOpened(request.transport.name === 'websocket' ? 'WebSocket' : 'CONNECT', label) };
+        const kind = request.transport.name === 'websocket' ? 'WebSocket' : request.transport.name === 'connect-udp' ? 'CONNECT-UDP' : 'CONNECT';
+        return { detail: text.tunnelOpened(kind, label) };
       },
     },
     {

@@ -9,7 +9,7 @@ import { ListenError } from '../errors.js';
 import { errorWords, text } from '../output/messages.js';
 import { formatAuthority } from '../target.js';
 import type { BurrowError } from '../errors.js';
-import { listenFailure, tunnelCapacity } from './bind.js';
+import { DescriptorBudget, listenFailure } from './bind.js';
 import type { Listener, LocalConnection } from './connection.js';
 
 export interface TcpListener extends Listener {
@@ -17,12 +17,17 @@ export interface TcpListener extends Listener {
   readonly port: number;
 }
 
+/** Descriptors a TCP tunnel holds: the local connection and the proxy's. */
+const TUNNEL_DESCRIPTORS = 2;
+
 /**
  * Binds `host:port` and serves connections until closed. Refusals after start-up are reported to
  * `onRefused`: accept failures (EMFILE: libuv then accepts and closes the pending connection,
- * so the client sees it closed) and connections beyond `tunnelCapacity` (closed at once; two descriptors per tunnel).
+ * so the client sees it closed) and connections the descriptor budget has no room for (closed at
+ * once). `shared` is the budget of all the process's listeners (`burrow up`); without one, the
+ * listener measures its own once bound.
  */
-export async function listenTcp(host: string, port: number): Promise<TcpListener> {
+export async function listenTcp(host: string, port: number, shared?: DescriptorBudget): Promise<TcpListener> {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(listenFailure(formatAuthority(host, port), error)));
@@ -38,12 +43,18 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
     const reason = tooMany ? 'too many open files' : errorWords(error.code ?? '', error.message);
     refused?.(new ListenError(text.acceptFailed(address, reason), { hint: tooMany ? text.tooManyFilesHint : text.listenGenericHint, cause: error }));
   });
-  const capacity = tunnelCapacity(2);
-  if (capacity) {
-    server.maxConnections = capacity.tunnels;
-    server.on('drop', (peer?: net.DropArgument) => {
-      const from = formatAuthority(peer?.remoteAddress ?? '?', peer?.remotePort ?? 0);
-      refused?.(new ListenError(text.listenerFull(from, capacity.tunnels, capacity.limit), { hint: text.tooManyFilesHint }));
+  shared?.reserve(1);
+  const budget = shared ?? DescriptorBudget.measure();
+  if (budget) {
+    // Registered before connections() listens: a connection refused here is never handed out.
+    server.on('connection', (socket: net.Socket) => {
+      if (budget.take(TUNNEL_DESCRIPTORS)) {
+        socket.once('close', () => budget.release(TUNNEL_DESCRIPTORS));
+        return;
+      }
+      const from = formatAuthority(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+      socket.destroy();
+      refused?.(new ListenError(text.listenerFull(from, budget.open, budget.limit), { hint: text.tooManyFilesHint }));
     });
   }
   return {
@@ -54,6 +65,7 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
       try {
         for await (const [socket] of on(server, 'connection', { signal: stop.signal })) {
           const s = socket as net.Socket;
+          if (s.destroyed) continue;
           yield { input: s, output: s, peer: formatAuthority(s.remoteAddress ?? '?', s.remotePort ?? 0) };
         }
       } catch (error) {
@@ -64,7 +76,9 @@ export async function listenTcp(host: string, port: number): Promise<TcpListener
       refused = receiver;
     },
     close() {
+      if (stop.signal.aborted) return Promise.resolve();
       stop.abort();
+      shared?.unreserve(1);
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };

@@ -7,7 +7,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { formatAuthority } from '../target.js';
-import { listenFailure, tunnelCapacity } from './bind.js';
+import { DescriptorBudget, listenFailure } from './bind.js';
 
 /** The local sender of a datagram. */
 export interface UdpPeer {
@@ -23,10 +23,10 @@ export interface UdpListener {
   /** Sends `payload` to `peer`; false when it was dropped (the send queue is full). */
   send(payload: Buffer, peer: UdpPeer): boolean;
   /**
-   * How many peers may have a tunnel at once (each holds one descriptor, its connection to the
-   * proxy), under the open-files limit as it was at bind time; undefined: no cap known.
+   * The descriptors its sessions may take (each holds one, its connection to the proxy), shared
+   * with the process's other listeners; undefined: no cap known.
    */
-  readonly capacity: { sessions: number; limit: number } | undefined;
+  readonly budget: DescriptorBudget | undefined;
   close(): Promise<void>;
 }
 
@@ -35,7 +35,11 @@ const MAX_SEND_QUEUE = 1024;
 /** Socket buffers asked for (the kernel may grant less): bursts of replies fit without loss. */
 const SOCKET_BUFFER = 4 * 1024 * 1024;
 
-export async function listenUdp(host: string, port: number): Promise<UdpListener> {
+/**
+ * Binds `host:port`. `shared` is the budget of all the process's listeners (`burrow up`);
+ * without one, the listener measures its own once bound.
+ */
+export async function listenUdp(host: string, port: number, shared?: DescriptorBudget): Promise<UdpListener> {
   const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
   const where = formatAuthority(host, port);
   await new Promise<void>((resolve, reject) => {
@@ -56,10 +60,10 @@ export async function listenUdp(host: string, port: number): Promise<UdpListener
   let receiver: ((payload: Buffer, peer: UdpPeer) => void) | undefined;
   socket.on('message', (payload: Buffer, info: RemoteInfo) => receiver?.(payload, { address: info.address, port: info.port }));
   let closed = false;
-  const room = tunnelCapacity(1);
+  shared?.reserve(1);
   return {
     address: formatAuthority(bound.address, bound.port),
-    capacity: room && { sessions: room.tunnels, limit: room.limit },
+    budget: shared ?? DescriptorBudget.measure(),
     onDatagram(next) {
       receiver = next;
     },
@@ -71,6 +75,7 @@ export async function listenUdp(host: string, port: number): Promise<UdpListener
     close() {
       if (closed) return Promise.resolve();
       closed = true;
+      shared?.unreserve(1);
       return new Promise((resolve) => socket.close(() => resolve()));
     },
   };

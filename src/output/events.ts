@@ -56,6 +56,18 @@ export interface DatagramFields {
 export type BurrowEvent =
   /** Listener mode is ready; `address` is also printed alone on stdout. */
   | { event: 'listening'; address: string; dest: string; proxy: string; transport: string }
+  /**
+   * `burrow proxy` is ready: it tunnels names under `domains`, through `proxy` (`--pomerium-url`),
+   * or through each host's own proxy on port 443 (`null`). `address` is also printed on stdout.
+   */
+  | { event: 'listening'; address: string; domains: string[]; proxy: string | null; transport: string }
+  /**
+   * `burrow proxy` turned a request down without contacting anyone: a destination outside
+   * `--domain` (BURROW_DESTINATION_REFUSED), or a request it cannot read or does not serve
+   * (BURROW_PROXY_REQUEST). `dest` is the destination asked for, when the request got that far;
+   * `protocol` is what the client spoke (`http`, `socks5`, `socks4`).
+   */
+  | ({ event: 'refused'; conn: number; peer: string; dest: string | null; protocol: string } & FailureFields)
   /** A connection was accepted (or stdio started) and its tunnel is being opened. */
   | ({ event: 'connecting' } & ConnectionFields)
   /** The proxy answered 302/401: burrow signs in (or waits for the sign-in in progress), then retries once. */
@@ -118,6 +130,9 @@ export function eventLevel(e: BurrowEvent): Visibility {
       return 'error';
     case 'closed':
       return e.reason === 'broken' || e.reason === 'session_limit' ? 'error' : 'info';
+    case 'refused':
+      // A client's request, not burrow's failure: the listener keeps serving.
+      return 'warn';
     case 'connecting':
       // Followed within milliseconds by connected or failed: only useful when chasing a hang.
       return 'debug';

@@ -50,6 +50,11 @@ interface CommonLoggerOptions {
   json?: boolean | undefined;
   /** The clock for JSON `time` fields and the spinner. */
   now?: () => number;
+  /**
+   * The tunnel of `burrow up` this logger speaks for: a `tunnel` field in every JSON line, and
+   * `name: ` after `burrow: ` in every human one.
+   */
+  tunnel?: string | undefined;
 }
 
 /**
@@ -70,19 +75,23 @@ export function formatFailure(
   color?: ChalkInstance | boolean,
   /** Which connection failed (listener mode): `#3 127.0.0.1:50312: `. */
   prefix = '',
+  /** A refused request is a warning: the client's, not burrow's. */
+  level: 'error' | 'warning' = 'error',
 ): string {
   const c = color === true ? stderrChalk({ FORCE_COLOR: '1' }, true) : color || undefined;
-  const head = `${prefix && c ? c.dim(prefix) : prefix}${c ? c.red.bold('error:') : 'error:'}`;
+  const word = `${level}:`;
+  const head = `${prefix && c ? c.dim(prefix) : prefix}${c ? (level === 'error' ? c.red.bold(word) : c.yellow(word)) : word}`;
   const message = printableLine(error.message);
   const hintText = error.hint === undefined ? undefined : printableLine(error.hint);
   const hint = hintText ? ` ${c ? c.dim('—') : '—'} ${c ? c.yellow(hintText) : hintText}` : '';
   return redact(`burrow: ${head} ${message}${hint}`);
 }
 
-/** One event as a JSON line: `event` and `time` first, then the event's own fields. */
-export function formatJson(event: BurrowEvent, nowMs: number): string {
+/** One event as a JSON line: `event`, `time` (and `tunnel`, in `burrow up`) first, then the event's own fields. */
+export function formatJson(event: BurrowEvent, nowMs: number, tunnel?: string): string {
   const { event: name, ...fields } = event;
-  return redact(JSON.stringify({ event: name, time: new Date(nowMs).toISOString(), ...fields }));
+  const time = new Date(nowMs).toISOString();
+  return redact(JSON.stringify(tunnel === undefined ? { event: name, time, ...fields } : { event: name, time, tunnel, ...fields }));
 }
 
 /** One event as human text (without the `burrow: ` prefix and level label). */
@@ -93,7 +102,11 @@ export function formatEvent(event: BurrowEvent, c?: ChalkInstance): string {
   };
   switch (event.event) {
     case 'listening':
-      return text.listening(event.address, event.dest, event.proxy);
+      return 'domains' in event
+        ? text.proxyListening(event.address, event.domains.join(', '), event.proxy)
+        : text.listening(event.address, event.dest, event.proxy);
+    case 'refused':
+      return `${prefix(event)}${printableLine(event.message)}`;
     case 'connecting':
       return `${prefix(event)}${text.connecting(event.dest, event.proxy, event.transport)}`;
     case 'sign_in_required':
@@ -146,6 +159,8 @@ export function createLogger(options: LoggerOptions): Logger {
   const c = stream && !options.json ? stderrChalk(env, tty) : undefined;
   const json = options.json === true;
   const now = options.now ?? Date.now;
+  const tunnel = options.tunnel;
+  const tag = tunnel === undefined ? '' : `${tunnel}: `;
   let spinning = false;
   const write =
     options.write ??
@@ -162,15 +177,16 @@ export function createLogger(options: LoggerOptions): Logger {
 
   const event = (e: BurrowEvent) => {
     if (!enabled(eventLevel(e))) return;
-    if (json) return write(formatJson(e, now()));
+    if (json) return write(formatJson(e, now(), tunnel));
     if (e.event === 'failed' || e.event === 'error' || (e.event === 'closed' && (e.reason === 'broken' || e.reason === 'session_limit') && e.message !== undefined)) {
       // A listener's failures name their connection, as its other lines do; stdio has only one.
       const which = 'conn' in e && e.peer !== 'stdio' ? text.connectionPrefix(e.conn, e.peer) : '';
-      return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c, which));
+      return write(formatFailure({ message: e.message ?? '', hint: e.hint }, c, `${tag}${which}`));
     }
+    if (e.event === 'refused') return write(formatFailure({ message: e.message, hint: e.hint }, c, `${tag}${text.connectionPrefix(e.conn, e.peer)}`, 'warning'));
     const level = eventLevel(e);
     const head = level === 'notice' || level === 'info' ? '' : label(level);
-    write(redact(`burrow: ${head}${formatEvent(e, c)}`));
+    write(redact(`burrow: ${tag}${head}${formatEvent(e, c)}`));
   };
   const log = (level: 'error' | 'warn' | 'info' | 'debug' | 'notice') => (message: string) => event({ event: 'log', level, message });
 

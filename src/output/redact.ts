@@ -12,10 +12,10 @@ const JWT = /eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*/g;
  * schemes HTTP clients send (a word after "Authorization:" is not taken for a scheme).
  */
 const AUTH_HEADER =
-  /\b((?:proxy-|x-pomerium-)?authorization:\s*(?:bearer|basic|pomerium|token|digest|negotiate|ntlm|apikey|api-key|key|jwt|oauth|aws4-hmac-sha256)\s+)(?!…\[hidden\])[^\s"',;]+/gi;
+  /\b((?:proxy-|x-pomerium-)?authorization:\s*(?:bearer|basic|pomerium|token|digest|negotiate|ntlm|apikey|api-key|key|jwt|oauth|aws4-hmac-sha256)\s+)(?!\u2026\[hidden\])[^\s"',;]+/gi;
 /** The `Bearer Pomerium-<token>` form; a bare `Pomerium-x` only when x looks like no word (a digit, `.` or `_` in it). */
-const BEARER_POMERIUM = /\b(Bearer\s+)Pomerium-(?!…\[hidden\])[^\s"',;]+/gi;
-const POMERIUM_DASH = /\bPomerium-(?!…\[hidden\])(?=[^\s"',;]*[0-9._])[^\s"',;]+/g;
+const BEARER_POMERIUM = /\b(Bearer\s+)Pomerium-(?!\u2026\[hidden\])[^\s"',;]+/gi;
+const POMERIUM_DASH = /\bPomerium-(?!\u2026\[hidden\])(?=[^\s"',;]*[0-9._])[^\s"',;]+/g;
 const QUERY_TOKEN = /([?&]pomerium_jwt=)[^&#\s"']+/g;
 
 /** Returns `text` with every token-shaped substring replaced by a short marker. */

@@ -31,6 +31,19 @@ export interface SessionOptions {
   limits?: SessionLimits | undefined;
   /** `--stall-timeout` (watchdog.ts); 0 or undefined = off. */
   stallTimeoutMs?: number | undefined;
+  /**
+   * A local client waiting for the tunnel's fate before it sends its bytes (`burrow proxy`'s
+   * HTTP CONNECT or SOCKS request): told when the tunnel is open, or why it could not be.
+   */
+  answer?: LocalAnswer | undefined;
+}
+
+/** What a session tells a local client that asked for its tunnel (listen/proxy-request.ts speaks it). */
+export interface LocalAnswer {
+  /** The tunnel is open: say so (written just before the splice starts). */
+  opened(): void;
+  /** The tunnel could not be opened: say why and close the local side (instead of destroying it). */
+  failed(error: BurrowError): void;
 }
 
 /** Bytes read from the local side (sent up the tunnel) and written to it; null when unknown. */
@@ -69,13 +82,15 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
   try {
     opened = await openSignedIn((token) => transport.open({ target, token, signal: options.signal }), options, base);
   } catch (error) {
-    destroyLocal(local);
     // Shutting down while the tunnel was still opening is not a failure of the tunnel.
     if (options.signal?.aborted) {
+      destroyLocal(local);
       logger.event({ event: 'closed', ...base, ms: since(started), ...bytes(), reason: 'shutdown' });
       return { error: undefined };
     }
     const failure = toBurrowError(error);
+    if (options.answer) options.answer.failed(failure);
+    else destroyLocal(local);
     logger.event({ event: 'failed', ...base, ms: since(started), ...failureFields(failure) });
     return { error: failure };
   } finally {
@@ -89,6 +104,8 @@ export async function runSession(local: LocalEnd, options: SessionOptions): Prom
     return { error: undefined };
   }
   logger.event({ event: 'connected', ...base, ms: since(started) });
+  // In the same tick as the splice's listeners go on: a failed write lands on them.
+  options.answer?.opened();
   const openedAt = now();
   const run = await carry(local, tunnel, token, options);
   const ending = endingOf({ ...run, target, tunnel });

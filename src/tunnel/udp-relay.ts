@@ -9,7 +9,7 @@
  * Two things keep a misbehaving peer or route from turning datagrams into connection attempts:
  * after a peer's tunnel fails to open, its datagrams are dropped for a hold-off (growing with each
  * failure in a row) instead of each opening another; and no more peers have a session at once
- * than the open-files limit leaves room for (the listener's `capacity`), new ones beyond it being
+ * than the open-files limit leaves room for (the listener's descriptor `budget`), new ones beyond it being
  * dropped with one warning per spell of being full.
  */
 import type { BurrowError } from '../errors.js';
@@ -42,6 +42,8 @@ export interface UdpRelayOptions {
  * query, and each would otherwise hold a connection to the proxy for the whole idle timeout.
  */
 export const SINGLE_EXCHANGE_TIMEOUT_MS = 10_000;
+/** Descriptors a session holds: its connection to the proxy (the local socket is shared). */
+const SESSION_DESCRIPTORS = 1;
 /** Datagrams (and bytes) a peer's session holds while its tunnel opens; the rest are dropped. */
 const OPENING_QUEUE_DATAGRAMS = 64;
 const OPENING_QUEUE_BYTES = 256 * 1024;
@@ -118,7 +120,7 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
   };
 
   const holdOffs = new Map<string, HoldOff>();
-  const capacity = listener.capacity;
+  const budget = listener.budget;
   /** Set while new peers are refused for want of descriptors: what was dropped meanwhile. */
   let full: { datagrams: number } | undefined;
 
@@ -164,6 +166,7 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
     const run = runSession(session, key).finally(() => {
       if (sessions.get(key) === session) sessions.delete(key);
       running.delete(run);
+      budget?.release(SESSION_DESCRIPTORS);
     });
     running.add(run);
   };
@@ -240,10 +243,10 @@ export async function relayUdp(listener: UdpListener, options: UdpRelayOptions):
         held.dropped++;
         return;
       }
-      if (capacity && running.size >= capacity.sessions) {
+      if (budget && !budget.take(SESSION_DESCRIPTORS)) {
         if (!full) {
           full = { datagrams: 0 };
-          logger.warn(text.udpFull(formatAuthority(peer.address, peer.port), capacity.sessions, capacity.limit));
+          logger.warn(text.udpFull(formatAuthority(peer.address, peer.port), budget.open, budget.limit));
         }
         full.datagrams++;
         return;

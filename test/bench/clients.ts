@@ -218,6 +218,11 @@ export function useGoClient(binary: string): void {
   goBinary = binary;
 }
 
+/** The Go client's binary, once built (undefined without go). */
+export function goClientBinary(): string | undefined {
+  return goBinary;
+}
+
 export function goArgs(servers: ServersReady, listen: string): string[] {
   return ['-proxy', `localhost:${servers.proxyPort}`, '-dest', BENCH_DEST, '-ca', servers.caPath, '-listen', listen];
 }

@@ -4,6 +4,8 @@
 export const BENCH_DEST = 'bench.corp.test:22';
 /** The CONNECT-UDP destination routed to the bench's UDP echo. */
 export const UDP_BENCH_DEST = 'echo.corp.test:7';
+/** The host whose `tcp+https://…:22` route leads to the ssh section's sshd (only when the bench starts one). */
+export const SSH_BENCH_HOST = 'ssh.corp.test';
 /** The path of the `wss://localhost:PORT…` route to the same server. */
 export const WS_PATH = '/bench';
 

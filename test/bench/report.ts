@@ -2,6 +2,7 @@
 import { PATH_LABELS, type PathId } from './clients.js';
 import { GiB, median, type ScaleResult, type SlowResult, type ThroughputRun } from './measure.js';
 import { CLK_TCK, type Machine } from './proc.js';
+import { SSH_PATH_LABELS, type SshPathId, type SshResult } from './ssh.js';
 import { UDP_PAYLOAD } from './udp.js';
 
 export interface Timing {
@@ -26,6 +27,9 @@ export interface BenchSettings {
   slowConcurrent: number;
   udpDatagrams: number;
   udpWindow: number;
+  sshCount: number;
+  sshReps: number;
+  sshPaths: SshPathId[];
   paths: PathId[];
   sections: string[];
 }
@@ -51,6 +55,7 @@ export interface BenchResult {
   burstPeaks: number[];
   slow: SlowResult | undefined;
   udp: UdpResult | undefined;
+  ssh: SshResult | undefined;
   errors: string[];
   summary?: Summary;
 }
@@ -239,6 +244,7 @@ export function summarize(result: BenchResult): Summary {
       targets.push({ what, measured: 'not run', target: '≤ 150 MiB', met: undefined });
     }
   }
+  targets.push(...sshTargets(result.ssh));
   return { throughput, targets };
 }
 
@@ -442,6 +448,8 @@ export function toMarkdown(result: BenchResult): string {
     lines.push('');
   }
 
+  if (result.ssh) lines.push(...sshTable(result.ssh));
+
   if (result.scale || result.burst || result.slow) {
     lines.push('## Scale and memory (burrow listener, a fresh process for each run)');
     lines.push('');
@@ -596,4 +604,57 @@ export function toSvg(result: BenchResult): string {
     '</svg>',
     '',
   ].join('\n');
+}
+
+/** Paths that start a process per ssh, and the ways of one long-running burrow that must beat them all. */
+const SSH_PER_PROCESS: readonly SshPathId[] = ['proxytunnel', 'go', 'proxycommand'];
+const SSH_SHARED: readonly SshPathId[] = ['up', 'proxy-nc', 'multiplex'];
+
+/** One target per shared path: its burst faster than the fastest per-process ProxyCommand of the run. */
+function sshTargets(ssh: SshResult | undefined): Target[] {
+  const perProcess = SSH_PER_PROCESS.filter((id) => ssh?.paths[id] !== undefined);
+  const fastest = perProcess.map((id) => ssh!.paths[id]!.burstMs).reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+  return SSH_SHARED.map((id) => {
+    const what = `${ssh?.count ?? 20} × ssh host true: ${SSH_PATH_LABELS[id]}`;
+    const row = ssh?.paths[id];
+    if (row === undefined || perProcess.length === 0) return { what, measured: 'not run', target: 'faster than every per-process ProxyCommand', met: undefined };
+    return {
+      what,
+      measured: `${f(row.burstMs, 0)} ms (${x(row.burstMs / fastest)} the fastest ProxyCommand)`,
+      target: `< 1.00× (${perProcess.join(', ')})`,
+      met: row.burstMs < fastest,
+    };
+  });
+}
+
+/** The ssh section: each path's burst, per ssh, against the burrow ProxyCommand and proxytunnel. */
+function sshTable(ssh: SshResult): string[] {
+  const lines: string[] = [];
+  lines.push(`## Repeated ssh (${ssh.count} sequential \`ssh host true\` to a real sshd behind the proxy)`);
+  lines.push('');
+  const base = ssh.paths.proxycommand?.burstMs;
+  const c = ssh.paths.proxytunnel?.burstMs;
+  const rows = (Object.keys(SSH_PATH_LABELS) as SshPathId[])
+    .filter((id) => ssh.paths[id] !== undefined)
+    .map((id) => {
+      const r = ssh.paths[id]!;
+      return [
+        SSH_PATH_LABELS[id],
+        f(r.burstMs, 0),
+        f(r.perSshMs, 1),
+        base === undefined ? '–' : x(r.burstMs / base),
+        c === undefined ? '–' : x(r.burstMs / c),
+        f(r.tunnels, 0),
+      ];
+    });
+  lines.push(table(['path', 'burst ms', 'ms per ssh', '× burrow ProxyCommand', '× proxytunnel', 'tunnels per burst'], rows));
+  lines.push('');
+  lines.push(
+    `Each burst: ${ssh.count} ssh processes one after another, each timed spawn to exit (ssh's own key exchange and session included), taken in turns with the other paths so that other work on the machine falls on all alike. ` +
+      `Medians of ${ssh.reps} bursts per path, after one unrecorded ssh each. The multiplex path starts each burst with no master (ssh -O exit after each).`,
+  );
+  if (ssh.nc) lines.push(`The SOCKS client of the burrow proxy row: ${ssh.nc}.`);
+  for (const [id, why] of Object.entries(ssh.skipped)) lines.push(`${id}: skipped (${why}).`);
+  lines.push('');
+  return lines;
 }

@@ -18,9 +18,12 @@ import { profileBurrow } from './profile.js';
 import { type BenchResult, type BenchSettings, summarize, toMarkdown, toSvg } from './report.js';
 import type { ServersReady } from './protocol.js';
 import { startBurrowUdp, udpRate, udpRoundTrips, type UdpRateRun } from './udp.js';
+import { sshBursts, type SshPathId } from './ssh.js';
+import { startSshd, type Sshd } from '../helpers/sshd.js';
 
 const ALL_PATHS: PathId[] = ['direct', 'tls', 'proxytunnel', 'plain', 'go-listener', 'go-stdio', 'listener', 'stdio', 'ws'];
-const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'udp', 'scale', 'burst', 'slow'] as const;
+const SECTIONS = ['throughput', 'latency', 'setup', 'startup', 'udp', 'ssh', 'scale', 'burst', 'slow'] as const;
+const ALL_SSH_PATHS: SshPathId[] = ['direct', 'direct-pipe', 'proxytunnel', 'go', 'proxycommand', 'up', 'proxy-nc', 'multiplex'];
 type Section = (typeof SECTIONS)[number] | 'profile';
 
 export interface Settings extends BenchSettings {
@@ -45,6 +48,9 @@ const HELP = `npm run bench -- [options]      (every option also as an environme
   --slow-concurrent N     connections alongside the slow consumer      BENCH_SLOW_CONCURRENT (200)
   --udp-datagrams N       64-byte datagrams per UDP rate run           BENCH_UDP_DATAGRAMS (50000; quick 10000)
   --udp-window N          datagrams in flight in the UDP rate run      BENCH_UDP_WINDOW (32)
+  --ssh-count N           sequential \`ssh host true\` per ssh burst      BENCH_SSH_COUNT  (20)
+  --ssh-reps N            ssh bursts per path (median)                 BENCH_SSH_REPS   (3; quick 1)
+  --ssh-paths a,b         subset of: ${ALL_SSH_PATHS.join(',')}   BENCH_SSH_PATHS
   --paths a,b             subset of: ${ALL_PATHS.join(',')}   BENCH_PATHS
   --only a,b              subset of: ${SECTIONS.join(',')},profile   BENCH_ONLY
   --profile               also profile burrow (--cpu-prof) during a throughput run; writes <name>-profile.md
@@ -88,7 +94,7 @@ function parseSettings(argv: string[]): Settings {
   };
   const sections = list<Section>('only', [...SECTIONS, 'profile'], SECTIONS);
   if (env('profile') === 'true' && !sections.includes('profile')) sections.push('profile');
-  const known = ['quick', 'profile', 'size-mib', 'reps', 'rounds', 'setup-reps', 'scale', 'scale-reps', 'burst', 'burst-kib', 'burst-reps', 'slow-seconds', 'slow-concurrent', 'udp-datagrams', 'udp-window', 'paths', 'only', 'out', 'name'];
+  const known = ['quick', 'profile', 'size-mib', 'reps', 'rounds', 'setup-reps', 'scale', 'scale-reps', 'burst', 'burst-kib', 'burst-reps', 'slow-seconds', 'slow-concurrent', 'udp-datagrams', 'udp-window', 'ssh-count', 'ssh-reps', 'ssh-paths', 'paths', 'only', 'out', 'name'];
   const unknown = [...flags.keys()].find((flag) => !known.includes(flag));
   if (unknown) throw new Error(`unknown option --${unknown} (try --help)`);
   return {
@@ -106,6 +112,9 @@ function parseSettings(argv: string[]): Settings {
     slowConcurrent: Math.round(num('slow-concurrent', 200, 200)),
     udpDatagrams: Math.round(num('udp-datagrams', 50_000, 10_000)),
     udpWindow: Math.round(num('udp-window', 32, 32)),
+    sshCount: Math.round(num('ssh-count', 20, 20)),
+    sshReps: Math.round(num('ssh-reps', 3, 1)),
+    sshPaths: list<SshPathId>('ssh-paths', ALL_SSH_PATHS, ALL_SSH_PATHS),
     paths: list<PathId>('paths', ALL_PATHS, ALL_PATHS),
     sections,
     out: env('out') ?? join(repoRoot, 'bench', 'results'),
@@ -116,8 +125,10 @@ function parseSettings(argv: string[]): Settings {
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
-function startServers(): Promise<{ child: ChildProcess; ready: ServersReady }> {
-  const child = fork(join(repoRoot, 'dist', 'test', 'bench', 'servers.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { PATH: process.env.PATH } });
+/** Forks servers.js; `sshd` (the ssh section's) gets a route there. */
+function startServers(sshd?: Sshd): Promise<{ child: ChildProcess; ready: ServersReady }> {
+  const env = { PATH: process.env.PATH, ...(sshd ? { BENCH_SSHD: sshd.address } : {}) };
+  const child = fork(join(repoRoot, 'dist', 'test', 'bench', 'servers.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the bench servers did not start within 15 s')), 15_000);
     child.once('exit', (code) => reject(new Error(`the bench servers exited with ${code}`)));
@@ -125,6 +136,22 @@ function startServers(): Promise<{ child: ChildProcess; ready: ServersReady }> {
       clearTimeout(timer);
       resolve({ child, ready: ready as ServersReady });
     });
+  });
+}
+
+/** The proxy's CONNECT count so far (servers.js answers a 'stats' message). */
+function proxyConnects(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the bench servers did not answer a stats request within 5 s')), 5000);
+    const onMessage = (message: unknown): void => {
+      const stats = message as { connects?: number };
+      if (typeof stats?.connects !== 'number') return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(stats.connects);
+    };
+    child.on('message', onMessage);
+    child.send('stats');
   });
 }
 
@@ -179,6 +206,7 @@ async function main(): Promise<void> {
     burstPeaks: [],
     slow: undefined,
     udp: undefined,
+    ssh: undefined,
     errors: [],
   };
   // What the machine does without us, over one second: anything else running skews every figure.
@@ -189,7 +217,19 @@ async function main(): Promise<void> {
     log(`bench: the machine was ${Math.round(result.machineBusyBefore * 100)}% busy (of one core) before starting: other work here will skew the numbers`);
     notes.push(`Before the run the machine was already ${Math.round(result.machineBusyBefore * 100)}% busy (of one core) with other work.`);
   }
-  const helper = await startServers();
+  // The ssh section's sshd, started first so that the proxy gets a route to it.
+  let sshd: Sshd | undefined;
+  if (settings.sections.includes('ssh')) {
+    try {
+      // SHLVL=1: bash then skips the ~/.bashrc it reads for ssh's commands (pyenv's init there
+      // took half a second per ssh on the machine this bench was written on); not what is measured.
+      sshd = await startSshd({ extraConfig: ['SetEnv SHLVL=1'] });
+    } catch (error) {
+      result.errors.push(`ssh: sshd did not start: ${(error as Error).message}`);
+      log(`bench: ssh: sshd did not start: ${(error as Error).message}`);
+    }
+  }
+  const helper = await startServers(sshd);
   const servers = helper.ready;
   const helperPid = helper.child.pid!;
   const started_: BenchPath[] = [];
@@ -198,6 +238,7 @@ async function main(): Promise<void> {
     killChildren();
     await stopAll();
     await stopServers(helper.child);
+    await sshd?.stop();
   };
   const onSignal = (): void => {
     log('bench: interrupted; stopping everything');
@@ -346,6 +387,14 @@ async function main(): Promise<void> {
         });
         result.udp = { datagrams: settings.udpDatagrams, window: settings.udpWindow, rounds: settings.rounds, direct: row('direct'), burrow: row('burrow') };
       }
+    }
+
+    if (has('ssh') && sshd) {
+      log(`ssh: ${settings.sshCount} sequential ssh host true per burst, ${settings.sshReps} bursts per path…`);
+      result.ssh = await attempt('ssh', () =>
+        sshBursts(settings.sshPaths, servers, sshd, settings.sshCount, settings.sshReps, () => proxyConnects(helper.child), log),
+      );
+      for (const [id, why] of Object.entries(result.ssh?.skipped ?? {})) notes.push(`The ssh row ${id} is skipped: ${why}.`);
     }
 
     // The long-lived listeners are not needed any more; the memory runs start their own.

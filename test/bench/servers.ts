@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { startTcpServer } from '../helpers/echo-server.js';
 import { startFakePomerium } from '../helpers/fake-pomerium.js';
 import { readFixture } from '../helpers/fixtures.js';
-import { ACK, BENCH_DEST, GREETING, HEADER_BYTES, Op, UDP_BENCH_DEST, WS_PATH, type ServersReady } from './protocol.js';
+import { ACK, BENCH_DEST, GREETING, HEADER_BYTES, Op, SSH_BENCH_HOST, UDP_BENCH_DEST, WS_PATH, type ServersReady } from './protocol.js';
 
 /** What the download side writes from: one buffer, sent again and again (no per-chunk work). */
 const CHUNK = Buffer.alloc(1024 * 1024, 0x5a);
@@ -122,6 +122,8 @@ async function main(): Promise<void> {
       { from: `tcp+https://${BENCH_DEST}`, to: `tcp://${bench.address}` },
       { from: `wss://localhost${WS_PATH}`, to: `tcp://${bench.address}` },
       { from: `udp+https://${UDP_BENCH_DEST}`, to: `udp://127.0.0.1:${udpEchoPort}` },
+      // The ssh section's sshd, started by the coordinator (run.ts) when that section runs.
+      ...(process.env.BENCH_SSHD ? [{ from: `tcp+https://${SSH_BENCH_HOST}:22`, to: `tcp://${process.env.BENCH_SSHD}` }] : []),
     ],
   });
   const token = proxy.mintToken({ ttlSeconds: 6 * 3600 });

@@ -54,7 +54,7 @@ describe('burrow completion', () => {
   });
 
   it('the tree it is generated from is the real one (subcommands, choices, path flags)', () => {
-    assert.deepEqual(sorted(tree.commands.map((c) => c.name)), sorted(['tcp', 'udp', 'login', 'logout', 'cache', 'status', 'ssh-config', 'token', 'routes', 'doctor', 'k8s', 'version', 'completion', 'help']));
+    assert.deepEqual(sorted(tree.commands.map((c) => c.name)), sorted(['tcp', 'udp', 'proxy', 'login', 'logout', 'cache', 'status', 'ssh-config', 'token', 'routes', 'doctor', 'k8s', 'version', 'completion', 'config', 'up', 'help']));
     const value = (name: string) => tcp.flags.find((f) => f.long === name)?.value;
     assert.deepEqual(value('--transport'), { name: 'kind', kind: 'choices', choices: ['auto', 'connect', 'websocket'] });
     assert.deepEqual(value('--log-level'), { name: 'level', kind: 'choices', choices: [...LOG_LEVELS] });
@@ -66,12 +66,14 @@ describe('burrow completion', () => {
 
   /** Each case: the line typed (ends where TAB is pressed), and what the shell must offer. */
   const cases: Array<{ line: string; expect: string[] | ((got: string[]) => void); what: string }> = [
-    { what: 'subcommands', line: 'burrow ', expect: ['cache', 'completion', 'doctor', 'help', 'k8s', 'login', 'logout', 'routes', 'ssh-config', 'status', 'tcp', 'token', 'udp', 'version'] },
+    { what: 'subcommands', line: 'burrow ', expect: ['cache', 'completion', 'config', 'doctor', 'help', 'k8s', 'login', 'logout', 'proxy', 'routes', 'ssh-config', 'status', 'tcp', 'token', 'udp', 'up', 'version'] },
     { what: 'a subcommand prefix', line: 'burrow lo', expect: ['login', 'logout'] },
     { what: 'nested subcommands', line: 'burrow cache ', expect: ['clear', 'help', 'location'] },
     { what: 'k8s subcommands', line: 'burrow k8s ', expect: ['exec-credential', 'flush-credentials', 'help', 'kubeconfig'] },
+    { what: 'config subcommands', line: 'burrow config ', expect: ['check', 'help', 'path', 'show'] },
     { what: "tcp's flags", line: 'burrow tcp --', expect: (got) => assert.deepEqual(sorted(got.filter((g) => g.startsWith('--'))), sorted(tcpLongFlags)) },
     { what: 'a flag prefix', line: 'burrow tcp --tr', expect: ['--transport'] },
+    { what: "up's --print-service choices", line: 'burrow up --print-service ', expect: ['launchd', 'systemd'] },
     { what: '--transport choices', line: 'burrow tcp --transport ', expect: ['auto', 'connect', 'websocket'] },
     { what: '--log-level choices after other flags and values', line: 'burrow tcp --listen 2202 -v --log-level ', expect: [...LOG_LEVELS] },
     { what: '--credential-store choices', line: 'burrow login https://p.example --credential-store ', expect: ['file', 'keychain'] },

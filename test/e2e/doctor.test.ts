@@ -7,19 +7,16 @@
  * in the lines or in the JSON; and doctor never opens a browser.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { tokenInfo } from '../../src/auth/jwt.js';
 import { ExitCode } from '../../src/errors.js';
 import { text } from '../../src/output/messages.js';
-import { encodeCredential, entryName } from '../../src/store/file.js';
-import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
-import { runBurrow, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
+import { browserLaunches, followBrowser } from '../helpers/browsers/index.js';
+import { runBurrow, stopAll, storedTokens } from '../helpers/burrow.js';
 import { startFakePomerium } from '../helpers/fake-pomerium.js';
 import { fixture, readFixture } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/processes.js';
 import { requireSquid, type Squid, startSquid, stopAllSquid } from '../helpers/squid.js';
+import { cacheToken, testUser } from '../helpers/user.js';
 import { DEST, startWorld, type World } from '../helpers/world.js';
 import type { StepJson } from '../../src/cli/commands/doctor.js';
 
@@ -32,23 +29,6 @@ interface DoctorJson {
 }
 
 const STEPS = ['dns', 'forward-proxy', 'tcp', 'tls', 'credential-store', 'sign-in', 'tunnel', 'clock'];
-
-/** A fresh user: own cache directory, own browser log (a launch would be written there). */
-function user() {
-  const cache = tempDir('burrow-doctor-');
-  const log = join(cache, 'browser.log');
-  return { cache, log, env: { XDG_CACHE_HOME: cache, BROWSER: followBrowser, ...browserEnv({ log }) } };
-}
-
-/** Puts `token` in the file store as the cached sign-in for `origin`. */
-function cacheToken(cache: string, origin: string, token: string): void {
-  const dir = join(cache, 'burrow', 'credentials');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const info = tokenInfo(token);
-  writeFileSync(join(dir, entryName(origin)), encodeCredential({ proxy: origin, token, user: info.user, expiresAt: info.expiresAt, storedAt: Date.now() }), {
-    mode: 0o600,
-  });
-}
 
 /** `burrow doctor … --json`, parsed; asserts the JSON is one document on stdout with the exit code in it, and never a token. */
 async function doctorJson(args: string[], env: NodeJS.ProcessEnv, secrets: string[] = []) {
@@ -71,6 +51,8 @@ async function doctorJson(args: string[], env: NodeJS.ProcessEnv, secrets: strin
 /** The steps as [step, ok, skipped] for comparison. */
 const shape = (doc: DoctorJson) => doc.steps.map((s) => `${s.step}:${s.skipped ? 'skipped' : s.ok ? 'ok' : 'FAILED'}`);
 
+const user = () => testUser('burrow-doctor-', { BROWSER: followBrowser });
+
 describe('burrow doctor', () => {
   let world: World;
   let closedPort: number;
@@ -83,6 +65,9 @@ describe('burrow doctor', () => {
       ],
     });
     world.proxy.addRoute({ from: 'wss://ws.corp.test/echo', to: `tcp://${world.echo.address}` });
+    // CONNECT-UDP routes (the tunnel step opens and closes at once: nothing need listen there).
+    world.proxy.addRoute({ from: 'udp+https://dns.corp.test:53', to: 'udp://127.0.0.1:9' });
+    world.proxy.addRoute({ from: 'udp+https://bob-dns.corp.test:53', to: 'udp://127.0.0.1:9', allow: ['bob@corp.test'] });
   });
   after(async () => {
     await stopAll();
@@ -128,6 +113,20 @@ describe('burrow doctor', () => {
     const r = await doctorJson([`wss://localhost:${world.proxy.port}/echo`, '--alternate-ca-path', world.proxy.caPath], world.env, [world.token]);
     assert.equal(r.code, ExitCode.ok, JSON.stringify(r.doc));
     assert.equal(r.step('tunnel').detail, text.tunnelOpened('WebSocket', `wss://localhost:${world.proxy.port}/echo`));
+  });
+
+  it('a udp+https:// destination: the CONNECT-UDP request is the tunnel step; a policy refusal fails it (exit 4); --transport does not go with it', async () => {
+    const dest = (host: string) => `udp+https://${host}:53`;
+    const ok = await doctorJson(args(dest('dns.corp.test')), world.env, [world.token]);
+    assert.equal(ok.code, ExitCode.ok, JSON.stringify(ok.doc));
+    assert.equal(ok.doc.dest, 'dns.corp.test:53');
+    assert.equal(ok.step('tunnel').detail, text.tunnelOpened('CONNECT-UDP', 'dns.corp.test:53'));
+    const denied = await doctorJson(args(dest('bob-dns.corp.test')), world.env, [world.token]);
+    assert.equal(denied.code, ExitCode.accessDenied, JSON.stringify(denied.doc));
+    assert.equal(denied.step('tunnel').code, 'BURROW_ACCESS_DENIED');
+    const mixed = await runBurrow(['doctor', ...args(dest('dns.corp.test'), '--transport', 'websocket')], { env: world.env });
+    assert.equal(mixed.code, ExitCode.usage);
+    assert.equal(mixed.stderr, `burrow: error: ${text.conflictingFlags('a udp+https:// destination', '--transport')} — ${text.doctorUdpTransportHint}\n`);
   });
 
   it('unknown host (a name under .invalid): the name lookup fails (exit 7, BURROW_DNS), what needs it is skipped', async () => {

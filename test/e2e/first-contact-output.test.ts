@@ -43,7 +43,7 @@ async function shell(args: string, tail: string): Promise<ShellResult> {
   const rcFile = `${tempDir('burrow-rc-')}/rc`;
   // The status is written to a file by a wrapper around burrow alone, whatever follows the pipe.
   const wrapped = `{ ${BURROW} ${args}; echo $? > ${shQuote(rcFile)}; } ${tail}; echo "@@burrow=$(cat ${shQuote(rcFile)})" >&2`;
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1' };
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1' };
   const child = spawn('sh', ['-c', wrapped], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -66,7 +66,7 @@ after(stopAll);
 async function stdioThroughShell(world: World, tail: string): Promise<{ code: string; stderr: string }> {
   const args = [...world.tcpArgs(), '--listen', '-'].map(shQuote).join(' ');
   const rc = `${tempDir('burrow-rc-')}/rc`;
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
   const child = spawn('sh', ['-c', `{ printf hello; sleep 1; } | { ${BURROW} ${args}; echo $? > ${shQuote(rc)}; } ${tail}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -136,7 +136,7 @@ describe('stdout into a pipe that closes, or onto a full device', () => {
     const world = await startWorld();
     const cache = tempDir('burrow-cache-');
     const args = [...world.tcpArgs(), '--listen', '127.0.0.1:0'].map(shQuote).join(' ');
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cache, BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: cache, BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', ...world.env };
     const child = spawn('sh', ['-c', `${BURROW} ${args} | head -c0`], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -318,7 +318,7 @@ describe('the spinner on a terminal narrower than its line', () => {
   it('is cut to the width, so it redraws one line in place', async () => {
     const world = await startWorld();
     try {
-      const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', TERM: 'xterm', NO_COLOR: '1' };
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: tempDir('burrow-cache-'), BURROW_CREDENTIAL_STORE: 'file', TERM: 'xterm', NO_COLOR: '1' };
       for (const columns of [30, 12]) {
         // `true` as the browser: it "opens" and nobody signs in, so burrow waits with its spinner until --login-timeout.
         const login = [process.execPath, BURROW_BIN, 'login', world.proxy.url, '--alternate-ca-path', world.proxy.caPath, '--browser-cmd', 'true', '--login-timeout', '2'];
@@ -340,7 +340,7 @@ describe('the spinner on a terminal narrower than its line', () => {
 describe('starting on a Node.js too old, or from a checkout never built', () => {
   const bin = createRequire(import.meta.url)(BURROW_BIN) as { unsupportedNode(version: string): string | undefined; MINIMUM_NODE: number[] };
   const spawnNode = async (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
-    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-cache-') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: tempDir('burrow-cache-') }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

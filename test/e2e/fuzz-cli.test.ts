@@ -138,6 +138,11 @@ const COMMANDS: Record<string, { positional: (rng: Rng) => string[]; flags: Flag
     positional: (rng) => [sc(rng, PROXY_URLS, 30)],
     flags: [['--connect-timeout', (rng) => sc(rng, SECONDS, 8)], ...PROXY_FLAGS, ...SIGN_IN_FLAGS, ...TLS_FLAGS, ...LOG_FLAGS],
   },
+  // No config file in the fuzz's environment: up refuses (exit 2), or prints a service file.
+  up: {
+    positional: (rng) => (rng.chance(0.5) ? [sc(rng, ['gitlab', 'a b', '../x', '-'], 30)] : []),
+    flags: [['--print-service', (rng) => sc(rng, ['systemd', 'launchd', 'upstart'], 20)], ...SIGN_IN_FLAGS, ...LOG_FLAGS],
+  },
   logout: { positional: (rng) => (rng.chance(0.5) ? [sc(rng, PROXY_URLS, 30)] : []), flags: LOGOUT_FLAGS },
   'ssh-config': {
     positional: (rng) => [sc(rng, ['git.corp.test', '*.corp.test', 'a b !c', ...PROXY_URLS, ...DESTINATIONS], 30)],

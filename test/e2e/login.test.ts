@@ -4,24 +4,14 @@
  * `exp`, and the line naming a cached sign-in the proxy refused before a new one starts.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { tokenInfo } from '../../src/auth/jwt.js';
 import { ExitCode } from '../../src/errors.js';
 import { text } from '../../src/output/messages.js';
-import { encodeCredential, entryName } from '../../src/store/file.js';
-import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
-import { runBurrow, storedTokens, tempDir } from '../helpers/burrow.js';
+import { browserLaunches, followBrowser } from '../helpers/browsers/index.js';
+import { runBurrow, storedTokens } from '../helpers/burrow.js';
 import { startFakePomerium } from '../helpers/fake-pomerium.js';
+import { cacheToken, testUser } from '../helpers/user.js';
 import { DEST, startWorld, suiteWorld, type World } from '../helpers/world.js';
-
-/** A fresh user: own cache dir, own browser log. */
-function user() {
-  const cache = tempDir('burrow-login-');
-  const log = join(cache, 'browser.log');
-  return { cache, log, env: { XDG_CACHE_HOME: cache, ...browserEnv({ log }) } };
-}
 
 const originOf = (world: World) => `https://localhost:${world.proxy.port}`;
 
@@ -29,15 +19,7 @@ function login(world: World, proxy: string, env: NodeJS.ProcessEnv, ...extra: st
   return runBurrow(['login', proxy, '--browser-cmd', followBrowser, '--alternate-ca-path', world.proxy.caPath, ...extra], { env });
 }
 
-/** Puts `token` in the file store as the cached sign-in for `origin`. */
-function cacheToken(cache: string, origin: string, token: string): void {
-  const dir = join(cache, 'burrow', 'credentials');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const info = tokenInfo(token);
-  writeFileSync(join(dir, entryName(origin)), encodeCredential({ proxy: origin, token, user: info.user, expiresAt: info.expiresAt, storedAt: Date.now() }), {
-    mode: 0o600,
-  });
-}
+const user = () => testUser('burrow-login-');
 
 describe('burrow login', () => {
   const world = suiteWorld({ unauthenticatedStatus: 401 });

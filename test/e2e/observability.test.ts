@@ -236,7 +236,7 @@ describe('observability', () => {
       // On a terminal (a real pty): without one nobody could sign in, and burrow would not wait.
       const printed = runInTerminal(
         [process.execPath, BURROW_BIN, ...world.tcpArgs(DEST, '--listen', '-', '--json'), '--no-browser', '--login-timeout', '60'],
-        { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: tempDir('burrow-obs-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', TERM: 'dumb' },
+        { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: tempDir('burrow-obs-'), BURROW_CREDENTIAL_STORE: 'file', NO_COLOR: '1', TERM: 'dumb' },
       );
       await eventually(() => printed.screen().includes('"event":"log"'), 10_000, () => `the sign-in lines; the terminal shows: ${printed.screen()}`);
       const lines = jsonEvents(printed.screen().replace(/\r/g, ''));
@@ -276,6 +276,7 @@ describe('observability', () => {
       const env = {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
+        XDG_CONFIG_HOME: tempDir('burrow-config-'),
         XDG_CACHE_HOME: cache,
         BURROW_CREDENTIAL_STORE: 'file',
         TERM: 'xterm',
@@ -349,7 +350,7 @@ describe('observability', () => {
     });
 
     it('on a terminal: colours by default, none with NO_COLOR or FORCE_COLOR=0', async () => {
-      const env = (extra: NodeJS.ProcessEnv) => ({ PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', ...extra });
+      const env = (extra: NodeJS.ProcessEnv) => ({ PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), TERM: 'xterm', ...extra });
       const screens: Record<string, string> = {};
       for (const [name, extra] of Object.entries({ tty: {}, noColor: { NO_COLOR: '1' }, forceOff: { FORCE_COLOR: '0' } })) {
         const term = runInTerminal([process.execPath, BURROW_BIN, ...badDestination], env(extra));

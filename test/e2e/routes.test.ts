@@ -13,39 +13,23 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { tokenInfo } from '../../src/auth/jwt.js';
 import { ExitCode } from '../../src/errors.js';
 import { text } from '../../src/output/messages.js';
-import { encodeCredential, entryName } from '../../src/store/file.js';
 import { oneLineFailure } from '../helpers/assertions.js';
-import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
+import { browserLaunches, followBrowser } from '../helpers/browsers/index.js';
 import { runBurrow, stopAll, storedTokens, tempDir } from '../helpers/burrow.js';
 import { type CannedResponse, type FakePomerium, startFakePomerium } from '../helpers/fake-pomerium.js';
 import { type BareRepo, createBareRepo, git } from '../helpers/git-repo.js';
 import { proxyCommand } from '../helpers/proxy-command.js';
 import { missingSshTools, run, shQuote, type Sshd, startSshd, stopAllCommands } from '../helpers/sshd.js';
+import { cacheToken, testUser } from '../helpers/user.js';
 
 const ROUTES_PATH = '/.pomerium/api/v1/routes';
 
-/** A user of their own: a cache directory and a scripted browser that logs its launches. */
-function user() {
-  const cache = tempDir('burrow-routes-');
-  const log = join(cache, 'browser.log');
-  return { cache, log, env: { XDG_CACHE_HOME: cache, ...browserEnv({ log }) } };
-}
-
-/** Puts `token` in the file store as the cached sign-in for `origin`. */
-function cacheToken(cache: string, origin: string, token: string): void {
-  const dir = join(cache, 'burrow', 'credentials');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const info = tokenInfo(token);
-  writeFileSync(join(dir, entryName(origin)), encodeCredential({ proxy: origin, token, user: info.user, expiresAt: info.expiresAt, storedAt: Date.now() }), {
-    mode: 0o600,
-  });
-}
-
 /** Nothing a terminal acts on: C0 controls but the line breaks between rows, DEL, C1, bidi overrides, separators. */
 const TERMINAL_ACTIVE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/;
+
+const user = () => testUser('burrow-routes-');
 
 describe('burrow routes and ssh-config --from-routes (the routes API of the local proxy; real ssh and git)', () => {
   let sshd: Sshd;
@@ -291,6 +275,23 @@ describe('burrow routes and ssh-config --from-routes (the routes API of the loca
     assert.equal(ops.code, 0, ops.stderr);
     assert.equal(ops.stdout.toString(), 'ok\n');
     assert.equal(browserLaunches(u.log).length, 1, 'ssh and git reused the sign-in');
+  });
+
+  it('ssh-config --from-routes with a default config file: its pomerium-url does not conflict and every block names the proxy; what it gives is left out', async () => {
+    const u = user();
+    const config = tempDir('burrow-routes-config-');
+    mkdirSync(join(config, 'burrow'));
+    writeFileSync(join(config, 'burrow', 'config.yaml'), `defaults:\n  pomerium-url: https://elsewhere.corp.test\n  alternate-ca-path: ${proxy.caPath}\n`);
+    const r = await runBurrow(['ssh-config', '--from-routes', proxy.url], { env: { ...u.env, XDG_CONFIG_HOME: config, BURROW_SERVICE_ACCOUNT: proxy.mintToken() } });
+    assert.equal(r.code, 0, r.stderr);
+    const blocks = r.stdout.toString().split('\n\n');
+    assert.equal(blocks.length, 2, r.stdout.toString());
+    for (const block of blocks) {
+      const command = proxyCommand(block);
+      assert.ok(command.includes(` tcp --listen - %h:%p --pomerium-url ${proxy.url}`), block);
+      assert.ok(!command.includes('elsewhere'), block);
+      assert.ok(!command.includes('--alternate-ca-path'), `the default file gives it to the ProxyCommand's burrow: ${block}`);
+    }
   });
 
   it('ssh-config --from-routes refuses --host and --pomerium-url, and checks its flags before asking the proxy', async () => {

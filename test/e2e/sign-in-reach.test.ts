@@ -78,6 +78,8 @@ describe('burrow sign-in: the address is always shown, and a browser that fails 
     const url = await printedUrl(proc);
     const failed = text.browserFailed(text.browserCommandName(browser, false), text.browserExited(3));
     await eventually(() => proc.stderr().includes(failed), 10_000, () => `the failure line; stderr: ${proc.stderr()}`);
+    // The waiting line follows the failure line, as soon as the failure is handled.
+    await eventually(() => proc.stderr().includes(text.waitingForBrowser('5 min')), 10_000, () => `the waiting line; stderr: ${proc.stderr()}`);
     assert.equal(readFileSync(env.ARGS_FILE, 'utf8'), `${url}\n`, 'the browser got the address as its only argument');
     assert.deepEqual(proc.stderr().split('\n').slice(0, 3), [
       `burrow: ${text.browserOpened(world.proxy.url, '5 min', url)}`,

@@ -6,37 +6,22 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { tokenInfo } from '../../src/auth/jwt.js';
 import { ExitCode } from '../../src/errors.js';
 import { text } from '../../src/output/messages.js';
-import { encodeCredential, entryName } from '../../src/store/file.js';
 import { oneLineFailure } from '../helpers/assertions.js';
-import { browserEnv, browserLaunches, followBrowser } from '../helpers/browsers/index.js';
+import { browserLaunches, followBrowser } from '../helpers/browsers/index.js';
 import { BURROW_BIN, runBurrow, storedTokens, tempDir } from '../helpers/burrow.js';
 import { startFakePomerium } from '../helpers/fake-pomerium.js';
+import { cacheToken, testUser } from '../helpers/user.js';
 import { suiteWorld } from '../helpers/world.js';
 
 const run = promisify(execFile);
 
-function user() {
-  const cache = tempDir('burrow-token-');
-  const log = join(cache, 'browser.log');
-  return { cache, log, env: { XDG_CACHE_HOME: cache, ...browserEnv({ log }) } };
-}
-
-/** Puts `token` in the file store as the cached sign-in for `origin`. */
-function cacheToken(cache: string, origin: string, token: string): void {
-  const dir = join(cache, 'burrow', 'credentials');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const info = tokenInfo(token);
-  writeFileSync(join(dir, entryName(origin)), encodeCredential({ proxy: origin, token, user: info.user, expiresAt: info.expiresAt, storedAt: Date.now() }), {
-    mode: 0o600,
-  });
-}
+const user = () => testUser('burrow-token-');
 
 describe('burrow token', () => {
   const world = suiteWorld();
@@ -111,6 +96,36 @@ describe('burrow token', () => {
       const stillGood = await runBurrow(['token', world.proxy.url, '--check', '--alternate-ca-path', world.proxy.caPath], { env: u.env });
       assert.equal(stillGood.stdout.toString(), `${fresh}\n`);
       assert.equal(browserLaunches(u.log).length, 1, 'a token the proxy accepts is kept');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a service account (BURROW_SERVICE_ACCOUNT, --service-account-file) is printed as is; --check with one the proxy refuses: exit 3, never a browser', async () => {
+    const other = await startFakePomerium();
+    try {
+      const u = user();
+      const machine = world.proxy.mintToken();
+      const fromEnv = await runBurrow(['token', world.proxy.url, '--browser-cmd', followBrowser], { env: { ...u.env, BURROW_SERVICE_ACCOUNT: machine } });
+      assert.equal(fromEnv.code, 0, fromEnv.stderr);
+      assert.equal(fromEnv.stdout.toString(), `${machine}\n`);
+      const file = join(tempDir('burrow-token-sa-'), 'token');
+      writeFileSync(file, `${machine}\n`, { mode: 0o600 });
+      const checked = await runBurrow(['token', world.proxy.url, '--check', '--service-account-file', file, '--alternate-ca-path', world.proxy.caPath], { env: u.env });
+      assert.equal(checked.code, 0, checked.stderr);
+      assert.equal(checked.stdout.toString(), `${machine}\n`);
+      assert.deepEqual(storedTokens(u.cache), [], 'a service account is never stored');
+
+      const foreign = other.mintToken();
+      const refused = await runBurrow(['token', world.proxy.url, '--check', '--browser-cmd', followBrowser, '--alternate-ca-path', world.proxy.caPath], {
+        env: { ...u.env, BURROW_SERVICE_ACCOUNT: foreign },
+      });
+      assert.equal(refused.code, ExitCode.authRequired, refused.stderr);
+      assert.equal(refused.stdout.length, 0);
+      const line = oneLineFailure(refused.stderr, foreign);
+      assert.ok(line.includes(text.serviceAccountRejected(world.proxy.url, 401)), line);
+      assert.ok(line.endsWith(text.serviceAccountRejectedHint), line);
+      assert.deepEqual(browserLaunches(u.log), []);
     } finally {
       await other.close();
     }

@@ -46,6 +46,8 @@ export function spawnBurrow(args: string[], options: SpawnOptions = {}): BurrowP
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     XDG_CACHE_HOME: tempDir('burrow-cache-'),
+    // An empty config directory: a config file of the user's own must not change what tests see.
+    XDG_CONFIG_HOME: tempDir('burrow-config-'),
     BURROW_CREDENTIAL_STORE: 'file',
     NO_COLOR: '1',
     ...options.env,

@@ -41,6 +41,9 @@ function run(command: string, args: string[], cwd: string): string {
     cwd,
     encoding: 'utf8',
     timeout: TIMEOUT_MS,
+    // An interactive shell ignores SIGTERM; a synchronous spawn that outlived its timeout would
+    // block this process's timers too.
+    killSignal: 'SIGKILL',
     env: { PATH: process.env.PATH, HOME: cwd, TERM: 'xterm', LANG: 'C.UTF-8' },
   });
   if (result.error) throw result.error;

@@ -213,8 +213,8 @@ function clientOptions(user: string, clientKey: string, knownHosts: string): Arr
 
 let configCount = 0;
 
-/** Starts sshd on a free loopback port; retries a few times if another process took the port first. */
-export async function startSshd(): Promise<Sshd> {
+/** Starts sshd on a free loopback port (plus `extraConfig` lines); retries a few times if another process took the port first. */
+export async function startSshd(options: { extraConfig?: readonly string[] } = {}): Promise<Sshd> {
   const reason = missingSshTools();
   if (reason) throw new Error(reason);
   const dir = mkdtempSync(join(tmpdir(), 'burrow-sshd-'));
@@ -239,7 +239,7 @@ export async function startSshd(): Promise<Sshd> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = await freePort();
       const configPath = join(dir, 'sshd_config');
-      writeFileSync(configPath, sshdConfig({ dir, port, hostKey, authorizedKeys }));
+      writeFileSync(configPath, sshdConfig({ dir, port, hostKey, authorizedKeys }) + (options.extraConfig ?? []).map((line) => `${line}\n`).join(''));
       const logStart = log().length;
       const logFd = openSync(logPath, 'a');
       const child = spawn(SSHD_BIN, ['-D', '-e', '-f', configPath], { stdio: ['ignore', logFd, logFd], detached: true });

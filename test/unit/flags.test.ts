@@ -61,7 +61,7 @@ describe('the flag table', () => {
 
   it('the commands that open tunnels are real commands (the loader keys its code cache on them)', () => {
     const names = root().commands.map((c) => c.name());
-    assert.deepEqual([...TUNNEL_COMMANDS], ['tcp', 'udp']);
+    assert.deepEqual([...TUNNEL_COMMANDS], ['tcp', 'udp', 'proxy', 'up']);
     for (const name of TUNNEL_COMMANDS) assert.ok(names.includes(name), name);
   });
 

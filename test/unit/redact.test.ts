@@ -40,6 +40,11 @@ describe('redact and the catalogue', () => {
     // The proxy is an origin here: the hint builds its sign-out address from it.
     accessDeniedHint: [['https://proxy.corp.example.com:443', 'alice@corp.example.com'], ['https://proxy.corp.example.com:443', undefined]],
     noBrowserBecause: ['no-browser', 'browser-none', 'no-display'].map((reason) => [reason]),
+    upReloaded: [
+      ['/home/alice/.config/burrow/config.yaml', { started: 1, stopped: 0, restarted: 2, unchanged: 3, failed: 0 }],
+      ['/home/alice/.config/burrow/config.yaml', { started: 0, stopped: 1, restarted: 0, unchanged: 0, failed: 1 }],
+    ],
+    upServiceWritten: [['systemd'], ['launchd']],
     k8sNotInteractive: ['none', 'damaged', { refused: 401 }].map((cached) => ['https://proxy.corp.example.com:443', cached]),
   };
   const sentences: Array<[string, string]> = [];

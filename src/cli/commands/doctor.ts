@@ -2,19 +2,21 @@
  * `burrow doctor <destination>`: walks the path a tunnel to <destination> takes — name lookup,
  * forward proxy, TCP, TLS, the credential store, the cached sign-in, the tunnel request itself,
  * the clock — and prints one line per step on stderr (✓ passed, ✗ failed with the fix, - skipped),
- * or with `--json` one document on stdout for a support ticket. Exit 0 when every step passed,
+ * or with `--json` one document on stdout for a support ticket. A udp+https:// destination's
+ * tunnel step is burrow udp's CONNECT-UDP request. Exit 0 when every step passed,
  * else the exit code of the first failure (the codes `burrow tcp` uses). Never opens a browser,
  * never signs in, never prints a token. The steps themselves are diagnose/doctor.ts.
  */
 import type { Command } from 'commander';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, UsageError } from '../../errors.js';
 import { diagnose } from '../../diagnose/doctor.js';
 import { doctorExitCode, type StepResult } from '../../diagnose/steps.js';
 import { text } from '../../output/messages.js';
 import { redact } from '../../output/redact.js';
 import { selectStore } from '../../store/select.js';
 import { createTransport, type TransportChoice } from '../../tunnel/transports.js';
-import { parseTarget } from '../destination.js';
+import { ConnectUdpTransport } from '../../tunnel/connect-udp.js';
+import { type DestinationFamily, parseTarget } from '../destination.js';
 import { addFlags } from '../flags.js';
 import { serviceAccountToken, type ServiceAccountValues } from '../options.js';
 import { announceRoute, commandLogger, proxyAccess, type ProxyAccessValues } from '../proxy-access.js';
@@ -64,6 +66,7 @@ Examples:
   $ burrow doctor git.corp.example.com:22
   $ burrow doctor db.internal:5432 --pomerium-url https://proxy.corp.example.com:8443
   $ burrow doctor wss://gateway.corp.example.com/ssh
+  $ burrow doctor udp+https://dns.corp.example.com:53     # a burrow udp route: the CONNECT-UDP request
   $ burrow doctor git.corp.example.com:22 --json > doctor.json   # for a support ticket
 `;
 
@@ -74,7 +77,7 @@ export function registerDoctor(program: Command, runtime: Runtime): void {
     .description(
       'Walk the path a tunnel to <destination> takes (name lookup, forward proxy, TCP, TLS, credential store, cached sign-in, the tunnel request, the clock) and print one line per step; exit 0 only when all pass. Never signs in.',
     )
-    .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port | wss://host[:port]/path');
+    .argument('<destination>', 'host:port | tcp+https://host:port | tcp+https://proxy[:port]/host:port | wss://host[:port]/path | udp+https://host:port');
   addFlags(command, 'doctor');
   command.addHelpText('after', EXAMPLES);
   command.action(async (destination: string, values: DoctorValues) => {
@@ -83,11 +86,17 @@ export function registerDoctor(program: Command, runtime: Runtime): void {
 }
 
 export async function runDoctor(destination: string, values: DoctorValues, runtime: Runtime): Promise<number> {
-  const target = parseTarget(destination, values.pomeriumUrl);
+  // A udp+https:// destination is checked as burrow udp opens it (CONNECT-UDP), the rest as burrow tcp.
+  const family: DestinationFamily = /^\s*udp\+https?:\/\//i.test(destination) ? 'udp' : 'tcp';
+  const target = parseTarget(destination, values.pomeriumUrl, family);
+  if (family === 'udp' && values.transport !== undefined && values.transport !== 'auto') {
+    throw new UsageError(text.conflictingFlags('a udp+https:// destination', '--transport'), { hint: text.doctorUdpTransportHint });
+  }
   const logger = commandLogger({ json: values.json }, runtime, 'info');
   const serviceAccount = serviceAccountToken(values, runtime.env);
   const access = proxyAccess(target.proxy, values, runtime, logger, serviceAccount);
-  const transport = createTransport(values.transport, target, destination, { ...access.route, pingIntervalMs: 0 });
+  const transport =
+    family === 'udp' ? new ConnectUdpTransport(access.route) : createTransport(values.transport, target, destination, { ...access.route, pingIntervalMs: 0 });
   announceRoute(access, values);
   const stop = new AbortController();
   const offSignals = runtime.onSignal(() => stop.abort());

@@ -28,6 +28,7 @@ import type { Runtime } from '../runtime.js';
 import type { SignInValues } from '../sign-in.js';
 import { forgetSignIns } from './logout.js';
 import { passedOn } from './ssh-config.js';
+import { inheritedValues } from '../config.js';
 
 interface ExecValues extends ProxyAccessValues, LogValues, ServiceAccountValues {}
 
@@ -115,13 +116,17 @@ Examples:
   $ burrow k8s kubeconfig https://k8s.corp.example.com --name corp --alternate-ca-path corp-ca.pem
 `,
   );
-  kubeconfig.action((input: string, given: KubeconfigValues) => {
-    runtime.stdout.write(kubeconfigFor(input, given, runtime));
+  kubeconfig.action((input: string, given: KubeconfigValues, self: Command) => {
+    runtime.stdout.write(kubeconfigFor(input, given, runtime, inheritedValues(self, runtime.env)));
   });
 }
 
-/** The kubeconfig `burrow k8s kubeconfig` prints; every value is checked now, not at every kubectl. */
-export function kubeconfigFor(input: string, given: KubeconfigValues, runtime: Runtime): string {
+/**
+ * The kubeconfig `burrow k8s kubeconfig` prints; every value is checked now, not at every kubectl.
+ * `inherited`: option values exec-credential finds by itself (environment, default config
+ * file), left out of its arguments; kubectl's own cluster settings (its CA, its proxy) keep them.
+ */
+export function kubeconfigFor(input: string, given: KubeconfigValues, runtime: Runtime, inherited: ReadonlySet<string> = new Set()): string {
   const values = { ...defaultValues('k8s kubeconfig'), ...given } as KubeconfigValues & Record<string, unknown>;
   const server = parseServerUrl(input);
   checkValues('k8s kubeconfig', values);
@@ -133,7 +138,7 @@ export function kubeconfigFor(input: string, given: KubeconfigValues, runtime: R
     server: server.server,
     name: values.name === undefined ? server.name : parseKubeName(values.name),
     command: runtime.selfCommand(),
-    args: passedOn(values, 'k8s kubeconfig'),
+    args: passedOn(values, 'k8s kubeconfig', inherited),
     comment: [text.kubeconfigHeader(runtime.version, server.server), text.kubeconfigUse(input.trim())],
     cluster: {
       ...(typeof values.alternateCaPath === 'string' ? { certificateAuthority: resolve(values.alternateCaPath) } : {}),

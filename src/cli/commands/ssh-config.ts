@@ -3,7 +3,9 @@
  * block whose ProxyCommand runs this very burrow (absolute paths, so ssh's PATH does not matter),
  * with every tunnel flag given here that differs from its default passed on (the flag table,
  * flags.ts, says which and how), plus keepalives so idle sessions survive NAT and load balancers.
- * Every value is checked now, so a bad one fails here rather than at every ssh.
+ * Every value is checked now, so a bad one fails here rather than at every ssh. What the
+ * ProxyCommand's burrow finds by itself when ssh runs it (the environment, the default config
+ * file) is not written, so editing the file changes every host; a BURROW_CONFIG file's values are.
  *
  *   git.corp.example.com, "*.corp.example.com"       the Host pattern; each host's %h:%p is tunnelled to
  *   https://proxy.corp.example.com --host PATTERN    the same through that proxy (as --pomerium-url)
@@ -27,6 +29,7 @@ import { commandLogger, proxyAccess, type ProxyAccessValues } from '../proxy-acc
 import { routesSignedIn } from './routes.js';
 import { resolveTransport, type TransportChoice } from '../../tunnel/transports.js';
 import type { CommandName } from '../command-table.js';
+import { inheritedValues } from '../config.js';
 import type { Runtime } from '../runtime.js';
 import type { SignInValues } from '../sign-in.js';
 
@@ -104,8 +107,11 @@ Examples:
   $ burrow ssh-config --from-routes https://proxy.corp.example.com --user git >> ~/.ssh/config
 `,
   );
-  command.action(async (argument: string, values: SshConfigValues) => {
-    const block = values.fromRoutes ? await sshConfigFromRoutes(argument, values, runtime) : sshConfigBlock(argument, values, runtime);
+  command.action(async (argument: string, values: SshConfigValues, self: Command) => {
+    const inherited = inheritedValues(self, runtime.env);
+    const block = values.fromRoutes
+      ? await sshConfigFromRoutes(argument, values, runtime, inherited, self.getOptionValueSource('pomeriumUrl') === 'cli')
+      : sshConfigBlock(argument, values, runtime, { inherited });
     // ssh does not create the ControlPath's directory: a missing one fails every connection.
     if (values.multiplex === true) await ensureControlDir(controlDir(runtime.env));
     runtime.stdout.write(block);
@@ -121,10 +127,18 @@ function argumentKind(argument: string): 'proxy-url' | 'destination' | 'pattern'
 }
 
 /**
- * The block for `argument` (a Host pattern, a proxy URL or a destination) and the flags given;
- * `shown` is what its comment says to run again (the argument itself, unless told otherwise).
+ * The block for `argument` (a Host pattern, a proxy URL or a destination) and the flags given.
+ * `shown` is what its comment says to run again (the argument itself, unless told otherwise);
+ * `inherited`: the option values (attribute names) the ProxyCommand's burrow will find by itself
+ * when ssh runs it, from the environment or the default config file (config.ts,
+ * inheritedValues): they are not written, so editing the file changes every host's ProxyCommand.
  */
-export function sshConfigBlock(argument: string, given: SshConfigValues, runtime: Runtime, shown = argument): string {
+export function sshConfigBlock(
+  argument: string,
+  given: SshConfigValues,
+  runtime: Runtime,
+  { shown = argument, inherited = new Set<string>() }: { shown?: string; inherited?: ReadonlySet<string> } = {},
+): string {
   const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & Record<string, unknown>;
   const kind = argumentKind(argument);
   let pattern = values.host;
@@ -166,7 +180,7 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
   }
 
   // %h:%p are ssh's tokens and stay unquoted; everything else is quoted for sh and ssh.
-  const args = ['tcp', '--listen', '-', destination, ...passedOn(values)];
+  const args = ['tcp', '--listen', '-', destination, ...passedOn(values, 'ssh-config', inherited)];
   const command = [...runtime.selfCommand(), ...args].map((a) => (a === '%h:%p' ? a : proxyCommandArg(a))).join(' ');
   const lines = [
     `# burrow ${runtime.version}: ssh to ${pattern} through the identity-aware proxy.`,
@@ -188,13 +202,23 @@ export function sshConfigBlock(argument: string, given: SshConfigValues, runtime
  * and a host listed twice, are skipped and counted on stderr. Every flag is checked before the
  * proxy is asked.
  */
-export async function sshConfigFromRoutes(argument: string, given: SshConfigValues, runtime: Runtime): Promise<string> {
+export async function sshConfigFromRoutes(
+  argument: string,
+  given: SshConfigValues,
+  runtime: Runtime,
+  inherited: ReadonlySet<string> = new Set(),
+  proxyOnCommandLine = given.pomeriumUrl !== undefined,
+): Promise<string> {
   if (given.host !== undefined) throw new UsageError(text.conflictingFlags('--from-routes', '--host'), { hint: text.fromRoutesHostHint });
-  if (given.pomeriumUrl !== undefined) throw new UsageError(text.conflictingFlags('--from-routes', '--pomerium-url'), { hint: text.fromRoutesProxyHint });
+  if (proxyOnCommandLine) throw new UsageError(text.conflictingFlags('--from-routes', '--pomerium-url'), { hint: text.fromRoutesProxyHint });
   const proxy = parseProxyOrigin(argument, 'proxy');
   const shown = `--from-routes ${proxy.origin}`;
+  // A pomerium-url from the environment or a config file would send a written "burrow tcp
+  // host:22" elsewhere: every block then names the proxy itself.
+  const defaulted = given.pomeriumUrl !== undefined;
+  const own = new Set([...inherited].filter((name) => name !== 'pomeriumUrl'));
   // A block for a stand-in host checks every flag now, before any sign-in.
-  sshConfigBlock('routes.invalid', { ...given, pomeriumUrl: proxy.origin }, runtime, shown);
+  sshConfigBlock('routes.invalid', { ...given, pomeriumUrl: proxy.origin }, runtime, { shown, inherited: own });
   const values = { ...defaultValues('ssh-config'), ...given } as SshConfigValues & ProxyAccessValues;
   const logger = commandLogger({}, runtime, 'info');
   const access = proxyAccess(proxy, values, runtime, logger, serviceAccountToken(values, runtime.env));
@@ -212,7 +236,8 @@ export async function sshConfigFromRoutes(argument: string, given: SshConfigValu
     const host = sshHostOf(route);
     if (host === undefined || written.has(host.name)) continue;
     try {
-      blocks.push(sshConfigBlock(host.name, { ...given, pomeriumUrl: host.proxy === proxy.origin ? undefined : proxy.origin }, runtime, shown));
+      const pomeriumUrl = host.proxy === proxy.origin && !defaulted ? undefined : proxy.origin;
+      blocks.push(sshConfigBlock(host.name, { ...given, pomeriumUrl }, runtime, { shown, inherited: own }));
       written.add(host.name);
     } catch (error) {
       // A host no Host line can name (an IPv6 literal): skipped like the others.
@@ -237,14 +262,16 @@ function sshHostOf(route: PortalRoute): { name: string; proxy: string } | undefi
 
 /**
  * The `burrow tcp` flags for `values`, generically from the flag table: each flag ssh-config
- * passes on whose value is not its default, as the table says (flags.ts, {@link PassOn}).
+ * passes on whose value is not its default, as the table says (flags.ts, {@link PassOn}), but
+ * those in `inherited` (what the written command finds by itself).
  * `burrow k8s kubeconfig` passes its flags on to the exec-credential it writes the same way.
  */
-export function passedOn(values: Record<string, unknown>, command: CommandName = 'ssh-config'): string[] {
+export function passedOn(values: Record<string, unknown>, command: CommandName = 'ssh-config', inherited: ReadonlySet<string> = new Set()): string[] {
   const args: string[] = [];
   for (const entry of flagsOf(command)) {
     if (entry.passOn === false) continue;
     const option = optionOf(entry, command);
+    if (inherited.has(option.attributeName())) continue;
     const flag = option.long!;
     const value = values[option.attributeName()];
     if (option.negate) {

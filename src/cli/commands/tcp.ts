@@ -4,10 +4,10 @@
  */
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
-import { listenTcp } from '../../listen/tcp.js';
+import { listenTcp, type TcpListener } from '../../listen/tcp.js';
 import { stdioConnection } from '../../listen/stdio.js';
 import { text } from '../../output/messages.js';
-import type { Target } from '../../target.js';
+import { isLoopback, type Target } from '../../target.js';
 import type { ProxyAccess } from '../../tunnel/access.js';
 import type { SessionLimits } from '../../tunnel/limits.js';
 import { serve } from '../../tunnel/serve.js';
@@ -20,8 +20,9 @@ import { parseListen, type ListenAddress } from '../listen-address.js';
 import { pingInterval, serviceAccountToken, sessionLimits, stallTimeout, type ServiceAccountValues, type SessionLimitValues } from '../options.js';
 import { announceRoute, commandLogger, type LogValues, proxyAccess, type ProxyAccessValues } from '../proxy-access.js';
 import type { Runtime } from '../runtime.js';
+import type { CredentialsPool } from '../sign-in.js';
 
-interface TcpOptionValues extends ProxyAccessValues, ServiceAccountValues, SessionLimitValues, LogValues {
+export interface TcpOptionValues extends ProxyAccessValues, ServiceAccountValues, SessionLimitValues, LogValues {
   listen: string;
   pomeriumUrl?: string;
   transport: TransportChoice;
@@ -80,23 +81,31 @@ export function registerTcp(program: Command, runtime: Runtime): void {
   });
 }
 
-function settings(destination: string, values: TcpOptionValues, runtime: Runtime): TcpSettings {
+/** Where a tunnel command runs: alone, or as one named tunnel of `burrow up` sharing its sign-ins. */
+export interface TunnelContext {
+  /** The tunnel's name in the config file: its lines and events say it. */
+  tunnel?: string;
+  pool?: CredentialsPool;
+}
+
+/** Validates `values` (commander's option values of `tcp`) and builds everything a tunnel needs. */
+export function tcpSettings(destination: string, values: TcpOptionValues, runtime: Runtime, context: TunnelContext = {}): TcpSettings {
   const target = parseTarget(destination, values.pomeriumUrl);
   const listen = parseListen(values.listen);
   // Stdio mode runs under ssh, whose stderr the user sees: quiet unless asked (or --json).
-  const logger = commandLogger(values, runtime, listen.kind === 'stdio' && !values.json ? 'warn' : 'info');
+  const logger = commandLogger(values, runtime, listen.kind === 'stdio' && !values.json ? 'warn' : 'info', context.tunnel);
   const limits = sessionLimits(values);
   const stallTimeoutMs = stallTimeout(values);
   const serviceAccount = serviceAccountToken(values, runtime.env);
   if (values.serviceAccount !== undefined) runtime.hideArguments();
-  const access = proxyAccess(target.proxy, values, runtime, logger, serviceAccount);
+  const access = proxyAccess(target.proxy, values, runtime, logger, serviceAccount, context.pool);
   const transport = createTransport(values.transport, target, destination, { ...access.route, pingIntervalMs: pingInterval(values.pingInterval) });
   announceRoute(access, values);
   return { target, listen, access, transport, limits, stallTimeoutMs };
 }
 
 export async function runTcp(destination: string, values: TcpOptionValues, runtime: Runtime): Promise<number> {
-  const s = settings(destination, values, runtime);
+  const s = tcpSettings(destination, values, runtime);
   return s.listen.kind === 'stdio' ? runStdio(s, runtime) : runListener(s, s.listen, runtime);
 }
 
@@ -122,20 +131,25 @@ async function runStdio(s: TcpSettings, runtime: Runtime): Promise<number> {
 
 /** Listener mode: a session per connection until SIGINT/SIGTERM, then close everything. */
 async function runListener(s: TcpSettings, listen: Extract<ListenAddress, { kind: 'tcp' }>, runtime: Runtime): Promise<number> {
-  const { logger } = s.access;
   const listener = await listenTcp(listen.host, listen.port);
   const stop = new AbortController();
   // Signal handlers go in before the address is printed: whoever reads it may signal at once.
   const offSignals = runtime.onSignal(() => stop.abort());
   // The bound address on stdout, alone on its line, so scripts can use --listen :0.
   runtime.stdout.write(`${listener.address}\n`);
+  await serveTcp(s, listener, stop.signal);
+  offSignals();
+  return ExitCode.ok;
+}
+
+/** Serves a bound listener (says so first): a session per connection until `signal`, then closes everything. */
+export async function serveTcp(s: TcpSettings, listener: TcpListener, signal: AbortSignal): Promise<void> {
+  const { logger } = s.access;
   logger.event({ event: 'listening', address: listener.address, dest: s.target.destination.authority, proxy: s.target.proxy.origin, transport: s.transport.name });
-  if (!listen.loopback) logger.warn(text.nonLoopbackWarning(listener.address));
+  if (!isLoopback(listener.host)) logger.warn(text.nonLoopbackWarning(listener.address));
   await serve(listener, (connection, conn, signal) => runSession(connection, { ...sessionOptions(s, connection.peer), conn, signal }), {
-    signal: stop.signal,
+    signal,
     onRefused: (error) => logger.failure(error),
     onStop: (open) => logger.event({ event: 'shutdown', open }),
   });
-  offSignals();
-  return ExitCode.ok;
 }
