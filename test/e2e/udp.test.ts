@@ -197,7 +197,15 @@ describe('burrow udp', () => {
     const burrow = await startListener(args('dns.corp.test:53', '--json'), { env: world.env }, 'udp');
     const answers = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        run(DIG, ['@127.0.0.1', '-p', String(burrow.port), '+short', '+tries=2', '+time=5', i % 2 ? 'intranet.corp.test' : 'hello.corp.test', i % 2 ? 'A' : 'TXT']).then((r) => r.stdout.trim()),
+        run(DIG, ['@127.0.0.1', '-p', String(burrow.port), '+short', '+tries=2', '+time=8', i % 2 ? 'intranet.corp.test' : 'hello.corp.test', i % 2 ? 'A' : 'TXT']).then((r) =>
+          // UDP may lose a datagram (40 sessions opening at once on a busy machine): dig then says
+          // so on a ';;' line and asks again, and the answer to the retry is what counts.
+          r.stdout
+            .split('\n')
+            .filter((line) => !line.startsWith(';;'))
+            .join('\n')
+            .trim(),
+        ),
       ),
     );
     answers.forEach((answer, i) => assert.equal(answer, i % 2 ? '10.1.2.3' : '"through burrow"', `query ${i}`));
