@@ -71,10 +71,10 @@ export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOpt
   };
   // `end: false` settles once the local side's bytes are written to the tunnel's stream, not yet
   // sent: `finish` settles once they are, and only then may the tunnel be destroyed below.
-  const upload = oneWay(local.input, remote, false)
+  const upload = oneWay(local.input, remote, false, UPLOAD_SLICE)
     .then(() => tunnel.finish())
     .catch(fail('local'));
-  const download = oneWay(remote, local.output, true, options.reuseReadBuffer === true)
+  const download = oneWay(remote, local.output, true, 0, options.reuseReadBuffer === true)
     .then(() => options.onRemoteEnd?.())
     .catch(fail('remote'));
   await Promise.all([upload, download]);
@@ -82,6 +82,14 @@ export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOpt
   remote.destroy();
   return result;
 }
+
+/**
+ * The most clear text handed to the tunnel's stream in one write: one TLS record's worth. A
+ * local read is up to 64 KiB (libuv's read size); written whole, its encrypted copy (64 KiB and
+ * more) waits in Node's TLS output buffer until the kernel takes it, beside the clear chunk. With
+ * 1,000 busy tunnels and a proxy that lags, those copies were most of burrow's peak memory.
+ */
+export const UPLOAD_SLICE = 16 * 1024;
 
 /** What `stream.pipeline` rejects with when a stream closes before its end. */
 function prematureClose(): Error {
@@ -98,10 +106,14 @@ function prematureClose(): Error {
  * first error of either stream, or a premature close (`ERR_STREAM_PREMATURE_CLOSE`) when one
  * closes before that. Streams are not destroyed here: the splice does that.
  */
-function oneWay(source: Readable, dest: Writable, end: boolean, reuse = false): Promise<void> {
+function oneWay(source: Readable, dest: Writable, end: boolean, slice = 0, reuse = false): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false;
+    // The source's end came (`endSeen`), and was passed on (`sourceEnded`): with `slice`, the
+    // second waits while the last chunk is still being written piece by piece (`busy`).
+    let endSeen = false;
     let sourceEnded = false;
+    let busy: (() => void) | undefined;
     const settle = (error?: Error) => {
       if (settled) return;
       settled = true;
@@ -112,6 +124,8 @@ function oneWay(source: Readable, dest: Writable, end: boolean, reuse = false): 
     source.on('error', settle);
     dest.on('error', settle);
     const ended = () => {
+      endSeen = true;
+      if (busy) return void (busy = ended);
       sourceEnded = true;
       // `pipe` never ends standard output itself; pipeline did, and so does this.
       if (end) dest.end();
@@ -121,12 +135,23 @@ function oneWay(source: Readable, dest: Writable, end: boolean, reuse = false): 
     else source.once('end', ended);
     if (end) dest.once('finish', () => settle());
     source.once('close', () => {
-      if (!sourceEnded) settle(prematureClose());
+      if (!endSeen) settle(prematureClose());
     });
     dest.once('close', () => {
       if (!settled && !(end ? dest.writableFinished : sourceEnded)) settle(prematureClose());
     });
-    if (!(reuse && readInto(source, dest))) source.pipe(dest, { end: false });
+    if (slice > 0) {
+      pumpSliced(source, dest, slice, {
+        start: () => (busy = () => {}),
+        done: () => {
+          const then = busy;
+          busy = undefined;
+          then?.();
+        },
+      });
+    } else if (!(reuse && readInto(source, dest))) {
+      source.pipe(dest, { end: false });
+    }
   });
 }
 
@@ -171,4 +196,56 @@ function readInto(source: Readable, dest: Writable): boolean {
     source.resume();
   }
   return true;
+}
+
+/**
+ * `source.pipe(dest)` with at most `slice` bytes per write, and the next piece of a chunk written
+ * only once `dest` has taken the one before (or queued it below its high-water mark): what waits
+ * on a slow `dest` is the chunk read (a view of it per piece, no copy) and one piece in flight,
+ * not the whole chunk in flight. The source is paused while a chunk is being written. `chunk`
+ * tells the caller when a chunk starts and when its last piece is handed to `dest`, so that the
+ * source's end, which can come before that, is passed on after it.
+ */
+function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { start(): void; done(): void }): void {
+  let pending: Buffer | undefined;
+  let offset = 0;
+  const resume = () => source.resume();
+  const feed = (): void => {
+    while (pending !== undefined) {
+      if (dest.destroyed) return;
+      if (offset >= pending.length) {
+        pending = undefined;
+        chunk.done();
+        source.resume();
+        return;
+      }
+      const piece = pending.subarray(offset, offset + slice);
+      offset += piece.length;
+      // `false` with nothing left queued: the piece went to the kernel at once (a 'drain' will
+      // follow, unheard). `false` with bytes queued: wait until they are gone.
+      if (!dest.write(piece) && dest.writableLength > 0 && offset < pending.length) {
+        dest.once('drain', feed);
+        return;
+      }
+    }
+  };
+  source.on('data', (data: Buffer) => {
+    if (dest.destroyed) return;
+    if (data.length <= slice) {
+      // As `pipe` does: the chunk is dest's now; read on once dest drained.
+      if (!dest.write(data) && dest.writableLength > 0) {
+        source.pause();
+        dest.once('drain', resume);
+      }
+      return;
+    }
+    source.pause();
+    chunk.start();
+    pending = data;
+    offset = 0;
+    feed();
+  });
+  // As `pipe` does: the source is handed over paused.
+  if (dest.writableNeedDrain) dest.once('drain', resume);
+  else source.resume();
 }

@@ -7,7 +7,7 @@ import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { socketTunnel } from '../../src/tunnel/connect.js';
 import type { Tunnel } from '../../src/tunnel/transport.js';
-import { splice } from '../../src/tunnel/splice.js';
+import { splice, UPLOAD_SLICE } from '../../src/tunnel/splice.js';
 import { payload, sha256 } from '../helpers/data.js';
 import { readFixture } from '../helpers/fixtures.js';
 import { within } from '../helpers/world.js';
@@ -82,18 +82,25 @@ describe('splice', () => {
     });
   }
 
-  it('carries large local chunks to a slow reader, every byte in order, the end after the last byte', { timeout: 30_000 }, async () => {
+  it('writes large local chunks to the tunnel one TLS record at a time, every byte in order, the end after the last piece', { timeout: 30_000 }, async () => {
     const peer = await slowReaderThatEndsFirst();
     try {
-      // Chunks of 1 MiB and odd sizes, then the end at once: it comes while the last chunk still
-      // waits for the slow reader, and must be passed on after it.
+      // Chunks of 1 MiB and odd sizes, then the end at once: it comes while pieces of the last
+      // chunk still wait for the slow reader, and must be passed on after them.
       const data = payload(8 * MB + 12_345, 11);
       const input = new Readable({ read() {} });
       for (let at = 0; at < data.length; at += MB) input.push(data.subarray(at, at + MB));
       input.push(null);
+      let largest = 0;
+      const write = peer.socket.write.bind(peer.socket) as (chunk: Buffer) => boolean;
+      peer.socket.write = ((chunk: Buffer) => {
+        largest = Math.max(largest, chunk.length);
+        return write(chunk);
+      }) as typeof peer.socket.write;
       const result = await splice({ input, output: new PassThrough().resume() }, socketTunnel(peer.socket, 0));
       assert.equal(result.error, undefined);
       assert.equal(await within(peer.got, 20_000, 'the peer saw no end'), sha256(data));
+      assert.equal(largest, UPLOAD_SLICE, 'no write to the tunnel larger than one record');
     } finally {
       await peer.close();
     }
