@@ -16,6 +16,29 @@ export function importExternal<T>(specifier: string): Promise<T> {
   return (lent ? lent(specifier) : import(specifier)) as Promise<T>;
 }
 
+/** The parts of the CLI bundled apart from it (dist/bin/<part>.cjs): large, and needed by few runs. */
+export type BundledPart = 'yaml';
+
+export const LENT_PART = Symbol.for('burrow.part');
+
+type PartLoader = (name: BundledPart) => unknown;
+
+/**
+ * Loads a dependency that scripts/bundle.mjs bundles on its own, beside the CLI (the YAML parser,
+ * a third of the code, for the runs that have a config file): from there, with its own code
+ * cache, through the loader (cli/loader.ts); without a loader, as a package.
+ */
+export async function importPart<T>(name: BundledPart): Promise<T> {
+  const lent = (globalThis as { [LENT_PART]?: PartLoader })[LENT_PART];
+  return (lent ? lent(name) : await import(name)) as T;
+}
+
+/** The part's file, when `error` says it is missing (a build left half done); otherwise undefined. */
+export function missingPart(error: unknown, name: BundledPart): string | undefined {
+  const { code, path } = (error ?? {}) as NodeJS.ErrnoException;
+  return code === 'ENOENT' && typeof path === 'string' && path.endsWith(`${name}.cjs`) ? path : undefined;
+}
+
 /**
  * Loads a CommonJS dependency outside the bundle with `require`, for those needed on the way to a
  * tunnel (the keychain binding): in the bundle, a CommonJS script, the first `import()` starts

@@ -17,11 +17,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import envPaths from 'env-paths';
 import type { Document, LineCounter } from 'yaml';
-import { BurrowError, UsageError } from '../errors.js';
+import { BurrowError, ExitCode, UsageError } from '../errors.js';
+import { importPart, missingPart } from '../external.js';
 import { text } from '../output/messages.js';
 import { resolveTransport, type TransportChoice } from '../tunnel/transports.js';
 import type { CommandName } from './command-table.js';
@@ -183,8 +184,23 @@ export async function loadConfig(env: NodeJS.ProcessEnv): Promise<BurrowConfig |
 
 /** Parses and checks a config file's text; every mistake is a UsageError naming `path`, a line and a key. */
 export async function parseConfig(source: string, path: string, env: NodeJS.ProcessEnv): Promise<BurrowConfig> {
-  const yaml: Yaml = await import('yaml');
-  return new ConfigReader(yaml, source, path, env).read();
+  return new ConfigReader(await yamlParser(), source, path, env).read();
+}
+
+/** The YAML parser: a part of the bundle, loaded on first use (external.ts). */
+async function yamlParser(): Promise<Yaml> {
+  try {
+    return await importPart<Yaml>('yaml');
+  } catch (error) {
+    const missing = missingPart(error, 'yaml');
+    if (missing === undefined) throw error;
+    // <root>/dist/bin/yaml.cjs, said the way bin/burrow.js says a missing bundle.
+    const root = dirname(dirname(dirname(missing)));
+    throw new BurrowError('BURROW_INTERNAL', ExitCode.internal, text.partMissing(join('dist', 'bin', basename(missing))), {
+      hint: text.partMissingHint(root),
+      cause: error,
+    });
+  }
 }
 
 class ConfigReader {

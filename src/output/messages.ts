@@ -575,6 +575,9 @@ export const text = {
 
   // --- the config file (cli/config.ts, burrow config) --------------------------------------------
   configAt: (path: string, line: number, message: string) => `${path}:${line}: ${message}`,
+  /** A part of the bundle (external.ts `importPart`) is missing: a build left half done. */
+  partMissing: (path: string) => `burrow is not built: ${path} is missing`,
+  partMissingHint: (root: string) => `run "npm run build" in ${root} (or "npm ci", which builds too) and run burrow again`,
   configMissing: (path: string) => `the config file ${path} (BURROW_CONFIG) does not exist`,
   configMissingHint: 'create it, or unset BURROW_CONFIG to use the default file',
   configUnreadable: (path: string, reason: string) => `cannot read the config file ${path}: ${reason}`,

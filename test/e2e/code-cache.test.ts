@@ -19,6 +19,8 @@ import { suiteWorld } from '../helpers/world.js';
 
 const BUNDLE = join(repoRoot, 'dist', 'bin', 'burrow.cjs');
 const LOADER = join(repoRoot, 'dist', 'bin', 'loader.cjs');
+/** The YAML parser, a part bundled apart (src/external.ts `importPart`), loaded only for a config file. */
+const YAML_PART = join(repoRoot, 'dist', 'bin', 'yaml.cjs');
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 describe('start-up: the V8 code cache', () => {
@@ -49,12 +51,15 @@ describe('start-up: the V8 code cache', () => {
     assert.equal(result.stderr, '', 'nothing on stderr');
   }
 
-  it('the bundle is pure ASCII: read as a one-byte string (a single non-ASCII character makes V8 hold all of it as UTF-16, ~4 ms more per start)', () => {
-    const bytes = readFileSync(BUNDLE);
-    const at = bytes.findIndex((byte) => byte > 0x7f);
-    const line = at === -1 ? 0 : bytes.subarray(0, at).toString('latin1').split('\n').length;
-    assert.equal(at, -1, `non-ASCII byte at line ${line} of dist/bin/burrow.cjs: write it as \\u escape in the source (in a regex or string) or as ASCII (in a comment)`);
-  });
+  for (const file of [BUNDLE, YAML_PART]) {
+    const name = file.split('/').at(-1)!;
+    it(`${name} is pure ASCII: read as a one-byte string (a single non-ASCII character makes V8 hold all of it as UTF-16, ~4 ms more per start)`, () => {
+      const bytes = readFileSync(file);
+      const at = bytes.findIndex((byte) => byte > 0x7f);
+      const line = at === -1 ? 0 : bytes.subarray(0, at).toString('latin1').split('\n').length;
+      assert.equal(at, -1, `non-ASCII byte at line ${line} of dist/bin/${name}: write it as \\u escape in the source (in a regex or string) or as ASCII (in a comment)`);
+    });
+  }
 
   it('the first run writes it privately; the next run takes it as it is', async () => {
     const u = user();
@@ -160,6 +165,29 @@ describe('start-up: the V8 code cache', () => {
     assert.equal(versionOf(), `${versionB}\n`, "B's bytes ran, not A's bytecode");
     assert.deepEqual(caches(), [`burrow-${sha256(bundleB).slice(0, 16)}.bin`], "A's cache was removed");
     assert.equal(versionOf(), `${versionB}\n`, 'B with its own cache');
+  });
+
+  it('the YAML part loads only for a config file, with a cache of its own beside the bundle\'s, and neither removes the other', async () => {
+    const u = user();
+    await tunnel(u.env);
+    assert.deepEqual(readdirSync(join(u.cache, 'burrow', 'code-cache')), [u.file.split('/').at(-1)], 'no config file: the part was never loaded');
+    const config = tempDir('burrow-code-cache-config-');
+    mkdirSync(join(config, 'burrow'));
+    writeFileSync(join(config, 'burrow', 'config.yaml'), 'defaults:\n  log-level: warn\n');
+    const withFile = { ...u.env, XDG_CONFIG_HOME: config };
+    await tunnel(withFile);
+    const part = codeCachePath(sha256(readFileSync(YAML_PART)), u.env, 'yaml');
+    assert.equal(part, join(u.cache, 'burrow', 'code-cache', `yaml-${sha256(readFileSync(YAML_PART)).slice(0, 16)}.bin`));
+    assert.ok(existsSync(part), 'the part wrote its cache');
+    assert.ok(existsSync(u.file), "the bundle's cache is still there");
+    assert.equal(statSync(part).mode & 0o777, 0o600);
+    assert.equal(headerOf(part), `burrow-code-cache 2 ${sha256(readFileSync(YAML_PART))} ${process.version} ${process.arch} other`);
+    assert.ok(readFileSync(LOADER, 'utf8').includes(`"${sha256(readFileSync(YAML_PART))}"`), "the build put the part's hash in the loader");
+    const before = { part: stamp(part), bundle: stamp(u.file) };
+    await tunnel(withFile);
+    const check = await runBurrow(['config', 'check'], { env: withFile });
+    assert.equal(check.code, 0, check.stderr);
+    assert.deepEqual({ part: stamp(part), bundle: stamp(u.file) }, before, 'both accepted by V8: neither written again');
   });
 
   it('parallel first runs leave one whole cache and no temporary files', async () => {

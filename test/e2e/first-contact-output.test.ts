@@ -339,8 +339,9 @@ describe('the spinner on a terminal narrower than its line', () => {
 
 describe('starting on a Node.js too old, or from a checkout never built', () => {
   const bin = createRequire(import.meta.url)(BURROW_BIN) as { unsupportedNode(version: string): string | undefined; MINIMUM_NODE: number[] };
-  const spawnNode = async (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
-    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: tempDir('burrow-cache-') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const spawnNode = async (args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CONFIG_HOME: tempDir('burrow-config-'), XDG_CACHE_HOME: tempDir('burrow-cache-'), ...options.env };
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -372,7 +373,7 @@ describe('starting on a Node.js too old, or from a checkout never built', () => 
     assert.match(result.stderr, /^burrow: error: burrow needs Node\.js 20\.18\.1 or newer, and this is Node\.js 18\.19\.0 .* — install a newer Node\.js/);
   });
 
-  it('a clone never built (no dist/), or built by half (no bundle): one line naming the fix, exit 1', async () => {
+  it('a clone never built (no dist/), or built by half (no bundle, or no YAML part): one line naming the fix, exit 1', async () => {
     const root = tempDir('burrow-unbuilt-');
     mkdirSync(join(root, 'bin'));
     copyFileSync(BURROW_BIN, join(root, 'bin', 'burrow.js'));
@@ -385,5 +386,15 @@ describe('starting on a Node.js too old, or from a checkout never built', () => 
     const half = await spawnNode([join(root, 'bin', 'burrow.js'), 'version']);
     assert.equal(half.code, 1);
     assert.equal(half.stderr, `burrow: error: burrow is not built: ${join('dist', 'bin', 'burrow.cjs')} is missing — run "npm run build" in ${root} (or "npm ci", which builds too) and run burrow again\n`);
+    // The bundle without its YAML part: fine until there is a config file to read.
+    copyFileSync(join(repoRoot, 'dist', 'bin', 'burrow.cjs'), join(root, 'dist', 'bin', 'burrow.cjs'));
+    const config = tempDir('burrow-unbuilt-config-');
+    mkdirSync(join(config, 'burrow'));
+    writeFileSync(join(config, 'burrow', 'config.yaml'), 'defaults:\n  log-level: debug\n');
+    const noConfig = await spawnNode([join(root, 'bin', 'burrow.js'), 'version']);
+    assert.equal(noConfig.code, 0, noConfig.stderr);
+    const noPart = await spawnNode([join(root, 'bin', 'burrow.js'), 'config', 'check'], { env: { XDG_CONFIG_HOME: config } });
+    assert.equal(noPart.code, 1);
+    assert.equal(noPart.stderr, `burrow: error: burrow is not built: ${join('dist', 'bin', 'yaml.cjs')} is missing — run "npm run build" in ${root} (or "npm ci", which builds too) and run burrow again\n`);
   });
 });

@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -194,12 +194,12 @@ describe('the npm package, installed with npm install -g and run as a user runs 
   });
 
   it('the tarball holds what runs and nothing else; the install has only the external dependencies', () => {
-    assert.deepEqual(packedFiles, ['LICENSE', 'README.md', 'bin/burrow.js', 'bin/package.json', 'dist/bin/burrow.cjs', 'dist/bin/loader.cjs', 'package.json']);
+    assert.deepEqual(packedFiles, ['LICENSE', 'README.md', 'bin/burrow.js', 'bin/package.json', 'dist/bin/burrow.cjs', 'dist/bin/loader.cjs', 'dist/bin/yaml.cjs', 'package.json']);
     const where = join(prefix, 'lib', 'node_modules', 'burrow-tunnel');
     assert.ok(existsSync(join(where, 'dist', 'bin', 'burrow.cjs')));
     const modules = readdirSync(join(where, 'node_modules')).filter((n) => !n.startsWith('.'));
-    // Bundled into dist/bin/burrow.cjs, so not installed: chalk, commander, env-paths.
-    for (const bundled of ['chalk', 'commander', 'env-paths']) assert.ok(!modules.includes(bundled), `${bundled} is bundled, not installed`);
+    // Bundled into dist/bin/burrow.cjs (yaml into dist/bin/yaml.cjs), so not installed.
+    for (const bundled of ['chalk', 'commander', 'env-paths', 'yaml']) assert.ok(!modules.includes(bundled), `${bundled} is bundled, not installed`);
     for (const external of ['open', 'undici', 'ws']) assert.ok(modules.includes(external), `${external} is installed (${modules.join(', ')})`);
     assert.ok(registry!.requests.every((r) => !r.includes('chalk') && !r.includes('commander')), 'npm never asked for the bundled ones');
   });
@@ -223,6 +223,16 @@ describe('the npm package, installed with npm install -g and run as a user runs 
     const second = await installed(args, { ...world!.env, XDG_CACHE_HOME: cache }, 'again');
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stdout, 'again');
+  });
+
+  it('a config file is read by the installed burrow (its YAML parser is the part beside the bundle)', async () => {
+    const config = join(root, 'config-installed', 'burrow');
+    mkdirSync(config, { recursive: true });
+    writeFileSync(join(config, 'config.yaml'), 'defaults:\n  log-level: debug\ntunnels:\n  git: { destination: git.corp.test:22, listen: 127.0.0.1:2202 }\n');
+    const result = await installed(['config', 'check'], { XDG_CONFIG_HOME: dirname(config), XDG_CACHE_HOME: join(root, 'cache-config') });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /config\.yaml: ok \(1 default, 1 tunnel\)/);
+    assert.deepEqual(readdirSync(join(root, 'cache-config', 'burrow', 'code-cache')).map((n) => n.split('-')[0]).sort(), ['burrow', 'yaml'], 'each with its code cache');
   });
 
   it('ssh-config names the installed burrow in its ProxyCommand', async () => {
