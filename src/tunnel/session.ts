@@ -153,8 +153,8 @@ async function carry(local: LocalEnd, tunnel: Tunnel, token: string | undefined,
   const result = await splice(local, tunnel, {
     // Destroying local ends the upload pipeline, which ends the splice.
     onRemoteEnd: options.endOnRemoteEof ? () => destroyLocal(local) : undefined,
-    // Stdio: one tunnel in the process, so one read buffer held for it is cheap.
-    reuseReadBuffer: options.endOnRemoteEof === true,
+    // Stdio: one tunnel in the process, so a read buffer of its own from the first byte is cheap.
+    readIntoAfter: options.endOnRemoteEof ? 0 : undefined,
   });
   disarm();
   stopWatching?.();

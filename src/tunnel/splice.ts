@@ -5,6 +5,7 @@
  * fails; then both streams are destroyed so no socket outlives its tunnel.
  */
 import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Readable, Writable } from 'node:stream';
 import { readIntoBuffers } from '../net/node-internals.js';
 import type { Tunnel } from './transport.js';
@@ -43,13 +44,19 @@ export interface SpliceOptions {
    */
   onRemoteEnd?: () => void;
   /**
-   * Read the tunnel into one reused buffer, written straight to the local side, instead of a new
-   * buffer and a stream chunk per TLS record (`readInto`). For one tunnel per process (stdio):
-   * the buffer is held for as long as the tunnel is open, which a listener's 1,000 idle tunnels
-   * should not pay.
+   * After how many downloaded bytes the tunnel is read into a buffer of its own (`readInto`)
+   * instead of piped: 0 reads that way from the first byte (stdio: one tunnel per process).
+   * Default {@link BULK_DOWNLOAD}: a listener's many small tunnels hold no buffer.
    */
-  reuseReadBuffer?: boolean;
+  readIntoAfter?: number;
 }
+
+/**
+ * When a tunnel is moving bulk data (a clone, a download) and a read buffer of its own pays: the
+ * buffer is held for as long as the tunnel is open, and 1,000 short tunnels of a listener each
+ * holding one left RSS 6-60 MiB higher after their second burst (test/e2e/load.test.ts).
+ */
+export const BULK_DOWNLOAD = 1024 * 1024;
 
 /** Splices `local` and `tunnel` until both directions are done; never rejects. */
 export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOptions = {}): Promise<SpliceResult> {
@@ -71,10 +78,10 @@ export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOpt
   };
   // `end: false` settles once the local side's bytes are written to the tunnel's stream, not yet
   // sent: `finish` settles once they are, and only then may the tunnel be destroyed below.
-  const upload = oneWay(local.input, remote, false, UPLOAD_SLICE)
+  const upload = oneWay(local.input, remote, false, 'sliced')
     .then(() => tunnel.finish())
     .catch(fail('local'));
-  const download = oneWay(remote, local.output, true, 0, options.reuseReadBuffer === true)
+  const download = oneWay(remote, local.output, true, options.readIntoAfter ?? BULK_DOWNLOAD)
     .then(() => options.onRemoteEnd?.())
     .catch(fail('remote'));
   await Promise.all([upload, download]);
@@ -100,16 +107,18 @@ function prematureClose(): Error {
  * One direction, with `pipeline`'s outcome at a fraction of its memory: `pipeline` watches each
  * stream with `finished()` (five of them for two streams, each with its closures and listener
  * arrays), ~13 KiB of heap per tunnel for both directions, which a listener with 1,000 open
- * tunnels holds 1,000 times. Here: `pipe` for the bytes and backpressure, and one listener per
- * event. Resolves once `source` has ended and, with `end`, `dest` has finished (its end sent
+ * tunnels holds 1,000 times. Here: the bytes and backpressure by `how` (`sliced`: the upload,
+ * in record-sized writes, `pumpSliced`; a number: the download, piped, then read into a buffer
+ * of its own, `readInto`, once that many bytes came, where the stream can read that way), and
+ * one listener per event. Resolves once `source` has ended and, with `end`, `dest` has finished (its end sent
  * after the last byte); without `end`, once every byte was handed to `dest`. Rejects with the
  * first error of either stream, or a premature close (`ERR_STREAM_PREMATURE_CLOSE`) when one
  * closes before that. Streams are not destroyed here: the splice does that.
  */
-function oneWay(source: Readable, dest: Writable, end: boolean, slice = 0, reuse = false): Promise<void> {
+function oneWay(source: Readable, dest: Writable, end: boolean, how: 'sliced' | number): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    // The source's end came (`endSeen`), and was passed on (`sourceEnded`): with `slice`, the
+    // The source's end came (`endSeen`), and was passed on (`sourceEnded`): when sliced, the
     // second waits while the last chunk is still being written piece by piece (`busy`).
     let endSeen = false;
     let sourceEnded = false;
@@ -140,8 +149,8 @@ function oneWay(source: Readable, dest: Writable, end: boolean, slice = 0, reuse
     dest.once('close', () => {
       if (!settled && !(end ? dest.writableFinished : sourceEnded)) settle(prematureClose());
     });
-    if (slice > 0) {
-      pumpSliced(source, dest, slice, {
+    if (how === 'sliced') {
+      pumpSliced(source, dest, UPLOAD_SLICE, {
         start: () => (busy = () => {}),
         done: () => {
           const then = busy;
@@ -149,27 +158,58 @@ function oneWay(source: Readable, dest: Writable, end: boolean, slice = 0, reuse
           then?.();
         },
       });
-    } else if (!(reuse && readInto(source, dest))) {
+    } else if (!(how === 0 && readInto(source, dest))) {
       source.pipe(dest, { end: false });
+      if (how > 0) readIntoOnceBulk(source, dest, how);
     }
   });
 }
 
-/** The reused read buffer of `readInto`: a TLS record is at most 16 KiB; a plain TCP read up to 64. */
-const READ_BUFFER = 64 * 1024;
+/**
+ * Switches a piped download to `readInto` once `after` bytes have come: the chunk that crosses
+ * the line is written by the pipe (its listener came first), then the pipe is taken away and,
+ * a microtask later, what the socket buffered meanwhile is written ahead of the first read into
+ * the buffer. Where the socket cannot read that way, it is piped again.
+ */
+function readIntoOnceBulk(source: Readable, dest: Writable, after: number): void {
+  if (!(source instanceof Socket)) return;
+  let seen = 0;
+  const count = (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen < after) return;
+    source.off('data', count);
+    source.unpipe(dest);
+    queueMicrotask(() => {
+      if (!source.destroyed && !dest.destroyed && !readInto(source, dest)) source.pipe(dest, { end: false });
+    });
+  };
+  source.on('data', count);
+}
+
+/**
+ * The size of `readInto`'s buffer: Node hands a TLS socket's clear text over at most one record,
+ * 16 KiB, at a time; a plain TCP read is up to 64 KiB.
+ */
+export function readBufferSize(source: Socket): number {
+  return source instanceof TLSSocket ? 16 * 1024 : 64 * 1024;
+}
 
 /**
  * `source.pipe(dest)` for a socket, reading into one buffer that is used again for the next
- * read whenever `dest` took the last bytes at once (the usual case: stdout, a pipe, has room), and
- * replaced by a fresh one when `dest` still holds them. Per TLS record that saves a buffer, its
- * stream chunk and the 'data' event; measured, a third less CPU per GiB downloaded. Bytes the
- * socket already buffered (those that came with the proxy's answer) are written first. False when
- * the socket cannot read that way (node-internals.ts): then the caller pipes.
+ * read whenever `dest` took the last bytes at once (the usual case: a local socket or stdout has
+ * room), and replaced by a fresh one when `dest` still holds them. Per TLS record that saves a
+ * buffer, its stream chunk and the 'data' event: a third less CPU per GiB downloaded, in stdio
+ * and listener mode alike (docs/performance.md). The buffer is held while the tunnel is open
+ * (16 KiB for a TLS tunnel), so a listener's tunnels take one only once they move bulk data
+ * ({@link BULK_DOWNLOAD}). Bytes the socket already buffered (those that came with the proxy's
+ * answer) are written first. False when the socket cannot read that way (node-internals.ts):
+ * then the caller pipes.
  */
 function readInto(source: Readable, dest: Writable): boolean {
   if (!(source instanceof Socket)) return false;
   for (let chunk = source.read() as Buffer | null; chunk !== null; chunk = source.read() as Buffer | null) dest.write(chunk);
-  let own = Buffer.allocUnsafe(READ_BUFFER);
+  const size = readBufferSize(source);
+  let own = Buffer.allocUnsafe(size);
   let waiting = false;
   const resume = () => {
     waiting = false;
@@ -177,7 +217,7 @@ function readInto(source: Readable, dest: Writable): boolean {
   };
   const switched = readIntoBuffers(
     source,
-    () => (dest.writableLength > 0 ? (own = Buffer.allocUnsafe(READ_BUFFER)) : own),
+    () => (dest.writableLength > 0 ? (own = Buffer.allocUnsafe(size)) : own),
     (n, buffer) => {
       if (dest.destroyed) return false;
       if (dest.write(buffer.subarray(0, n))) return true;

@@ -7,7 +7,7 @@ import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { socketTunnel } from '../../src/tunnel/connect.js';
 import type { Tunnel } from '../../src/tunnel/transport.js';
-import { splice, UPLOAD_SLICE } from '../../src/tunnel/splice.js';
+import { BULK_DOWNLOAD, readBufferSize, splice, UPLOAD_SLICE } from '../../src/tunnel/splice.js';
 import { payload, sha256 } from '../helpers/data.js';
 import { readFixture } from '../helpers/fixtures.js';
 import { within } from '../helpers/world.js';
@@ -106,46 +106,66 @@ describe('splice', () => {
     }
   });
 
-  it('with a reused read buffer (stdio), every downloaded byte reaches a local output that is slow now and then, in order', { timeout: 30_000 }, async () => {
-    const data = payload(16 * MB + 777, 13);
-    const server = createServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem'), allowHalfOpen: true }, (s) => {
-      s.on('error', () => {});
-      s.resume();
-      // Odd-sized writes, so that records and reads do not line up with the buffer.
-      for (let at = 0; at < data.length; at += 100_003) s.write(data.subarray(at, at + 100_003));
-      s.end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const { port } = server.address() as AddressInfo;
-      const tcp = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
-      const socket = connect({ socket: tcp, servername: 'localhost', ca: readFixture('ca.pem') });
-      await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
-      socket.pause();
-      // Bytes are hashed when the output gets to them, not when written: a buffer used again
-      // while the output still held it would change the digest.
-      const hash = createHash('sha256');
-      let writes = 0;
-      const output = new Writable({
-        highWaterMark: 32 * 1024,
-        write(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
-          if (++writes % 7 === 0) setTimeout(callback, 2);
-          else callback();
-        },
+  for (const [mode, after] of [
+    ['from the first byte (stdio)', 0],
+    ['once the tunnel moves bulk data (a listener), after a pipe', BULK_DOWNLOAD],
+  ] as const) {
+    it(`read into a reused buffer of one record ${mode}, every downloaded byte reaches a local output that is slow now and then, in order`, { timeout: 30_000 }, async () => {
+      const data = payload(16 * MB + 777, 13);
+      const server = createServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem'), allowHalfOpen: true }, (s) => {
+        s.on('error', () => {});
+        s.resume();
+        // Odd-sized writes, so that records and reads do not line up with the buffer.
+        for (let at = 0; at < data.length; at += 100_003) s.write(data.subarray(at, at + 100_003));
+        s.end();
       });
-      const input = new PassThrough();
-      input.end();
-      const done = splice({ input, output }, socketTunnel(socket, 0), { reuseReadBuffer: true });
-      assert.equal(socket.listenerCount('data'), 0, 'read into the buffer, not piped');
-      const result = await done;
-      assert.equal(result.error, undefined);
-      assert.ok(output.writableFinished, 'the remote end reached the local output');
-      assert.equal(hash.digest('hex'), sha256(data));
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        const tcp = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
+        const socket = connect({ socket: tcp, servername: 'localhost', ca: readFixture('ca.pem') });
+        await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+        socket.pause();
+        // Bytes are hashed when the output gets to them, not when written: a buffer used again
+        // while the output still held it would change the digest.
+        const hash = createHash('sha256');
+        let writes = 0;
+        let largest = 0;
+        // A buffer read into again and again shows up as the same ArrayBuffer under many writes;
+        // piped, every record comes in a buffer of its own.
+        const memory = new Set<ArrayBufferLike>();
+        const firstMiB = new Set<ArrayBufferLike>();
+        let received = 0;
+        const output = new Writable({
+          highWaterMark: 32 * 1024,
+          write(chunk: Buffer, _encoding, callback) {
+            hash.update(chunk);
+            largest = Math.max(largest, chunk.length);
+            memory.add(chunk.buffer);
+            received += chunk.length;
+            if (received <= BULK_DOWNLOAD) firstMiB.add(chunk.buffer);
+            if (++writes % 7 === 0) setTimeout(callback, 2);
+            else callback();
+          },
+        });
+        const input = new PassThrough();
+        input.end();
+        const done = splice({ input, output }, socketTunnel(socket, 0), { readIntoAfter: after });
+        if (after === 0) assert.equal(socket.listenerCount('data'), 0, 'read into the buffer, not piped');
+        else assert.ok(socket.listenerCount('data') > 0, 'piped first');
+        const result = await done;
+        assert.equal(result.error, undefined);
+        assert.ok(output.writableFinished, 'the remote end reached the local output');
+        assert.equal(hash.digest('hex'), sha256(data));
+        assert.equal(readBufferSize(socket), 16 * 1024);
+        assert.ok(largest <= readBufferSize(socket), `no read larger than the buffer (${largest})`);
+        assert.ok(memory.size < writes / 2, `read into reused buffers: ${memory.size} buffers for ${writes} writes`);
+        if (after > 0) assert.ok(firstMiB.size > 16, `the first MiB piped, a buffer per record: ${firstMiB.size}`);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  }
 
   /** A tunnel over an in-memory stream; `finished` counts calls of `finish`. */
   function memoryTunnel(stream: Duplex): Tunnel & { finished: number } {
