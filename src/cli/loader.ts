@@ -70,7 +70,7 @@ function identity(hash: string): string {
 function pruneOthers(path: string, name: BundleName): void {
   const dir = dirname(path);
   const own = path.slice(dir.length + 1);
-  // `burrow-<hex>.bin`, not `burrow-yaml-…`: each bundle prunes only its own.
+  // `burrow-<hex>.bin` prunes only other `burrow-<hex>.bin`, `yaml-<hex>.bin` only other `yaml-…`.
   const sameBundle = new RegExp(`^${name}-[0-9a-f]+\\${SUFFIX}$`);
   let names: string[];
   try {
@@ -135,8 +135,8 @@ function cacheEnabled(env: NodeJS.ProcessEnv): boolean {
 
 /**
  * Compiles and runs the CommonJS bundle `file` with its code cache and returns its exports. The
- * cache is written at exit when there was none, V8 turned it down, or `kind` says this run's is
- * worth more (`kind` of `undefined`: this run's never is).
+ * cache is written at exit when there was none, V8 turned it down, or this run's is worth more (a
+ * tunnel's over another command's; a part's is always of kind `other`).
  */
 function runCached(file: string, name: BundleName, env: NodeJS.ProcessEnv, kind: Kind): unknown {
   const source = readFileSync(file, 'utf8');
