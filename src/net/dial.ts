@@ -4,6 +4,7 @@
  * socket takes that socket's `allowHalfOpen` (nodejs/node#27836), and ssh/git rely on half-close.
  * Every failure leaves here as a BurrowError naming the proxy and what to do.
  */
+import dns from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import { type Endpoint, formatAuthority, type ProxyEndpoint } from '../target.js';
@@ -200,8 +201,6 @@ export async function lookupFirstHop(request: Pick<DialRequest, 'endpoint' | 'la
   const hop = firstHop(request);
   if (net.isIP(hop.host)) return [hop.host];
   try {
-    // Imported here: only `burrow doctor` asks, and every start-up would load it otherwise.
-    const dns = await import('node:dns/promises');
     return (await dns.lookup(hop.host, { all: true })).map((entry) => entry.address);
   } catch (error) {
     const failure = classifyNetworkError(error, hop, 'connect');
