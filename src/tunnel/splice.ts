@@ -5,8 +5,8 @@
  * fails; then both streams are destroyed so no socket outlives its tunnel.
  */
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { Readable, Writable } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import { readIntoBuffers } from '../net/node-internals.js';
 import type { Tunnel } from './transport.js';
 
@@ -54,7 +54,7 @@ export interface SpliceOptions {
 /**
  * When a tunnel is moving bulk data (a clone, a download) and a read buffer of its own pays: the
  * buffer is held for as long as the tunnel is open, and 1,000 short tunnels of a listener each
- * holding one left RSS 6-60 MiB higher after their second burst (test/e2e/load.test.ts).
+ * holding one left RSS 6-63 MiB higher after their second burst (test/e2e/load.test.ts).
  */
 export const BULK_DOWNLOAD = 1024 * 1024;
 
@@ -110,10 +110,11 @@ function prematureClose(): Error {
  * tunnels holds 1,000 times. Here: the bytes and backpressure by `how` (`sliced`: the upload,
  * in record-sized writes, `pumpSliced`; a number: the download, piped, then read into a buffer
  * of its own, `readInto`, once that many bytes came, where the stream can read that way), and
- * one listener per event. Resolves once `source` has ended and, with `end`, `dest` has finished (its end sent
- * after the last byte); without `end`, once every byte was handed to `dest`. Rejects with the
- * first error of either stream, or a premature close (`ERR_STREAM_PREMATURE_CLOSE`) when one
- * closes before that. Streams are not destroyed here: the splice does that.
+ * one listener per event. Resolves once `source` has ended and, with `end`, `dest` has finished
+ * (its end sent after the last byte); without `end`, once every byte was handed to `dest`.
+ * Rejects with the first error of either stream, or a premature close
+ * (`ERR_STREAM_PREMATURE_CLOSE`) when one closes before that. Streams are not destroyed here:
+ * the splice does that.
  */
 function oneWay(source: Readable, dest: Writable, end: boolean, how: 'sliced' | number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -198,8 +199,8 @@ export function readBufferSize(source: Socket): number {
  * `source.pipe(dest)` for a socket, reading into one buffer that is used again for the next
  * read whenever `dest` took the last bytes at once (the usual case: a local socket or stdout has
  * room), and replaced by a fresh one when `dest` still holds them. Per TLS record that saves a
- * buffer, its stream chunk and the 'data' event: a third less CPU per GiB downloaded, in stdio
- * and listener mode alike (docs/performance.md). The buffer is held while the tunnel is open
+ * buffer, its stream chunk and the 'data' event: a quarter to a third less CPU per GiB
+ * downloaded, in stdio and listener mode (docs/performance.md). The buffer is held while the tunnel is open
  * (16 KiB for a TLS tunnel), so a listener's tunnels take one only once they move bulk data
  * ({@link BULK_DOWNLOAD}). Bytes the socket already buffered (those that came with the proxy's
  * answer) are written first. False when the socket cannot read that way (node-internals.ts):
