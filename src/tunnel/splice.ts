@@ -200,11 +200,11 @@ export function readBufferSize(source: Socket): number {
  * read whenever `dest` took the last bytes at once (the usual case: a local socket or stdout has
  * room), and replaced by a fresh one when `dest` still holds them. Per TLS record that saves a
  * buffer, its stream chunk and the 'data' event: a quarter to a third less CPU per GiB
- * downloaded, in stdio and listener mode (docs/performance.md). The buffer is held while the tunnel is open
- * (16 KiB for a TLS tunnel), so a listener's tunnels take one only once they move bulk data
- * ({@link BULK_DOWNLOAD}). Bytes the socket already buffered (those that came with the proxy's
- * answer) are written first. False when the socket cannot read that way (node-internals.ts):
- * then the caller pipes.
+ * downloaded, in stdio and listener mode (docs/performance.md). The buffer is held while the
+ * tunnel is open (16 KiB for a TLS tunnel), so a listener's tunnels take one only once they move
+ * bulk data ({@link BULK_DOWNLOAD}). Bytes the socket already buffered (those that came with the
+ * proxy's answer) are written first. False when the socket cannot read that way
+ * (node-internals.ts): then the caller pipes.
  */
 function readInto(source: Readable, dest: Writable): boolean {
   if (!(source instanceof Socket)) return false;
