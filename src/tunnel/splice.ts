@@ -44,19 +44,20 @@ export interface SpliceOptions {
    */
   onRemoteEnd?: () => void;
   /**
-   * After how many downloaded bytes the tunnel is read into a buffer of its own (`readInto`)
-   * instead of piped: 0 reads that way from the first byte (stdio: one tunnel per process).
-   * Default {@link BULK_DOWNLOAD}: a listener's many small tunnels hold no buffer.
+   * After how many bytes a direction reads into buffers of its own instead of a fresh one per
+   * read: the download (`readInto`) once it moved that many, the upload (`pumpSliced`) likewise.
+   * 0 reads that way from the first byte (stdio: one tunnel per process). Default
+   * {@link BULK_TRANSFER}: a listener's many small tunnels hold no buffers.
    */
   readIntoAfter?: number;
 }
 
 /**
- * When a tunnel is moving bulk data (a clone, a download) and a read buffer of its own pays: the
- * buffer is held for as long as the tunnel is open, and 1,000 short tunnels of a listener each
- * holding one left RSS 6-63 MiB higher after their second burst (test/e2e/load.test.ts).
+ * When a direction of a tunnel is moving bulk data (a clone, a push) and read buffers of its own
+ * pay: they are held for as long as the tunnel is open, and 1,000 short tunnels of a listener
+ * each holding one left RSS 6-63 MiB higher after their second burst (test/e2e/load.test.ts).
  */
-export const BULK_DOWNLOAD = 1024 * 1024;
+export const BULK_TRANSFER = 1024 * 1024;
 
 /** Splices `local` and `tunnel` until both directions are done; never rejects. */
 export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOptions = {}): Promise<SpliceResult> {
@@ -78,10 +79,11 @@ export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOpt
   };
   // `end: false` settles once the local side's bytes are written to the tunnel's stream, not yet
   // sent: `finish` settles once they are, and only then may the tunnel be destroyed below.
-  const upload = oneWay(local.input, remote, false, 'sliced')
+  const readIntoAfter = options.readIntoAfter ?? BULK_TRANSFER;
+  const upload = oneWay(local.input, remote, false, readIntoAfter, UPLOAD_SLICE)
     .then(() => tunnel.finish())
     .catch(fail('local'));
-  const download = oneWay(remote, local.output, true, options.readIntoAfter ?? BULK_DOWNLOAD)
+  const download = oneWay(remote, local.output, true, readIntoAfter)
     .then(() => options.onRemoteEnd?.())
     .catch(fail('remote'));
   await Promise.all([upload, download]);
@@ -107,16 +109,16 @@ function prematureClose(): Error {
  * One direction, with `pipeline`'s outcome at a fraction of its memory: `pipeline` watches each
  * stream with `finished()` (five of them for two streams, each with its closures and listener
  * arrays), ~13 KiB of heap per tunnel for both directions, which a listener with 1,000 open
- * tunnels holds 1,000 times. Here: the bytes and backpressure by `how` (`sliced`: the upload,
- * in record-sized writes, `pumpSliced`; a number: the download, piped, then read into a buffer
- * of its own, `readInto`, once that many bytes came, where the stream can read that way), and
+ * tunnels holds 1,000 times. Here: the bytes and backpressure (with `slice`, the upload:
+ * record-sized writes, `pumpSliced`; without, the download: piped, `readInto`), each read into
+ * buffers of its own once `readIntoAfter` bytes came, where the stream can read that way, and
  * one listener per event. Resolves once `source` has ended and, with `end`, `dest` has finished
  * (its end sent after the last byte); without `end`, once every byte was handed to `dest`.
  * Rejects with the first error of either stream, or a premature close
  * (`ERR_STREAM_PREMATURE_CLOSE`) when one closes before that. Streams are not destroyed here:
  * the splice does that.
  */
-function oneWay(source: Readable, dest: Writable, end: boolean, how: 'sliced' | number): Promise<void> {
+function oneWay(source: Readable, dest: Writable, end: boolean, readIntoAfter: number, slice?: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false;
     // The source's end came (`endSeen`), and was passed on (`sourceEnded`): when sliced, the
@@ -150,18 +152,24 @@ function oneWay(source: Readable, dest: Writable, end: boolean, how: 'sliced' | 
     dest.once('close', () => {
       if (!settled && !(end ? dest.writableFinished : sourceEnded)) settle(prematureClose());
     });
-    if (how === 'sliced') {
-      pumpSliced(source, dest, UPLOAD_SLICE, {
-        start: () => (busy = () => {}),
-        done: () => {
-          const then = busy;
-          busy = undefined;
-          then?.();
+    if (slice !== undefined) {
+      pumpSliced(
+        source,
+        dest,
+        slice,
+        {
+          start: () => (busy = () => {}),
+          done: () => {
+            const then = busy;
+            busy = undefined;
+            then?.();
+          },
         },
-      });
-    } else if (!(how === 0 && readInto(source, dest))) {
+        readIntoAfter,
+      );
+    } else if (!(readIntoAfter === 0 && readInto(source, dest))) {
       source.pipe(dest, { end: false });
-      if (how > 0) readIntoOnceBulk(source, dest, how);
+      if (readIntoAfter > 0) readIntoOnceBulk(source, dest, readIntoAfter);
     }
   });
 }
@@ -202,7 +210,7 @@ export function readBufferSize(source: Socket): number {
  * buffer, its stream chunk and the 'data' event: a quarter to a third less CPU per GiB
  * downloaded, in stdio and listener mode (docs/performance.md). The buffer is held while the
  * tunnel is open (16 KiB for a TLS tunnel), so a listener's tunnels take one only once they move
- * bulk data ({@link BULK_DOWNLOAD}). Bytes the socket already buffered (those that came with the
+ * bulk data ({@link BULK_TRANSFER}). Bytes the socket already buffered (those that came with the
  * proxy's answer) are written first. False when the socket cannot read that way
  * (node-internals.ts): then the caller pipes.
  */
@@ -246,47 +254,147 @@ function readInto(source: Readable, dest: Writable): boolean {
  * not the whole chunk in flight. The source is paused while a chunk is being written. `chunk`
  * tells the caller when a chunk starts and when its last piece is handed to `dest`, so that the
  * source's end, which can come before that, is passed on after it.
+ *
+ * Once `readIntoAfter` bytes have come (0: from the first), a socket source is read into buffers
+ * of its own ({@link OwnReadBuffers}) instead of a fresh one per read: fresh memory for the kernel
+ * to copy into, thousands of page faults per 512 MiB uploaded on this machine
+ * (docs/performance.md). The switch is made between chunks, with no write waiting for 'drain';
+ * what the socket holds by then goes first, as one more chunk. Where the socket cannot read
+ * that way, it stays as it is.
  */
-function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { start(): void; done(): void }): void {
+function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { start(): void; done(): void }, readIntoAfter: number): void {
   let pending: Buffer | undefined;
   let offset = 0;
-  const resume = () => source.resume();
-  const feed = (): void => {
+  // The write callback that frees the own buffer `pending` is a view of, for its last piece.
+  let release: (() => void) | undefined;
+  // A write is waiting for 'drain' (then the source is paused, or `pending` waits).
+  let waiting = false;
+  let seen = 0;
+  // undefined: not switched yet; null: the socket cannot read into buffers of its own.
+  let own: OwnReadBuffers | null | undefined;
+  const resume = () => {
+    waiting = false;
+    source.resume();
+  };
+  /** Hands `pending` over piece by piece: true once all of it is, false while waiting for 'drain'. */
+  const feed = (): boolean => {
     while (pending !== undefined) {
-      if (dest.destroyed) return;
-      if (offset >= pending.length) {
-        pending = undefined;
-        chunk.done();
-        source.resume();
-        return;
-      }
+      if (dest.destroyed) return false;
       const piece = pending.subarray(offset, offset + slice);
       offset += piece.length;
+      if (offset >= pending.length) {
+        // The last piece: reading goes on at once, and the next chunk may queue behind it.
+        const freed = release;
+        pending = undefined;
+        release = undefined;
+        if (freed) dest.write(piece, freed);
+        else dest.write(piece);
+        return true;
+      }
       // `false` with nothing left queued: the piece went to the kernel at once (a 'drain' will
       // follow, unheard). `false` with bytes queued: wait until they are gone.
-      if (!dest.write(piece) && dest.writableLength > 0 && offset < pending.length) {
-        dest.once('drain', feed);
-        return;
+      if (!dest.write(piece) && dest.writableLength > 0) {
+        waiting = true;
+        dest.once('drain', next);
+        return false;
       }
     }
+    return true;
   };
-  source.on('data', (data: Buffer) => {
-    if (dest.destroyed) return;
+  /** One chunk read (`freed` once its last byte left `dest`): false to read no more until resumed. */
+  const write = (data: Buffer, freed?: () => void): boolean => {
+    seen += data.length;
     if (data.length <= slice) {
       // As `pipe` does: the chunk is dest's now; read on once dest drained.
-      if (!dest.write(data) && dest.writableLength > 0) {
-        source.pause();
+      if (!(freed ? dest.write(data, freed) : dest.write(data)) && dest.writableLength > 0) {
+        waiting = true;
         dest.once('drain', resume);
+        return false;
       }
-      return;
+      return true;
     }
-    source.pause();
     chunk.start();
     pending = data;
     offset = 0;
-    feed();
-  });
+    release = freed;
+    if (!feed()) return false;
+    chunk.done();
+    return true;
+  };
+  const onData = (data: Buffer) => {
+    if (dest.destroyed) return;
+    if (!write(data)) source.pause();
+    // Not from inside the socket's read: a microtask later (as readIntoOnceBulk does).
+    else if (own === undefined && seen >= readIntoAfter) queueMicrotask(switchOver);
+  };
+  /** Switches to buffers of its own when due and safe; false while a chunk it took waits. */
+  const switchToOwn = (): boolean => {
+    if (own !== undefined || seen < readIntoAfter || waiting || pending !== undefined || !(source instanceof Socket)) return true;
+    if (source.destroyed || dest.destroyed) return true;
+    const buffers = new OwnReadBuffers(readBufferSize(source));
+    // `read()` emits what it returns as 'data': the listener goes first.
+    source.off('data', onData);
+    const held = source.readableLength > 0 ? (source.read() as Buffer | null) : null;
+    own = readIntoBuffers(
+      source,
+      () => buffers.next(),
+      (n, buffer) => !dest.destroyed && write(buffer.subarray(0, n), buffers.take(buffer)),
+    )
+      ? buffers
+      : null;
+    if (own === null) source.on('data', onData);
+    if (held === null || write(held)) return true;
+    source.pause();
+    return false;
+  };
+  const switchOver = () => void switchToOwn();
+  const next = () => {
+    waiting = false;
+    if (!feed()) return;
+    chunk.done();
+    if (switchToOwn()) source.resume();
+  };
+  source.on('data', onData);
+  const go = readIntoAfter > 0 || switchToOwn();
   // As `pipe` does: the source is handed over paused.
-  if (dest.writableNeedDrain) dest.once('drain', resume);
-  else source.resume();
+  if (!go) return;
+  if (dest.writableNeedDrain) {
+    waiting = true;
+    dest.once('drain', resume);
+  } else {
+    source.resume();
+  }
+}
+
+/**
+ * Read buffers for a socket whose bytes go to a stream that holds on to them until its write
+ * calls back (a TLS socket: once the record is on its way to the kernel). Two, used in turn:
+ * the next read's buffer is asked for right after a read, while that read's bytes are still
+ * being written, and the one before is free again by then. A buffer is free once the write of
+ * its last byte called back, the documented moment a stream is done with a chunk; should both
+ * still be held, the read gets a fresh one.
+ */
+class OwnReadBuffers {
+  readonly #buffers: readonly [Buffer, Buffer];
+  readonly #held = [false, false];
+  readonly #release = [() => void (this.#held[0] = false), () => void (this.#held[1] = false)] as const;
+
+  constructor(size: number) {
+    this.#buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  }
+
+  /** The buffer for the next read. */
+  next(): Buffer {
+    if (!this.#held[0]) return this.#buffers[0];
+    if (!this.#held[1]) return this.#buffers[1];
+    return Buffer.allocUnsafe(this.#buffers[0].length);
+  }
+
+  /** Marks `buffer` held by a write and returns that write's callback, which frees it (none for a fresh one). */
+  take(buffer: Buffer): (() => void) | undefined {
+    const index = this.#buffers.indexOf(buffer);
+    if (index < 0) return undefined;
+    this.#held[index] = true;
+    return this.#release[index];
+  }
 }

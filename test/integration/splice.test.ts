@@ -1,13 +1,13 @@
 /** The splice between a local end and a tunnel, over real loopback sockets. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { socketTunnel } from '../../src/tunnel/connect.js';
 import type { Tunnel } from '../../src/tunnel/transport.js';
-import { BULK_DOWNLOAD, readBufferSize, splice, UPLOAD_SLICE } from '../../src/tunnel/splice.js';
+import { BULK_TRANSFER, readBufferSize, splice, UPLOAD_SLICE } from '../../src/tunnel/splice.js';
 import { payload, sha256 } from '../helpers/data.js';
 import { readFixture } from '../helpers/fixtures.js';
 import { within } from '../helpers/world.js';
@@ -108,7 +108,7 @@ describe('splice', () => {
 
   for (const [mode, after] of [
     ['from the first byte (stdio)', 0],
-    ['once the tunnel moves bulk data (a listener), after a pipe', BULK_DOWNLOAD],
+    ['once the tunnel moves bulk data (a listener), after a pipe', BULK_TRANSFER],
   ] as const) {
     it(`read into a reused buffer of one record ${mode}, every downloaded byte reaches a local output that is slow now and then, in order`, { timeout: 30_000 }, async () => {
       const data = payload(16 * MB + 777, 13);
@@ -143,7 +143,7 @@ describe('splice', () => {
             largest = Math.max(largest, chunk.length);
             memory.add(chunk.buffer);
             received += chunk.length;
-            if (received <= BULK_DOWNLOAD) firstMiB.add(chunk.buffer);
+            if (received <= BULK_TRANSFER) firstMiB.add(chunk.buffer);
             if (++writes % 7 === 0) setTimeout(callback, 2);
             else callback();
           },
@@ -163,6 +163,76 @@ describe('splice', () => {
         if (after > 0) assert.ok(firstMiB.size > 16, `the first MiB piped, a buffer per record: ${firstMiB.size}`);
       } finally {
         await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  }
+
+  for (const [mode, after] of [
+    ['from the first byte (stdio)', 0],
+    ['once the tunnel moves bulk data (a listener), after the first MiB', BULK_TRANSFER],
+  ] as const) {
+    it(`upload read into reused buffers ${mode}: every byte reaches a proxy that is slow now and then, in order, one record per write at most`, { timeout: 30_000 }, async () => {
+      const data = payload(16 * MB + 4_321, 17);
+      // The proxy's side: hashes what it reads, stops reading for 2 ms now and then, and ends
+      // its side once the upload ended.
+      const proxy = createServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem'), allowHalfOpen: true }, (s) => {
+        s.on('error', () => {});
+        const hash = createHash('sha256');
+        let reads = 0;
+        s.on('data', (d: Buffer) => {
+          hash.update(d);
+          if (++reads % 11 === 0) {
+            s.pause();
+            setTimeout(() => s.resume(), 2);
+          }
+        });
+        s.once('end', () => s.end(hash.digest('hex')));
+      });
+      // The local side: a real accepted socket, as a listener has, fed in odd-sized writes.
+      const local = netServer({ allowHalfOpen: true });
+      await Promise.all([
+        new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve)),
+        new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve)),
+      ]);
+      const client = netConnect({ port: (local.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+      try {
+        const accepted = await new Promise<Socket>((resolve) => local.once('connection', resolve));
+        accepted.pause();
+        const tcp = netConnect({ host: '127.0.0.1', port: (proxy.address() as AddressInfo).port, allowHalfOpen: true });
+        const socket = connect({ socket: tcp, servername: 'localhost', ca: readFixture('ca.pem') });
+        await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+        // Each write to the tunnel noted (its size, its memory), passed on as it came.
+        let writes = 0;
+        let largest = 0;
+        const memory = new Set<ArrayBufferLike>();
+        const firstMiB = new Set<ArrayBufferLike>();
+        let sent = 0;
+        const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+        socket.write = ((chunk: Buffer, ...rest: unknown[]) => {
+          writes++;
+          largest = Math.max(largest, chunk.length);
+          memory.add(chunk.buffer);
+          sent += chunk.length;
+          if (sent <= BULK_TRANSFER) firstMiB.add(chunk.buffer);
+          return write(chunk, ...rest);
+        }) as typeof socket.write;
+        let answer = '';
+        client.setEncoding('utf8').on('data', (d: string) => (answer += d));
+        const done = splice({ input: accepted, output: accepted }, socketTunnel(socket, 0), { readIntoAfter: after });
+        for (let at = 0; at < data.length; at += 77_777) client.write(data.subarray(at, at + 77_777));
+        client.end();
+        const result = await within(done, 25_000, { error: new Error('the splice did not end within 25 s'), failedSide: undefined });
+        assert.equal(result.error, undefined);
+        const ended = new Promise<boolean>((resolve) => (client.readableEnded ? resolve(true) : client.once('end', () => resolve(true))));
+        assert.ok(await within(ended, 5_000, false), 'the end reached the local client');
+        assert.equal(answer, sha256(data), 'the proxy got every byte, in order');
+        assert.ok(largest <= UPLOAD_SLICE, `no write to the tunnel larger than one record (${largest})`);
+        assert.ok(memory.size < writes / 8, `read into reused buffers: ${memory.size} buffers under ${writes} writes`);
+        if (after > 0) assert.ok(firstMiB.size >= 8, `the first MiB read as usual, a buffer per read: ${firstMiB.size}`);
+        else assert.ok(firstMiB.size <= 3, `reused from the first byte: ${firstMiB.size} buffers in the first MiB`);
+      } finally {
+        client.destroy();
+        await Promise.all([new Promise((resolve) => proxy.close(resolve)), new Promise((resolve) => local.close(resolve))]);
       }
     });
   }
