@@ -93,10 +93,13 @@ export async function splice(local: LocalEnd, tunnel: Tunnel, options: SpliceOpt
 }
 
 /**
- * The most clear text handed to the tunnel's stream in one write: one TLS record's worth. A
- * local read is up to 64 KiB (libuv's read size); written whole, its encrypted copy (64 KiB and
- * more) waits in Node's TLS output buffer until the kernel takes it, beside the clear chunk. With
- * 1,000 busy tunnels and a proxy that lags, those copies were most of burrow's peak memory.
+ * The most clear text handed to the tunnel's stream in one write until a tunnel's upload is bulk
+ * ({@link BULK_TRANSFER}): one TLS record's worth. A local read is up to 64 KiB (libuv's read
+ * size); written whole, its encrypted copy (64 KiB and more) waits in Node's TLS output buffer
+ * until the kernel takes it, beside the clear chunk. With 1,000 busy tunnels and a proxy that
+ * lags, those copies were most of burrow's peak memory. A bulk upload, read into buffers of its
+ * own, writes each read whole: four records per write cost a third less CPU than one, and the
+ * few tunnels that move bulk data at once can hold a chunk's copy each.
  */
 export const UPLOAD_SLICE = 16 * 1024;
 
@@ -256,11 +259,11 @@ function readInto(source: Readable, dest: Writable): boolean {
  * source's end, which can come before that, is passed on after it.
  *
  * Once `readIntoAfter` bytes have come (0: from the first), a socket source is read into buffers
- * of its own ({@link OwnReadBuffers}) instead of a fresh one per read: fresh memory for the kernel
- * to copy into, thousands of page faults per 512 MiB uploaded on this machine
- * (docs/performance.md). The switch is made between chunks, with no write waiting for 'drain';
- * what the socket holds by then goes first, as one more chunk. Where the socket cannot read
- * that way, it stays as it is.
+ * of its own ({@link OwnReadBuffers}) instead of a fresh one per read (fresh memory for the kernel
+ * to copy into: thousands of page faults per 512 MiB uploaded on this machine), and each read,
+ * up to 64 KiB, is written whole (docs/performance.md). The switch is made between chunks, with
+ * no write waiting for 'drain'; what the socket holds by then goes first, sliced, as one more
+ * chunk. Where the socket cannot read that way, it stays as it is.
  */
 function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { start(): void; done(): void }, readIntoAfter: number): void {
   let pending: Buffer | undefined;
@@ -301,10 +304,13 @@ function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { st
     }
     return true;
   };
-  /** One chunk read (`freed` once its last byte left `dest`): false to read no more until resumed. */
-  const write = (data: Buffer, freed?: () => void): boolean => {
+  /**
+   * One chunk read, sliced unless `whole` (`freed` once its last byte left `dest`): false to read
+   * no more until resumed.
+   */
+  const write = (data: Buffer, freed?: () => void, whole = false): boolean => {
     seen += data.length;
-    if (data.length <= slice) {
+    if (whole || data.length <= slice) {
       // As `pipe` does: the chunk is dest's now; read on once dest drained.
       if (!(freed ? dest.write(data, freed) : dest.write(data)) && dest.writableLength > 0) {
         waiting = true;
@@ -338,7 +344,7 @@ function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { st
     own = readIntoBuffers(
       source,
       () => buffers.next(),
-      (n, buffer) => !dest.destroyed && write(buffer.subarray(0, n), buffers.take(buffer)),
+      (n, buffer) => !dest.destroyed && write(buffer.subarray(0, n), buffers.take(buffer), true),
     )
       ? buffers
       : null;
