@@ -7,7 +7,7 @@ import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { socketTunnel } from '../../src/tunnel/connect.js';
 import type { Tunnel } from '../../src/tunnel/transport.js';
-import { BULK_TRANSFER, readBufferSize, splice, UPLOAD_SLICE } from '../../src/tunnel/splice.js';
+import { BULK_TRANSFER, JOINED_RECORDS, readBufferSize, splice, UPLOAD_SLICE } from '../../src/tunnel/splice.js';
 import { payload, sha256 } from '../helpers/data.js';
 import { readFixture } from '../helpers/fixtures.js';
 import { within } from '../helpers/world.js';
@@ -110,7 +110,7 @@ describe('splice', () => {
     ['from the first byte (stdio)', 0],
     ['once the tunnel moves bulk data (a listener), after a pipe', BULK_TRANSFER],
   ] as const) {
-    it(`read into a reused buffer of one record ${mode}, every downloaded byte reaches a local output that is slow now and then, in order`, { timeout: 30_000 }, async () => {
+    it(`download read into reused buffers ${mode}, its records joined once bulk: every byte reaches a local output that is slow now and then, in order`, { timeout: 30_000 }, async () => {
       const data = payload(16 * MB + 777, 13);
       const server = createServer({ cert: readFixture('proxy.pem'), key: readFixture('proxy-key.pem'), allowHalfOpen: true }, (s) => {
         s.on('error', () => {});
@@ -134,6 +134,7 @@ describe('splice', () => {
         // (with the largest read into it); piped, every record comes in a buffer of its own, and
         // what the socket held when the reading switched comes as one chunk.
         const memory = new Map<ArrayBufferLike, { uses: number; largest: number }>();
+        let largestInFirstMiB = 0;
         const firstMiB = new Set<ArrayBufferLike>();
         let received = 0;
         const output = new Writable({
@@ -143,7 +144,11 @@ describe('splice', () => {
             const seen = memory.get(chunk.buffer) ?? { uses: 0, largest: 0 };
             memory.set(chunk.buffer, { uses: seen.uses + 1, largest: Math.max(seen.largest, chunk.length) });
             received += chunk.length;
-            if (received <= BULK_TRANSFER) firstMiB.add(chunk.buffer);
+            if (received <= BULK_TRANSFER) {
+              firstMiB.add(chunk.buffer);
+              // What the socket held when the reading switched comes as one chunk: not a read.
+              if (seen.uses > 0) largestInFirstMiB = Math.max(largestInFirstMiB, chunk.length);
+            }
             if (++writes % 7 === 0) setTimeout(callback, 2);
             else callback();
           },
@@ -159,7 +164,9 @@ describe('splice', () => {
         assert.equal(hash.digest('hex'), sha256(data));
         assert.equal(readBufferSize(socket), 16 * 1024);
         const largest = Math.max(...[...memory.values()].filter((m) => m.uses > 1).map((m) => m.largest));
-        assert.ok(largest <= readBufferSize(socket), `no read larger than the buffer (${largest})`);
+        assert.ok(largest <= JOINED_RECORDS * readBufferSize(socket), `no write larger than the joined buffer (${largest})`);
+        assert.ok(largest > readBufferSize(socket), `records joined once bulk (largest write ${largest})`);
+        assert.ok(largestInFirstMiB <= readBufferSize(socket), `the first MiB a record per write (${largestInFirstMiB})`);
         assert.ok(memory.size < writes / 2, `read into reused buffers: ${memory.size} buffers for ${writes} writes`);
         if (after > 0) assert.ok(firstMiB.size > 16, `the first MiB piped, a buffer per record: ${firstMiB.size}`);
       } finally {
