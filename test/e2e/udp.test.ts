@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ExitCode } from '../../src/errors.js';
@@ -47,6 +47,26 @@ async function freeUdpPort(): Promise<number> {
   const { port } = socket.address();
   await new Promise<void>((resolve) => socket.close(() => resolve()));
   return port;
+}
+
+/**
+ * A port on 127.0.0.1 free a moment ago for UDP and TCP both: dnsmasq listens on both, and a
+ * UDP port alone can be a TCP port another test holds. Bounded: 20 tries.
+ */
+async function freeDnsPort(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const port = await freeUdpPort();
+    const tcp = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) {
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+      return port;
+    }
+  }
+  throw new Error('no port on 127.0.0.1 was free for both UDP and TCP in 20 tries');
 }
 
 /** A payload whose bytes depend on its size and seed, so a mix-up or a cut shows. */
@@ -143,7 +163,6 @@ describe('burrow udp', () => {
   let dnsmasq: ChildProcess | undefined;
   before(async () => {
     echo = await udpEcho();
-    dnsPort = await freeUdpPort();
   });
   // What the proxy's hooks do, set by the tests: the next request for a destination is held,
   // CONNECT-UDP answers carry raw bytes for the fuzz route.
@@ -165,7 +184,6 @@ describe('burrow udp', () => {
   // The UDP routes, once their servers have ports.
   before(async () => {
     world.proxy.addRoute({ from: 'udp+https://echo.corp.test:7', to: `udp://127.0.0.1:${echo.port}` });
-    world.proxy.addRoute({ from: 'udp+https://dns.corp.test:53', to: `udp://127.0.0.1:${dnsPort}` });
     world.proxy.addRoute({ from: 'udp+https://bob-only.corp.test:7', to: `udp://127.0.0.1:${echo.port}`, allow: ['bob@corp.test'] });
     world.proxy.addRoute({ from: 'udp+https://fuzz.corp.test:7', to: `udp://127.0.0.1:${echo.port}` });
     world.proxy.addRoute({ from: 'udp+https://relogin.corp.test:7', to: `udp://127.0.0.1:${echo.port}` });
@@ -179,15 +197,31 @@ describe('burrow udp', () => {
 
   it('dig gets its answers from a real DNS server behind the proxy, 40 queries from 40 source ports at once', async (t) => {
     if (!requireTools(t)) return;
-    dnsmasq = spawn(
-      DNSMASQ,
-      ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${dnsPort}`, '--user=root', '--pid-file=', '--address=/intranet.corp.test/10.1.2.3', '--txt-record=hello.corp.test,through burrow'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    // A port taken between choosing it and dnsmasq's bind (other tests run alongside) makes it
+    // exit at once with "Address already in use": then another port, 5 tries at most.
     let dnsmasqErr = '';
-    dnsmasq.stderr?.on('data', (d: Buffer) => (dnsmasqErr += d.toString()));
+    for (let attempt = 1; ; attempt++) {
+      dnsPort = await freeDnsPort();
+      dnsmasqErr = '';
+      const started = spawn(
+        DNSMASQ,
+        ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${dnsPort}`, '--user=root', '--pid-file=', '--address=/intranet.corp.test/10.1.2.3', '--txt-record=hello.corp.test,through burrow'],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      dnsmasq = started;
+      started.stderr?.on('data', (d: Buffer) => (dnsmasqErr += d.toString()));
+      const exited = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 500);
+        started.once('exit', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (!exited) break;
+      if (attempt === 5 || !/address already in use/i.test(dnsmasqErr)) throw new Error(`dnsmasq did not start: ${dnsmasqErr}`);
+    }
+    world.proxy.addRoute({ from: 'udp+https://dns.corp.test:53', to: `udp://127.0.0.1:${dnsPort}` });
     // Ready when it answers directly.
-    await eventually(() => dnsmasq?.exitCode === null, 2000, 'dnsmasq to start');
     for (let i = 0; i < 50; i++) {
       const direct = await run(DIG, ['@127.0.0.1', '-p', String(dnsPort), '+short', '+tries=1', '+time=1', 'intranet.corp.test', 'A']).catch(() => ({ stdout: '' }));
       if (direct.stdout.trim() === '10.1.2.3') break;
