@@ -390,11 +390,13 @@ describe('fake-pomerium sign-in', () => {
   test('an expired token gets 302 again', TEST_TIMEOUT, async (t) => {
     const echo = await startEchoServer();
     t.after(() => echo.close());
-    const proxy = await proxyFor(t, { tokenTtlSeconds: 1, routes: [{ from: 'tcp+https://git.corp.test:22', to: `tcp://${echo.address}` }] });
+    // `iat` is whole seconds, so a TTL of 2 s lives more than 1 s and at most 2: valid when
+    // checked at once, expired 2.1 s later, whenever in its second it was minted.
+    const proxy = await proxyFor(t, { tokenTtlSeconds: 2, routes: [{ from: 'tcp+https://git.corp.test:22', to: `tcp://${echo.address}` }] });
     const submitted = await httpsCall(`${proxy.url}/.pomerium/sign_in?pomerium_redirect_uri=${encodeURIComponent('http://127.0.0.1:1/')}&submit=1`);
     const jwt = new URL(String(submitted.headers.location)).searchParams.get('pomerium_jwt') ?? '';
     assert.ok(proxy.verifyToken(jwt));
-    await delay(1500);
+    await delay(2100);
     assert.equal(proxy.verifyToken(jwt), null);
     const answer = await rawConnect(proxy, 'git.corp.test:22', { token: jwt });
     answer.socket.destroy();
