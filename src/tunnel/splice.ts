@@ -342,8 +342,7 @@ function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { st
         const freed = release;
         pending = undefined;
         release = undefined;
-        if (freed) dest.write(piece, freed);
-        else dest.write(piece);
+        dest.write(piece, freed);
         return true;
       }
       // `false` with nothing left queued: the piece went to the kernel at once (a 'drain' will
@@ -364,7 +363,7 @@ function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { st
     seen += data.length;
     if (whole || data.length <= slice) {
       // As `pipe` does: the chunk is dest's now; read on once dest drained.
-      if (!(freed ? dest.write(data, freed) : dest.write(data)) && dest.writableLength > 0) {
+      if (!dest.write(data, freed) && dest.writableLength > 0) {
         waiting = true;
         dest.once('drain', resume);
         return false;
@@ -413,9 +412,9 @@ function pumpSliced(source: Readable, dest: Writable, slice: number, chunk: { st
     if (switchToOwn()) source.resume();
   };
   source.on('data', onData);
-  const go = readIntoAfter > 0 || switchToOwn();
+  // From the first byte: switched before any read (false: a chunk the socket held waits).
+  if (readIntoAfter === 0 && !switchToOwn()) return;
   // As `pipe` does: the source is handed over paused.
-  if (!go) return;
   if (dest.writableNeedDrain) {
     waiting = true;
     dest.once('drain', resume);
