@@ -6,6 +6,7 @@
 import { closeSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import type { Readable, Writable } from 'node:stream';
 
 export interface Runtime {
@@ -28,6 +29,15 @@ export interface Runtime {
   selfCommand(): string[];
   /** Rewrites the process title so a token given as an argument is not in `ps` output. */
   hideArguments(): void;
+  /**
+   * Turns V8's optimizing compiler (TurboFan) off for the rest of the run, for a process that
+   * carries one tunnel whose JavaScript only hands chunks between native sockets: optimized code
+   * buys that no CPU that can be measured, and each of the dozen or so compilations in its first
+   * seconds delays a round trip by milliseconds (docs/performance.md, "The stdio round trip's
+   * p99"). Back on at exit, before the loader writes the code cache: V8 accepts a cache only
+   * under the flags it was made with.
+   */
+  forgoOptimizingCompiler(): void;
 }
 
 /** package.json's version, put in by the bundler (scripts/bundle.mjs); undefined when unbundled. */
@@ -74,6 +84,7 @@ export interface ProcessRuntime extends Runtime {
 export function processRuntime(): ProcessRuntime {
   let exitCode = 0;
   let terminal: boolean | undefined;
+  let compilerOff = false;
   const runtime: ProcessRuntime = {
     env: process.env,
     stdin: process.stdin,
@@ -102,6 +113,13 @@ export function processRuntime(): ProcessRuntime {
     },
     hideArguments() {
       process.title = 'burrow';
+    },
+    forgoOptimizingCompiler() {
+      if (compilerOff) return;
+      compilerOff = true;
+      setFlagsFromString('--no-turbofan');
+      // Before the loader's own exit listener (src/cli/loader.ts), which was added first.
+      process.prependOnceListener('exit', () => setFlagsFromString('--turbofan'));
     },
   };
   return runtime;

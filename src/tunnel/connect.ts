@@ -41,6 +41,7 @@ const connectHint = (status: number) => (status === 405 || status === 501 ? text
 
 export class ConnectTransport implements Transport {
   readonly name = 'connect';
+  readonly framesInJavaScript = false;
   readonly #route: RouteOptions;
 
   constructor(route: RouteOptions) {

@@ -48,6 +48,12 @@ export interface Tunnel {
 
 export interface Transport {
   readonly name: string;
+  /**
+   * Whether its bytes pass through JavaScript one message at a time (WebSocket frames, parsed and
+   * masked) rather than straight between native sockets (a CONNECT stream). Only the first kind
+   * gains from V8's optimizing compiler (docs/performance.md, "The stdio round trip's p99").
+   */
+  readonly framesInJavaScript: boolean;
   open(request: OpenRequest): Promise<Tunnel>;
 }
 

@@ -41,6 +41,7 @@ class KeepaliveError extends Error {
 
 export class WebSocketTransport implements Transport {
   readonly name = 'websocket';
+  readonly framesInJavaScript = true;
   readonly #options: WebSocketTransportOptions;
 
   constructor(options: WebSocketTransportOptions) {

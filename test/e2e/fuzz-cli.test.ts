@@ -249,6 +249,8 @@ function interruptedRuntime(env: NodeJS.ProcessEnv, out: { text: string; err: st
     },
     selfCommand: () => [process.execPath, BURROW_BIN],
     hideArguments: () => {},
+    // The test process's own V8 flags stay as they are.
+    forgoOptimizingCompiler: () => {},
   };
 }
 

@@ -2,7 +2,8 @@
  * burrow tcp over WebSocket, end to end: the real CLI against two real peers it did not write —
  * Debian's `websockify` (TLS, in front of an echo server and of a real sshd) — and the local
  * proxy's `wss://` routes (sign-in, policy answers, keepalive, idle timeouts, backpressure, many
- * tunnels, extra headers).
+ * tunnels, extra headers), and that of the two transports only WebSocket, whose frames are
+ * JavaScript, keeps V8's optimizing compiler in stdio mode.
  *
  * WebSocket has no half-close, and a gateway may stop forwarding the moment it reads a close
  * frame (websockify shuts its target down at once). burrow therefore holds its close frame after
@@ -419,6 +420,50 @@ describe('burrow tcp over WebSocket', () => {
       assert.equal(connects.length - connectsBefore, 1);
       assert.equal(connects.at(-1)?.headers['x-api-key'], secret);
       assert.ok(!r.stderr.includes(secret), 'the header value is never logged');
+    });
+  });
+
+  describe("V8's optimizing compiler in stdio mode", () => {
+    /**
+     * 3,000 round trips of 64 zero bytes through a stdio tunnel run under `node --trace-opt`,
+     * which prints every TurboFan compilation on stdout, among the tunnel's bytes (its lines are
+     * text, never a zero byte). Returns the exit code and everything on stdout that was not echo.
+     */
+    async function traced(args: string[]): Promise<{ code: number; echoed: number; trace: string }> {
+      const ROUNDS = 3000;
+      const burrow = spawnBurrow(args, { env, collectStdout: false, nodeArgs: ['--trace-opt'] });
+      let echoed = 0;
+      let trace = '';
+      let wake: (() => void) | undefined;
+      burrow.child.stdout.on('data', (d: Buffer) => {
+        for (const byte of d) if (byte === 0) echoed++;
+        trace += d.toString('latin1').replaceAll('\0', '');
+        wake?.();
+      });
+      const message = Buffer.alloc(64);
+      const deadline = Date.now() + 60_000;
+      for (let i = 1; i <= ROUNDS && burrow.child.exitCode === null && Date.now() < deadline; i++) {
+        burrow.child.stdin.write(message);
+        while (echoed < i * message.length && burrow.child.exitCode === null && Date.now() < deadline) {
+          await within(new Promise<void>((resolve) => (wake = resolve)), 1000, undefined);
+        }
+      }
+      assert.equal(echoed, ROUNDS * message.length, `every round trip came back; stderr: ${burrow.stderr()}`);
+      burrow.child.stdin.end();
+      return { code: await within(burrow.exited, 10_000, -1), echoed, trace };
+    }
+
+    it('a CONNECT tunnel runs without it (no compile to delay a round trip); a WebSocket tunnel, whose frames are JavaScript, keeps it', { timeout: 120_000 }, async () => {
+      const connect = await traced(['tcp', 'git.corp.test:22', '--pomerium-url', proxy.url, '--alternate-ca-path', CA, '--listen', '-']);
+      assert.equal(connect.code, 0);
+      // Node 22's mid tier (Maglev) is not TurboFan and may still print lines of its own.
+      const lines = connect.trace.split('\n').filter(Boolean);
+      assert.deepEqual(lines.filter((line) => line.includes('TURBOFAN')), [], 'no TurboFan compile in 3,000 round trips');
+      assert.deepEqual(lines.filter((line) => !line.startsWith('[')), [], 'stdout held the echo and trace lines, nothing else');
+      // The same measurement sees compiles where they still happen.
+      const websocket = await traced(wsArgs(wssOf(proxy, '/echo'), '--listen', '-'));
+      assert.equal(websocket.code, 0);
+      assert.match(websocket.trace, /\(target TURBOFAN\)/, 'the WebSocket tunnel optimized its hot functions');
     });
   });
 });

@@ -31,6 +31,8 @@ export interface SpawnOptions {
   collectStdout?: boolean;
   /** A command that execs burrow with its arguments appended, e.g. `['prlimit', '--nofile=64:64', '--']`. */
   wrapper?: string[];
+  /** Options for `node` itself, before bin/burrow.js (e.g. `--trace-opt`). */
+  nodeArgs?: string[];
 }
 
 /** A fresh cache directory per process tree, removed by stopAll. */
@@ -52,7 +54,7 @@ export function spawnBurrow(args: string[], options: SpawnOptions = {}): BurrowP
     NO_COLOR: '1',
     ...options.env,
   };
-  const [command, ...argv] = [...(options.wrapper ?? []), process.execPath, BURROW_BIN, ...args];
+  const [command, ...argv] = [...(options.wrapper ?? []), process.execPath, ...(options.nodeArgs ?? []), BURROW_BIN, ...args];
   const child = spawn(command!, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';

@@ -116,6 +116,7 @@ function sessionOptions(s: TcpSettings, label: string): SessionOptions {
 
 /** Stdio mode: one tunnel; exit 0 on a clean close, the error's code otherwise. */
 async function runStdio(s: TcpSettings, runtime: Runtime): Promise<number> {
+  if (!s.transport.framesInJavaScript) runtime.forgoOptimizingCompiler();
   const stop = new AbortController();
   const offSignals = runtime.onSignal(() => stop.abort());
   const result = await runSession(stdioConnection(runtime.stdin, runtime.stdout), {
